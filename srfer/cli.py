@@ -1,0 +1,267 @@
+"""`srfer` command line: parsing and printing only; the work lives in the library."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from srfer.console import err_console
+from srfer.errors import SrferError
+
+app = typer.Typer(
+    name="srfer",
+    help="Super-resolution for low-resolution faces: SR, expression and identity stages.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEVICE_HELP = "auto (cuda → mps → cpu), cpu, cuda or mps."
+
+
+def friendly_errors(fn: F) -> F:
+    """Known failures print one line on stderr and exit non-zero, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from srfer.train.engine import TrainingInterrupted
+
+        try:
+            return fn(*args, **kwargs)
+        except SrferError as exc:
+            err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+            raise typer.Exit(1) from None
+        except TrainingInterrupted as exc:
+            err_console.print(f"[yellow]{exc}[/yellow]", soft_wrap=True)
+            raise typer.Exit(130) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/yellow]")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def print_json(payload: Any) -> None:
+    typer.echo(json.dumps(payload, indent=2, default=str))
+
+
+@app.command("train-sr")
+@friendly_errors
+def train_sr_command(
+    data: Path = typer.Option(
+        ..., help="CelebA root (img_align_celeba/ + partition file) or any face folder."
+    ),
+    out_dir: Path = typer.Option(
+        ..., "--out", help="Run folder: checkpoints, metrics.jsonl, samples/, curves.png."
+    ),
+    epochs: int = typer.Option(10, min=1, help="Total epochs (pre-training + adversarial)."),
+    pretrain_epochs: int = typer.Option(5, min=0, help="Pixel-MSE (SRResNet) epochs before the GAN phase."),
+    batch_size: int = typer.Option(16, min=1),
+    lr: float = typer.Option(1e-4, help="Adam learning rate (betas 0.9, 0.999), cosine-annealed."),
+    scale: int = typer.Option(4, help="Upscaling factor: 2, 4 or 8."),
+    hr_size: int = typer.Option(128, help="HR crop size (center crop); LR is hr_size/scale."),
+    channels: int = typer.Option(3, help="3 (RGB) or 1 (grayscale)."),
+    blocks: int = typer.Option(16, min=1, help="Residual blocks in the generator."),
+    features: int = typer.Option(64, min=4, help="Generator feature channels."),
+    perceptual: str = typer.Option("vgg19", help="Content loss backbone: vgg19, none or ckpt:PATH."),
+    vgg_weights: Path | None = typer.Option(None, help="torchvision VGG19 state dict (offline use)."),
+    content_weight: float = typer.Option(0.006, help="Weight of the perceptual MSE (SRGAN: 0.006)."),
+    adversarial_weight: float = typer.Option(1e-3, help="Weight of the adversarial BCE."),
+    pixel_weight: float = typer.Option(0.0, help="Weight of a pixel MSE term in the GAN phase."),
+    texture_weight: float = typer.Option(0.0, help="Weight of the Gram-matrix texture loss."),
+    epoch_size: int = typer.Option(0, min=0, help="Samples per epoch (0: the whole training split)."),
+    val_limit: int = typer.Option(0, min=0, help="Validate on the first N val images only (0: all)."),
+    cache: bool = typer.Option(True, help="Decode every crop once into memory."),
+    workers: int = typer.Option(-1, help="Loader workers (-1: one per spare core, ≤ 4)."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    amp: bool = typer.Option(True, help="bf16 autocast on CUDA (ignored on CPU)."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from last.safetensors."),
+    save_every: int = typer.Option(0, min=0, help="Also keep a checkpoint every N epochs."),
+    patience: int = typer.Option(0, min=0, help="Early stop after N epochs without PSNR gain (0: off)."),
+    seed: int = typer.Option(0),
+    as_json: bool = typer.Option(False, "--json", help="Print the final result as JSON."),
+) -> None:
+    """Train the face super-resolution generator (SRResNet, then SRGAN)."""
+    from srfer.train.sr import SRTrainArgs, train_sr
+
+    args = SRTrainArgs(
+        **{k: v for k, v in locals().items() if k not in ("as_json", "out_dir", "SRTrainArgs", "train_sr")},
+        out=out_dir,
+    )
+    result = train_sr(args)
+    if as_json:
+        print_json(result)
+    else:
+        out.print(
+            f"best {result['monitor']} {result['best']:.3f} at epoch {result['best_epoch']} "
+            f"→ {out_dir / 'best.safetensors'}"
+        )
+
+
+@app.command("info")
+@friendly_errors
+def info_command(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """Versions, compute device, AMP dtype and which default weights are present."""
+    from srfer.pipeline import environment_report
+
+    report = environment_report()
+    if as_json:
+        print_json(report)
+        return
+    table = Table(show_header=False, box=None)
+    for key, value in report.items():
+        if key != "weights":
+            table.add_row(f"[bold]{key}", str(value))
+    for name, entry in report["weights"].items():
+        table.add_row(f"[bold]weights:{name}", entry)
+    out.print(table)
+
+
+def _progress_bar():
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    )
+
+
+@app.command("upscale")
+@friendly_errors
+def upscale_command(
+    inputs: list[str] = typer.Argument(..., help="Image files, folders (recursive) or glob patterns."),
+    out_dir: Path = typer.Option(
+        ..., "-o", "--out", help="Output folder; each result is OUT/<input stem>.png."
+    ),
+    weights: Path | None = typer.Option(None, help="SR checkpoint (default: the shipped CelebA ×4 model)."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per input."),
+) -> None:
+    """Super-resolve face images of any size (×4 with the default weights)."""
+    from srfer.imageio import expand_inputs
+    from srfer.pipeline import upscale_files
+
+    total = len(expand_inputs(inputs))
+    with _progress_bar() as progress:
+        task = progress.add_task("upscaling", total=total)
+        report = upscale_files(inputs, out_dir, weights, device, lambda: progress.advance(task))
+    for src, dst in report.renamed:
+        err_console.print(f"[yellow]name clash:[/yellow] {src} → {dst}")
+    for _src, why in report.failed:
+        err_console.print(f"[red]skipped:[/red] {why}", soft_wrap=True)
+    if as_json:
+        for src, dst, size_in, size_out in report.written:
+            typer.echo(
+                json.dumps(
+                    {
+                        "input": str(src),
+                        "output": str(dst),
+                        "input_size": size_in,
+                        "output_size": size_out,
+                        "ok": True,
+                    }
+                )
+            )
+        for src, why in report.failed:
+            typer.echo(json.dumps({"input": str(src), "error": why, "ok": False}))
+    else:
+        for src, dst, size_in, size_out in report.written:
+            out.print(f"{src} ({size_in[0]}×{size_in[1]}) → {dst} ({size_out[0]}×{size_out[1]})")
+        out.print(f"{len(report.written)} upscaled, {len(report.failed)} failed")
+    if not report.written:
+        raise typer.Exit(1)
+
+
+@app.command("eval-sr")
+@friendly_errors
+def eval_sr_command(
+    data: Path = typer.Option(..., help="CelebA root or face folder."),
+    split: str = typer.Option("val", help="train, val, test or all."),
+    weights: Path | None = typer.Option(None, help="SR checkpoint (default: the shipped model)."),
+    limit: int = typer.Option(0, min=0, help="Evaluate the first N images only (0: all)."),
+    hr_size: int | None = typer.Option(None, help="HR crop size (default: the checkpoint's)."),
+    batch_size: int = typer.Option(32, min=1),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    per_image: bool = typer.Option(False, help="Also print every image's row in the table."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the full result (with per-image rows) as JSON."
+    ),
+) -> None:
+    """PSNR/SSIM of the SR model vs bicubic on held-out faces."""
+    from srfer.pipeline import evaluate_sr
+
+    with _progress_bar() as progress:
+        task = progress.add_task("evaluating", total=None)
+        result = evaluate_sr(
+            data,
+            split,
+            weights,
+            device,
+            batch_size,
+            limit,
+            hr_size,
+            lambda n: progress.update(task, completed=n),
+        )
+    if as_json:
+        print_json(result)
+        return
+    title = (
+        f"{result['images']} images, {result['lr_size']}→{result['hr_size']} px "
+        f"(×{result['scale']}) · {result['data']}"
+    )
+    table = Table(title=title, caption=result["protocol"])
+    for col in ("image", "PSNR bicubic (dB)", "PSNR SR (dB)", "SSIM bicubic", "SSIM SR"):
+        table.add_column(col, justify="left" if col == "image" else "right")
+    rows = result["per_image"] if per_image else []
+    for row in rows:
+        table.add_row(
+            Path(row["image"]).name,
+            f"{row['psnr_bicubic']:.2f}",
+            f"{row['psnr_sr']:.2f}",
+            f"{row['ssim_bicubic']:.4f}",
+            f"{row['ssim_sr']:.4f}",
+        )
+    m = result["mean"]
+    table.add_row(
+        "[bold]mean",
+        f"{m['psnr_bicubic']:.2f}",
+        f"{m['psnr_sr']:.2f}",
+        f"{m['ssim_bicubic']:.4f}",
+        f"{m['ssim_sr']:.4f}",
+    )
+    out.print(table)
+    out.print(f"SR gain over bicubic: {result['psnr_gain_db']:+.2f} dB PSNR")
+
+
+@app.command("export")
+@friendly_errors
+def export_command(
+    checkpoint: Path = typer.Argument(..., help="A training checkpoint (e.g. RUN/best.safetensors)."),
+    target: Path = typer.Argument(..., help="Where to write the weights-only checkpoint."),
+    half: bool = typer.Option(True, help="Store fp16 tensors (half the size)."),
+) -> None:
+    """Write a weights-only copy of a checkpoint (no optimizer state), e.g. for weights/."""
+    from srfer.pipeline import export_weights
+    from srfer.weights import sha256
+
+    path = export_weights(checkpoint, target, half)
+    out.print(f"{path} ({path.stat().st_size / 1e6:.1f} MB, sha256 {sha256(path)})")

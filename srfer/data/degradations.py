@@ -1,0 +1,41 @@
+"""How a low-resolution face is made from a high-resolution one, and brought back naively.
+
+LR = antialiased bicubic downsample (torch's `antialias=True`, like PIL's/Matlab's
+imresize), quantised to 8 bits because real low-resolution inputs are 8-bit images.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def quantize_8bit(x01: torch.Tensor) -> torch.Tensor:
+    """Round a [0, 1] tensor to the 256 levels an 8-bit image can hold."""
+    return x01.clamp(0, 1).mul(255).round().div(255)
+
+
+def bicubic_resize(x01: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Antialiased bicubic resize of a (C, H, W) or (N, C, H, W) [0, 1] tensor, clamped."""
+    batched = x01.dim() == 4
+    x = x01 if batched else x01.unsqueeze(0)
+    size = (size, size) if isinstance(size, int) else size
+    out = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True)
+    out = out.clamp(0, 1)
+    return out if batched else out.squeeze(0)
+
+
+def downsample(hr01: torch.Tensor, scale: int) -> torch.Tensor:
+    """HR [0, 1] → LR [0, 1], 1/scale the size, 8-bit quantised."""
+    h, w = hr01.shape[-2:]
+    return quantize_8bit(bicubic_resize(hr01, (h // scale, w // scale)))
+
+
+def to_signed(x01: torch.Tensor) -> torch.Tensor:
+    """[0, 1] → [-1, 1], the range the generator reads and writes (tanh output)."""
+    return x01 * 2 - 1
+
+
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] → [0, 1], clamped."""
+    return ((x + 1) / 2).clamp(0, 1)

@@ -1,0 +1,116 @@
+"""Reading and writing images safely: every failure becomes a one-line `SrferError`.
+
+Handles EXIF orientation, RGBA/palette/16-bit/grayscale inputs and refuses decompression
+bombs (PIL's own pixel limit) instead of allocating gigabytes.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from srfer.errors import SrferError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm"}
+# PIL's default limit (~89.5 Mpx, a 9459×9459 image); above it we refuse rather than warn.
+MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """16-bit and float images are rescaled to 8 bits rather than clipped (PIL clips)."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I") and arr.max() > 255 else max(arr.max(), 1.0)
+        if img.mode == "F" and arr.max() <= 1.0:
+            top = 1.0
+        return Image.fromarray(np.clip(arr / top * 255.0, 0, 255).round().astype(np.uint8), "L")
+    return img
+
+
+def load_image(path: str | Path, mode: str = "RGB") -> Image.Image:
+    """Decode `path` fully into a PIL image in `mode` ("RGB" or "L")."""
+    path = Path(path)
+    if not path.exists():
+        raise SrferError(f"{path}: no such file")
+    if path.is_dir():
+        raise SrferError(f"{path}: is a folder, expected an image file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > MAX_IMAGE_PIXELS:
+                    raise SrferError(
+                        f"{path}: {img.width}×{img.height} px is over the "
+                        f"{MAX_IMAGE_PIXELS:,} px limit (decompression-bomb guard)"
+                    )
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                img = _to_8bit(img)
+                if img.mode in ("P", "LA", "PA") or "transparency" in img.info:
+                    img = img.convert("RGBA")
+                if img.mode == "RGBA":  # flatten transparency on white, not black
+                    background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+                    img = Image.alpha_composite(background, img)
+                return img.convert(mode)
+    except SrferError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise SrferError(f"{path}: image too large ({exc})") from None
+    except UnidentifiedImageError:
+        raise SrferError(f"{path}: not an image file (or an unsupported format)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise SrferError(f"{path}: corrupt or truncated image ({exc})") from None
+
+
+def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    """PIL image → float tensor (C, H, W) in [0, 1]."""
+    arr = np.asarray(img, dtype=np.uint8)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def tensor_to_pil(x: torch.Tensor) -> Image.Image:
+    """Float tensor (C, H, W) in [0, 1] → 8-bit PIL image (L or RGB)."""
+    arr = x.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(arr[:, :, 0], "L") if arr.shape[2] == 1 else Image.fromarray(arr, "RGB")
+
+
+def save_image_atomic(img: Image.Image, path: str | Path) -> None:
+    """Write via a temporary file + rename so an interrupted run never leaves half a PNG."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    img.save(tmp, format=(path.suffix.lstrip(".").upper().replace("JPG", "JPEG") or "PNG"))
+    os.replace(tmp, path)
+
+
+def expand_inputs(inputs: Iterable[str]) -> list[Path]:
+    """Files, folders (recursive) and glob patterns → sorted unique image paths.
+
+    A named file is kept whatever its suffix (so a bad file is reported, not silently
+    dropped); folder and glob members are filtered by image suffix.
+    """
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.exists():
+            found.append(path)
+        elif glob.has_magic(item):
+            matches = sorted(Path(p) for p in glob.glob(item, recursive=True))
+            found += [p for p in matches if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+        else:
+            raise SrferError(f"{item}: no such file or folder")
+    unique = list(dict.fromkeys(found))
+    if not unique:
+        raise SrferError(f"no images found in {', '.join(map(str, inputs))}")
+    return unique

@@ -1,0 +1,191 @@
+"""SRGAN losses: pixel, perceptual content (VGG19 φ5,4 or any srfer backbone), Gram
+texture and adversarial terms.
+
+Perceptual backbones are frozen feature extractors taking images in [-1, 1] and returning
+a list of feature maps, shallow to deep: the content loss uses the deepest, the texture
+(style) loss all of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from srfer.errors import SrferError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# torchvision vgg19().features indices of relu1_2, relu2_2, relu3_4, relu4_4, relu5_4 (φ5,4)
+VGG19_TAPS = (3, 8, 17, 26, 35)
+VGG19_FILE = "vgg19-dcbb9e9d.pth"  # torchvision's IMAGENET1K_V1 file name in the hub cache
+
+
+class FeatureBackbone(nn.Module):
+    """Frozen, eval-mode feature extractor: (N, C, H, W) in [-1, 1] → list of maps."""
+
+    def freeze(self) -> FeatureBackbone:
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+        return self
+
+    def train(self, mode: bool = True) -> FeatureBackbone:  # stays in eval mode (BN stats)
+        return super().train(False)
+
+
+class VGG19Features(FeatureBackbone):
+    """VGG19 conv layers up to relu5_4, ImageNet-normalised input (Ledig et al.'s φ5,4)."""
+
+    def __init__(self, state_dict: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        from torchvision.models import vgg19
+
+        self.layers = vgg19().features[: VGG19_TAPS[-1] + 1]
+        features = {
+            k.removeprefix("features."): v for k, v in state_dict.items() if not k.startswith("classifier.")
+        }
+        try:
+            self.layers.load_state_dict(features, strict=True)
+        except RuntimeError as exc:
+            raise SrferError(f"VGG19 weights do not match torchvision's vgg19: {str(exc)[:200]}") from None
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.freeze()
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        x = ((x + 1) / 2 - self.mean) / self.std
+        maps = []
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i in VGG19_TAPS:
+                maps.append(x)
+        return maps
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from .safetensors or a torch file, never unpickling code."""
+    if not path.is_file():
+        raise SrferError(f"{path}: VGG19 weights file not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any decoding failure is the same user error
+        raise SrferError(f"{path}: cannot read VGG19 weights ({str(exc)[:160]})") from None
+
+
+def load_vgg19_state(weights: Path | None) -> dict[str, torch.Tensor]:
+    """`--vgg-weights PATH`, else torchvision's ImageNet weights (cached or downloaded)."""
+    if weights is not None:
+        return _read_state_dict(Path(weights))
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
+    if cached.is_file():
+        return _read_state_dict(cached)
+    try:
+        from torchvision.models import VGG19_Weights
+
+        return VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=True)
+    except Exception as exc:  # noqa: BLE001 - offline: URLError, socket errors, …
+        raise SrferError(
+            "VGG19 ImageNet weights are not available (no network and none in "
+            f"{cached.parent}: {type(exc).__name__}); pass --vgg-weights PATH, "
+            "--perceptual ckpt:PATH or --perceptual none"
+        ) from None
+
+
+class CheckpointFeatures(FeatureBackbone):
+    """Intermediate features of any srfer network that defines `feature_maps(x)`."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        from srfer.checkpoint import load_checkpoint
+        from srfer.models import build_model
+
+        ckpt = load_checkpoint(path)
+        self.net = build_model(ckpt.kind, ckpt.config)
+        if not hasattr(self.net, "feature_maps"):
+            raise SrferError(f"{path}: a {ckpt.kind!r} network has no feature backbone to use")
+        self.net.load_state_dict(ckpt.section("model"))
+        self.freeze()
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.net.feature_maps(x)
+
+
+def build_perceptual(spec: str, vgg_weights: Path | None = None) -> FeatureBackbone | None:
+    """`vgg19` | `none` | `ckpt:PATH` → a frozen backbone (or None for `none`)."""
+    if spec == "none":
+        return None
+    if spec == "vgg19":
+        return VGG19Features(load_vgg19_state(vgg_weights))
+    if spec.startswith("ckpt:"):
+        return CheckpointFeatures(Path(spec[len("ckpt:") :]))
+    raise SrferError(f"unknown --perceptual {spec!r}; use vgg19, none or ckpt:PATH")
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) → (N, C, C), normalised by C·H·W (Gatys et al.)."""
+    n, c, h, w = features.shape
+    flat = features.reshape(n, c, h * w)
+    return flat @ flat.transpose(1, 2) / (c * h * w)
+
+
+@dataclass
+class SRLossWeights:
+    """Defaults follow SRGAN: VGG MSE rescaled by 1/12.75² ≈ 0.006, adversarial 1e-3."""
+
+    content: float = 0.006
+    adversarial: float = 1e-3
+    pixel: float = 0.0
+    texture: float = 0.0
+
+
+class SRGANGeneratorLoss(nn.Module):
+    """Weighted sum of the generator's terms; returns (total, {term: value})."""
+
+    def __init__(self, backbone: FeatureBackbone | None, weights: SRLossWeights) -> None:
+        super().__init__()
+        self.backbone, self.weights = backbone, weights
+
+    def forward(
+        self, sr: torch.Tensor, hr: torch.Tensor, fake_logits: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        w = self.weights
+        terms: dict[str, torch.Tensor] = {}
+        if w.pixel or self.backbone is None:
+            terms["pixel"] = (w.pixel or 1.0) * F.mse_loss(sr, hr)
+        if self.backbone is not None and (w.content or w.texture):
+            sr_maps, hr_maps = self.backbone(sr), self.backbone(hr)
+            if w.content:
+                terms["content"] = w.content * F.mse_loss(sr_maps[-1], hr_maps[-1].detach())
+            if w.texture:
+                terms["texture"] = w.texture * sum(
+                    F.mse_loss(gram_matrix(s), gram_matrix(h.detach()))
+                    for s, h in zip(sr_maps, hr_maps, strict=True)
+                )
+        if fake_logits is not None and w.adversarial:
+            terms["adversarial"] = w.adversarial * F.binary_cross_entropy_with_logits(
+                fake_logits, torch.ones_like(fake_logits)
+            )
+        total = torch.stack(list(terms.values())).sum()
+        return total, {k: float(v.detach()) for k, v in terms.items()}
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """BCE-with-logits: real → 1, fake → 0."""
+    real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+    fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+    return real + fake
+
+
+def pixel_mse(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """The SRResNet pre-training loss."""
+    return F.mse_loss(sr, hr)

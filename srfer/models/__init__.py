@@ -1,0 +1,25 @@
+"""Networks only. `build_model(kind, config)` rebuilds any network a checkpoint names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from srfer.models.srgan import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+
+# kind (as stored in checkpoints) → factory taking the stored config dict
+_BUILDERS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
+    "sr-generator": lambda cfg: Generator(GeneratorConfig(**cfg)),
+    "sr-discriminator": lambda cfg: Discriminator(DiscriminatorConfig(**cfg)),
+}
+
+
+def build_model(kind: str, config: dict[str, Any]) -> nn.Module:
+    if kind not in _BUILDERS:
+        raise KeyError(f"unknown model kind {kind!r}; known: {', '.join(sorted(_BUILDERS))}")
+    return _BUILDERS[kind](config)
+
+
+__all__ = ["Discriminator", "DiscriminatorConfig", "Generator", "GeneratorConfig", "build_model"]

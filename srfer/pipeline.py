@@ -1,0 +1,213 @@
+"""Inference chain: load checkpoints, super-resolve images, evaluate SR quality."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from srfer.checkpoint import load_checkpoint, save_checkpoint
+from srfer.data.degradations import to_signed, to_unit
+from srfer.data.faces import SRPairDataset, collate_skipping_failures, discover_faces
+from srfer.errors import SrferError
+from srfer.imageio import expand_inputs, load_image, pil_to_tensor, save_image_atomic, tensor_to_pil
+from srfer.metrics import PROTOCOL, psnr_per_image, ssim_per_image
+from srfer.models import Generator, build_model
+from srfer.train.runtime import amp_dtype, resolve_device
+from srfer.weights import resolve_weights, weights_status
+
+MIN_UPSCALE_SIDE = 8  # below this there is no face left to super-resolve
+MAX_UPSCALE_SIDE = 1024  # face crops; beyond this the 4× feature maps need many GB
+
+
+def load_generator(weights: Path | None = None, device: torch.device | None = None) -> Generator:
+    """The SR generator from `weights` (or the default), in eval mode on `device`."""
+    path = resolve_weights("sr", weights)
+    ckpt = load_checkpoint(path, expect_kind="sr-generator")
+    model = build_model(ckpt.kind, ckpt.config)
+    try:
+        model.load_state_dict({k: v.float() for k, v in ckpt.section("model").items()})
+    except RuntimeError as exc:
+        raise SrferError(f"{path}: weights do not match their config ({str(exc)[:160]})") from None
+    model.source = path  # type: ignore[attr-defined]
+    model.meta = ckpt.meta  # type: ignore[attr-defined]
+    return model.eval().to(device or torch.device("cpu"))
+
+
+@torch.no_grad()
+def super_resolve(generator: Generator, images01: torch.Tensor) -> torch.Tensor:
+    """(N, C, h, w) in [0, 1] → (N, C, h·s, w·s) in [0, 1]."""
+    device = next(generator.parameters()).device
+    x = to_signed(images01.to(device)).contiguous(memory_format=torch.channels_last)
+    dtype = amp_dtype(device)
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        return to_unit(generator(x).float())
+
+
+@dataclass
+class UpscaleReport:
+    written: list[tuple[Path, Path, tuple[int, int], tuple[int, int]]] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    renamed: list[tuple[Path, Path]] = field(default_factory=list)
+
+
+def unique_output(out_dir: Path, stem: str, taken: set[str]) -> Path:
+    """OUT/<stem>.png, or OUT/<stem>-1.png, … when another input had the same stem."""
+    name, n = f"{stem}.png", 0
+    while name in taken:
+        n += 1
+        name = f"{stem}-{n}.png"
+    taken.add(name)
+    return out_dir / name
+
+
+def check_upscale_size(path: Path, width: int, height: int) -> None:
+    if min(width, height) < MIN_UPSCALE_SIDE:
+        raise SrferError(
+            f"{path}: {width}×{height} px is too small to super-resolve "
+            f"(at least {MIN_UPSCALE_SIDE} px per side)"
+        )
+    if max(width, height) > MAX_UPSCALE_SIDE:
+        raise SrferError(
+            f"{path}: {width}×{height} px is over the {MAX_UPSCALE_SIDE} px per side "
+            "limit for upscale; crop the face first"
+        )
+
+
+def upscale_files(
+    inputs: list[str], out_dir: Path, weights: Path | None = None, device: str = "auto", progress=None
+) -> UpscaleReport:
+    """Super-resolve every input image into out_dir (PNG, input stem kept); bad files are
+    reported in `failed` and skipped."""
+    paths = expand_inputs(inputs)
+    generator = load_generator(weights, resolve_device(device))
+    mode = "L" if generator.config.channels == 1 else "RGB"
+    report, taken = UpscaleReport(), set()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        try:
+            img = load_image(path, mode=mode)
+            check_upscale_size(path, *img.size)
+            sr = super_resolve(generator, pil_to_tensor(img).unsqueeze(0))[0]
+        except SrferError as exc:
+            report.failed.append((path, str(exc)))
+        else:
+            target = unique_output(out_dir, path.stem, taken)
+            if target.stem != path.stem:
+                report.renamed.append((path, target))
+            save_image_atomic(tensor_to_pil(sr), target)
+            report.written.append((path, target, img.size, (sr.shape[2], sr.shape[1])))
+        if progress is not None:
+            progress()
+    return report
+
+
+def evaluate_sr(
+    data: Path,
+    split: str = "val",
+    weights: Path | None = None,
+    device: str = "auto",
+    batch_size: int = 32,
+    limit: int = 0,
+    hr_size: int | None = None,
+    progress=None,
+) -> dict[str, Any]:
+    """PSNR/SSIM of bicubic vs the model on `split` of `data`, per image and mean."""
+    dev = resolve_device(device)
+    generator = load_generator(weights, dev)
+    cfg = generator.config
+    hr_size = hr_size or generator.meta.get("data", {}).get("hr_size", 32 * cfg.scale)
+    source = discover_faces(data, split)
+    if limit:
+        source.paths = source.paths[:limit]
+    dataset = SRPairDataset(source, hr_size, cfg.scale, cfg.channels, augment=False, cache=False)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        collate_fn=collate_skipping_failures,
+        num_workers=min(2, len(source.paths) // batch_size),
+    )
+    from srfer.train.sr import bicubic_baseline
+
+    rows, skipped = [], 0
+    for batch in loader:
+        skipped += int(batch.pop("skipped"))
+        if batch:
+            hr = to_unit(batch["hr"]).to(dev)
+            sr = super_resolve(generator, to_unit(batch["lr"]))
+            bic = bicubic_baseline(batch["lr"].to(dev), hr.shape[-2:])
+            columns = {
+                "psnr_bicubic": psnr_per_image(bic, hr),
+                "psnr_sr": psnr_per_image(sr, hr),
+                "ssim_bicubic": ssim_per_image(bic, hr),
+                "ssim_sr": ssim_per_image(sr, hr),
+            }
+            for i, index in enumerate(batch["index"].tolist()):
+                rows.append(
+                    {"image": str(dataset.paths[index]), **{k: float(v[i]) for k, v in columns.items()}}
+                )
+        if progress is not None:
+            progress(len(rows))
+    if not rows:
+        raise SrferError(f"no readable images in {source.description}")
+    mean = {
+        k: sum(r[k] for r in rows) / len(rows) for k in ("psnr_bicubic", "psnr_sr", "ssim_bicubic", "ssim_sr")
+    }
+    return {
+        "data": source.description,
+        "images": len(rows),
+        "skipped": skipped,
+        "weights": str(generator.source),
+        "scale": cfg.scale,
+        "hr_size": hr_size,
+        "lr_size": hr_size // cfg.scale,
+        "protocol": PROTOCOL,
+        "mean": mean,
+        "psnr_gain_db": mean["psnr_sr"] - mean["psnr_bicubic"],
+        "per_image": rows,
+    }
+
+
+def export_weights(checkpoint: Path, target: Path, half: bool = True) -> Path:
+    """Strip training state (optimizers, RNG, other networks) and optionally cast to fp16."""
+    ckpt = load_checkpoint(checkpoint)
+    tensors = {
+        f"model.{k}": (v.half() if half and v.is_floating_point() else v)
+        for k, v in ckpt.section("model").items()
+    }
+    keep = ("data", "train_args", "recipe", "metrics")
+    meta = {k: ckpt.meta[k] for k in keep if k in ckpt.meta}
+    meta["exported_from"] = str(checkpoint)
+    meta["dtype"] = "float16" if half else "float32"
+    return save_checkpoint(target, ckpt.kind, ckpt.config, tensors, meta)
+
+
+def environment_report() -> dict[str, Any]:
+    import torchvision
+
+    import srfer
+
+    device = resolve_device("auto")
+    report: dict[str, Any] = {
+        "srfer": srfer.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "device": str(device),
+        "amp_dtype": str(amp_dtype(device) or "off (fp32)"),
+        "threads": torch.get_num_threads(),
+    }
+    if device.type == "cuda":
+        report["gpu"] = torch.cuda.get_device_name(device)
+    try:
+        from importlib.metadata import version
+
+        report["facenet-pytorch"] = version("facenet-pytorch")
+    except Exception:  # noqa: BLE001 - absent is a valid answer
+        report["facenet-pytorch"] = "not installed"
+    report["weights"] = weights_status()
+    return report

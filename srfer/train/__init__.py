@@ -1,0 +1,1 @@
+"""One shared training engine (`engine.py`) and thin per-stage recipes."""

@@ -1,0 +1,387 @@
+"""The one training engine every stage uses.
+
+A stage supplies a `Recipe` (its networks, optimizers, one training step, validation);
+the engine owns everything else: device and AMP, seeding, the per-epoch sampler, a rich
+progress bar, cosine learning rate, `metrics.jsonl`, atomic checkpoints (`last`, `best`,
+every N epochs), exact `--resume`, Ctrl-C → checkpoint and clean exit, early stopping.
+
+Resume is exact, also mid-epoch: each epoch's sample order comes from (seed, epoch), each
+sample's augmentation from its own seed (see `EpochSampler`), and the checkpoint holds
+every RNG state and the number of batches already done in the interrupted epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from srfer.checkpoint import flatten, load_checkpoint, save_checkpoint, unflatten
+from srfer.console import err_console, info
+from srfer.errors import SrferError
+from srfer.train.runtime import (
+    amp_dtype,
+    autocast,
+    resolve_device,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
+
+
+class TrainingInterrupted(Exception):
+    """Raised after Ctrl-C once the interrupted state is safely on disk."""
+
+    def __init__(self, checkpoint: Path) -> None:
+        super().__init__(f"interrupted; state saved to {checkpoint} (continue with --resume)")
+        self.checkpoint = checkpoint
+
+
+@dataclass
+class EngineConfig:
+    out_dir: Path
+    epochs: int = 10
+    batch_size: int = 16
+    device: str = "auto"
+    amp: bool = True
+    seed: int = 0
+    save_every: int = 0  # also keep epoch-NNNN checkpoints every N epochs (0: never)
+    resume: bool = False
+    patience: int = 0  # early stopping: epochs without improvement (0: off)
+    epoch_size: int = 0  # samples per epoch (0: the whole training set)
+    num_workers: int = -1  # -1: one per spare core, at most 4
+    min_lr_factor: float = 0.01  # cosine floor, as a fraction of the base lr
+
+
+@dataclass
+class StepContext:
+    device: torch.device
+    dtype: torch.dtype | None
+    epoch: int = 0
+    step: int = 0
+
+    def autocast(self):
+        return autocast(self.device, self.dtype)
+
+
+@dataclass
+class EpochState:
+    """Counters that make a run resumable."""
+
+    epoch: int = 0  # next epoch to run
+    step: int = 0  # optimizer steps done
+    batches_done: int = 0  # inside `epoch`, when interrupted mid-epoch
+    best: float | None = None
+    best_epoch: int = -1
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Recipe(ABC):
+    """What a stage gives the engine."""
+
+    kind: str  # checkpoint kind of the primary network
+    monitor: str  # validation metric that picks `best`
+    monitor_mode: str = "max"
+
+    @abstractmethod
+    def networks(self) -> dict[str, nn.Module]:
+        """Named networks; the first is the primary one, saved under `model.`."""
+
+    @abstractmethod
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
+
+    @abstractmethod
+    def train_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, float]:
+        """One optimisation step; returns scalar logs (the first is shown as `loss`)."""
+
+    @abstractmethod
+    def validate(self, loader: DataLoader, ctx: StepContext) -> dict[str, float]: ...
+
+    def restart_epochs(self) -> list[int]:
+        """Epochs where the cosine schedule restarts (e.g. when a new training phase begins)."""
+        return [0]
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float], out_dir: Path) -> None:  # noqa: B027
+        """Artefacts such as sample grids."""
+
+    def describe(self) -> dict[str, Any]:
+        """Architecture/loss/data description stored in every checkpoint."""
+        return {}
+
+
+class EpochSampler(Sampler[tuple[int, int]]):
+    """`size` (index, sample_seed) keys from seeded permutations of range(n), minus the first
+    `skip`. The per-sample seed makes augmentation independent of loader workers and of
+    where a resumed epoch starts, which is what makes mid-epoch resume exact."""
+
+    def __init__(self, n: int, size: int, seed: int, skip: int = 0) -> None:
+        self.n, self.size, self.seed, self.skip = n, size, seed, skip
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        gen = torch.Generator().manual_seed(self.seed)
+        rounds = math.ceil(self.size / self.n)
+        order = torch.cat([torch.randperm(self.n, generator=gen) for _ in range(rounds)])
+        for position in range(self.skip, self.size):
+            yield int(order[position]), self.seed * 1_000_003 + position
+
+    def __len__(self) -> int:
+        return self.size - self.skip
+
+
+def cosine_factor(step: int, restarts: list[int], total: int, floor: float) -> float:
+    """Cosine from 1 to `floor` inside each segment [restart, next restart)."""
+    starts = [s for s in restarts if s <= step] or [0]
+    start = max(starts)
+    later = [s for s in restarts if s > step]
+    end = min(later) if later else total
+    progress = (step - start) / max(1, end - start)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def auto_workers(requested: int) -> int:
+    if requested >= 0:
+        return requested
+    import os
+
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+def check_run_folder(out_dir: Path, resume: bool) -> None:
+    """A run folder is resumed only on request and never silently overwritten."""
+    last = out_dir / "last.safetensors"
+    if resume and not last.is_file():
+        raise SrferError(f"--resume: no {last} to resume from")
+    if not resume and last.is_file():
+        raise SrferError(f"{out_dir} already holds a run; pass --resume or choose another --out")
+
+
+class Engine:
+    def __init__(
+        self,
+        recipe: Recipe,
+        train_set: Dataset,
+        val_set: Dataset | None,
+        config: EngineConfig,
+        collate_fn=None,
+        run_meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.recipe, self.train_set, self.val_set, self.cfg = recipe, train_set, val_set, config
+        self.collate_fn = collate_fn
+        self.run_meta = run_meta or {}
+        self.device = resolve_device(config.device)
+        self.ctx = StepContext(self.device, amp_dtype(self.device, config.amp))
+        self.out_dir = Path(config.out_dir)
+        self.state = EpochState()
+        self.epoch_size = config.epoch_size or len(train_set)  # type: ignore[arg-type]
+        self.steps_per_epoch = max(1, self.epoch_size // config.batch_size)
+        self.epoch_size = self.steps_per_epoch * config.batch_size  # whole batches only
+        self.workers = auto_workers(config.num_workers)
+        seed_everything(config.seed)
+        for net in recipe.networks().values():
+            net.to(self.device)
+        total = self.steps_per_epoch * config.epochs
+        restarts = [e * self.steps_per_epoch for e in recipe.restart_epochs()]
+        self.schedulers = {
+            name: torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda s, r=restarts, t=total: cosine_factor(s, r, t, config.min_lr_factor)
+            )
+            for name, opt in recipe.optimizers().items()
+        }
+
+    # ---------------------------------------------------------------- checkpoints
+    @property
+    def last_path(self) -> Path:
+        return self.out_dir / "last.safetensors"
+
+    def save(self, path: Path, metrics: dict[str, float] | None = None) -> Path:
+        nets = self.recipe.networks()
+        names = list(nets)
+        tensors: dict[str, torch.Tensor] = {}
+        for i, name in enumerate(names):
+            prefix = "model" if i == 0 else f"net.{name}"
+            tensors.update({f"{prefix}.{k}": v for k, v in nets[name].state_dict().items()})
+        train_state = {
+            "optimizers": {n: o.state_dict() for n, o in self.recipe.optimizers().items()},
+            "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
+            "rng": rng_state(),
+        }
+        skeleton = flatten(train_state, "train", tensors)
+        primary = nets[names[0]]
+        meta = {
+            "engine": asdict(self.state),
+            "train_state": skeleton,
+            "networks": {
+                n: {"kind": getattr(nets[n], "kind", n), "config": nets[n].config.to_dict()}
+                for n in names[1:]
+            },
+            "args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self.cfg).items()},
+            "recipe": self.recipe.describe(),
+            "metrics": metrics or {},
+            **self.run_meta,
+        }
+        return save_checkpoint(path, self.recipe.kind, primary.config.to_dict(), tensors, meta)
+
+    def load(self, path: Path) -> None:
+        ckpt = load_checkpoint(path, expect_kind=self.recipe.kind)
+        if "train_state" not in ckpt.meta:
+            raise SrferError(f"{path}: holds weights only, no training state to resume from")
+        nets = self.recipe.networks()
+        try:
+            for i, (name, net) in enumerate(nets.items()):
+                net.load_state_dict(ckpt.section("model" if i == 0 else f"net.{name}"))
+        except RuntimeError as exc:
+            raise SrferError(f"{path}: does not match this run's networks ({str(exc)[:160]})") from None
+        state = unflatten(ckpt.meta["train_state"], ckpt.tensors)
+        for name, opt in self.recipe.optimizers().items():
+            opt.load_state_dict(state["optimizers"][name])
+        for name, sched in self.schedulers.items():
+            sched.load_state_dict(state["schedulers"][name])
+        set_rng_state(state["rng"])
+        self.state = EpochState(**ckpt.meta["engine"])
+
+    # ---------------------------------------------------------------- loop
+    def _loader(self, dataset: Dataset, sampler: Sampler | None, seed: int) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.cfg.batch_size,
+            sampler=sampler,
+            shuffle=False,
+            num_workers=self.workers,
+            pin_memory=self.device.type == "cuda",
+            drop_last=sampler is not None,
+            collate_fn=self.collate_fn,
+            generator=torch.Generator().manual_seed(seed),  # worker seeds per epoch
+            persistent_workers=False,
+        )
+
+    def _progress(self) -> Progress:
+        return Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=True,
+        )
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        skip = self.state.batches_done * self.cfg.batch_size
+        sampler = EpochSampler(len(self.train_set), self.epoch_size, self.cfg.seed * 100_003 + epoch, skip)
+        loader = self._loader(self.train_set, sampler, self.cfg.seed * 100_003 + epoch)
+        for net in self.recipe.networks().values():
+            net.train()
+        sums: dict[str, float] = {}
+        count, images, skipped, start = 0, 0, 0, time.perf_counter()
+        with self._progress() as progress:
+            task = progress.add_task(f"epoch {epoch + 1}/{self.cfg.epochs}", total=len(loader), stats="")
+            for batch in loader:
+                skipped += int(batch.pop("skipped", 0))
+                if not batch:
+                    continue
+                self.ctx.epoch, self.ctx.step = epoch, self.state.step
+                logs = self.recipe.train_step(batch, self.ctx)
+                with warnings.catch_warnings():  # an idle optimizer (e.g. the discriminator
+                    warnings.simplefilter("ignore", UserWarning)  # in pre-training) still follows
+                    for sched in self.schedulers.values():  # the schedule, by design
+                        sched.step()
+                self.state.step += 1
+                self.state.batches_done += 1
+                images += len(next(iter(batch.values())))
+                count += 1
+                for k, v in logs.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                rate = images / (time.perf_counter() - start)
+                first = next(iter(logs))
+                stats = f"{first} {logs[first]:.4f} · {rate:.1f} img/s"
+                progress.update(task, advance=1, stats=stats)
+                if not err_console.is_terminal and count % max(1, len(loader) // 10) == 0:
+                    info(f"epoch {epoch + 1} · step {count}/{len(loader)} · {stats}")  # for log files
+        if skipped:
+            info(f"[yellow]warning:[/yellow] skipped {skipped} unreadable image(s) this epoch")
+        seconds = time.perf_counter() - start
+        means = {f"train_{k}": v / max(1, count) for k, v in sums.items()}
+        return {**means, "train_images_per_s": images / max(seconds, 1e-9), "epoch_seconds": seconds}
+
+    def _improved(self, value: float | None) -> bool:
+        if value is None:
+            return False
+        if self.state.best is None:
+            return True
+        return value > self.state.best if self.recipe.monitor_mode == "max" else value < self.state.best
+
+    def _log(self, record: dict[str, Any]) -> None:
+        with open(self.out_dir / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def fit(self) -> dict[str, Any]:
+        """Train to `epochs` (or early stop); returns the best record."""
+        check_run_folder(self.out_dir, self.cfg.resume)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.cfg.resume:
+            self.load(self.last_path)
+            info(f"resumed from {self.last_path} at epoch {self.state.epoch + 1}, step {self.state.step}")
+        info(
+            f"device {self.device} · amp {self.ctx.dtype or 'off'} · {len(self.train_set)} training images · "
+            f"{self.steps_per_epoch} steps/epoch · {self.workers} loader workers"
+        )
+        val_loader = self._loader(self.val_set, None, self.cfg.seed) if self.val_set is not None else None
+        while self.state.epoch < self.cfg.epochs:
+            epoch = self.state.epoch
+            try:
+                record = self._train_epoch(epoch)
+                for net in self.recipe.networks().values():
+                    net.eval()
+                with torch.no_grad():
+                    record.update(self.recipe.validate(val_loader, self.ctx) if val_loader else {})
+            except KeyboardInterrupt:  # resuming skips the batches done (all, if validating)
+                path = self.save(self.last_path)
+                raise TrainingInterrupted(path) from None
+            lrs = {f"lr_{n}": o.param_groups[0]["lr"] for n, o in self.recipe.optimizers().items()}
+            record = {"epoch": epoch + 1, "step": self.state.step, **record, **lrs}
+            value = record.get(self.recipe.monitor)
+            improved = self._improved(value)
+            if improved:
+                self.state.best, self.state.best_epoch = value, epoch + 1
+            self.state.epoch, self.state.batches_done = epoch + 1, 0
+            self.state.history.append(record)
+            self._log(record)
+            self.recipe.on_epoch_end(epoch + 1, record, self.out_dir)
+            self.save(self.last_path, record)
+            if improved:
+                self.save(self.out_dir / "best.safetensors", record)
+            if self.cfg.save_every and (epoch + 1) % self.cfg.save_every == 0:
+                self.save(self.out_dir / f"epoch-{epoch + 1:04d}.safetensors", record)
+            shown = " · ".join(
+                f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float) and not k.startswith("lr")
+            )
+            info(f"epoch {epoch + 1}/{self.cfg.epochs} · {shown}{' · best' if improved else ''}")
+            if self.cfg.patience and epoch + 1 - self.state.best_epoch >= self.cfg.patience:
+                info(f"early stop: no {self.recipe.monitor} improvement for {self.cfg.patience} epochs")
+                break
+        return {
+            "best": self.state.best,
+            "best_epoch": self.state.best_epoch,
+            "monitor": self.recipe.monitor,
+            "epochs_run": self.state.epoch,
+        }

@@ -1,0 +1,29 @@
+"""Tiny synthetic faces and models, so tests never need ../shared/data or a GPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from synthetic import synthetic_face
+
+from srfer.models import GeneratorConfig
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture
+def face_folder(tmp_path: Path) -> Path:
+    """24 synthetic 40×48 faces in a plain (nested) folder."""
+    root = tmp_path / "faces"
+    for i in range(24):
+        sub = root / ("a" if i % 2 else "b")
+        sub.mkdir(parents=True, exist_ok=True)
+        synthetic_face((40, 48), i).save(sub / f"face_{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def tiny_gen() -> GeneratorConfig:
+    return GeneratorConfig(channels=3, features=8, blocks=1, scale=4)

@@ -1,0 +1,23 @@
+"""Synthetic face-like images for tests (no real data needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+
+def synthetic_face(size: tuple[int, int], seed: int, mode: str = "RGB") -> Image.Image:
+    """A smooth face-like blob pattern: an ellipse, two eyes and a mouth on a gradient."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    cx, cy = w / 2 + rng.uniform(-2, 2), h / 2 + rng.uniform(-2, 2)
+    face = (((xx - cx) / (0.35 * w)) ** 2 + ((yy - cy) / (0.45 * h)) ** 2 < 1).astype(np.float32)
+    img = 0.3 + 0.2 * xx / w + 0.4 * face
+    for ex in (cx - 0.15 * w, cx + 0.15 * w):
+        img -= 0.5 * np.exp(-(((xx - ex) ** 2 + (yy - cy + 0.1 * h) ** 2) / (0.002 * w * h)))
+    img -= 0.4 * np.exp(-(((xx - cx) ** 2) / (0.02 * w * w) + ((yy - cy - 0.2 * h) ** 2) / (0.001 * h * h)))
+    rgb = np.stack([img * c for c in rng.uniform(0.7, 1.0, size=3)], axis=-1)
+    arr = (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+    pil = Image.fromarray(arr, "RGB")
+    return pil.convert(mode) if mode != "RGB" else pil

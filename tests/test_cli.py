@@ -1,0 +1,215 @@
+"""The CLI end to end on a tiny folder, and every bad input → one line, non-zero exit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from srfer.cli import app
+
+runner = CliRunner()
+TINY = [
+    "--blocks",
+    "1",
+    "--features",
+    "8",
+    "--hr-size",
+    "32",
+    "--batch-size",
+    "4",
+    "--epoch-size",
+    "8",
+    "--workers",
+    "0",
+    "--device",
+    "cpu",
+]
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def assert_one_line_error(result, pattern: str) -> None:
+    assert result.exit_code != 0, result.output
+    assert "Traceback" not in result.output
+    assert pattern in result.output, result.output
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny SR model trained through the CLI, exported as a weights-only file."""
+    from synthetic import synthetic_face
+
+    root = tmp_path_factory.mktemp("cli")
+    faces = root / "faces"
+    faces.mkdir()
+    for i in range(16):
+        synthetic_face((40, 40), i).save(faces / f"f{i:02d}.png")
+    result = run(
+        "train-sr",
+        "--data",
+        str(faces),
+        "--out",
+        str(root / "run"),
+        "--epochs",
+        "1",
+        "--pretrain-epochs",
+        "1",
+        "--json",
+        *TINY,
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["best_epoch"] == 1
+    exported = run("export", str(root / "run" / "best.safetensors"), str(root / "sr.safetensors"))
+    assert exported.exit_code == 0, exported.output
+    return faces, root / "sr.safetensors"
+
+
+def test_help_lists_every_command() -> None:
+    result = run("--help")
+    for command in ("train-sr", "upscale", "eval-sr", "info", "export"):
+        assert command in result.output
+
+
+def test_info_json() -> None:
+    result = run("info", "--json")
+    assert result.exit_code == 0
+    assert {"torch", "device", "amp_dtype", "weights"} <= set(json.loads(result.stdout))
+
+
+def test_train_resume_continues(trained, tmp_path: Path) -> None:
+    faces, _ = trained
+    out = tmp_path / "run"
+    assert (
+        run(
+            "train-sr",
+            "--data",
+            str(faces),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--pretrain-epochs",
+            "1",
+            *TINY,
+        ).exit_code
+        == 0
+    )
+    again = run(
+        "train-sr", "--data", str(faces), "--out", str(out), "--epochs", "1", "--pretrain-epochs", "1", *TINY
+    )
+    assert_one_line_error(again, "--resume")
+    resumed = run(
+        "train-sr",
+        "--data",
+        str(faces),
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--pretrain-epochs",
+        "2",
+        "--resume",
+        "--json",
+        *TINY,
+    )
+    assert resumed.exit_code == 0, resumed.output
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2] and records[1]["step"] == 4
+
+
+def test_upscale_keeps_stems_and_resolves_clashes(trained, tmp_path: Path) -> None:
+    faces, weights = trained
+    (tmp_path / "x").mkdir()
+    Image.open(faces / "f00.png").resize((10, 12)).save(tmp_path / "x" / "f00.jpg")
+    result = run(
+        "upscale",
+        str(faces / "f00.png"),
+        str(tmp_path / "x" / "f00.jpg"),
+        str(faces / "f01.png"),
+        "-o",
+        str(tmp_path / "out"),
+        "--weights",
+        str(weights),
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [Path(r["output"]).name for r in rows] == ["f00.png", "f00-1.png", "f01.png"]
+    assert rows[1]["output_size"] == [40, 48]
+    assert Image.open(tmp_path / "out" / "f00.png").size == (160, 160)
+    assert "name clash" in result.stderr
+
+
+def test_upscale_bad_inputs(trained, tmp_path: Path) -> None:
+    faces, weights = trained
+    Image.new("RGB", (5, 5)).save(tmp_path / "tiny.png")
+    (tmp_path / "notes.png").write_text("not an image")
+    out = str(tmp_path / "o")
+    w = ["--weights", str(weights)]
+    assert_one_line_error(run("upscale", str(tmp_path / "nope.png"), "-o", out, *w), "no such file")
+    assert_one_line_error(run("upscale", str(tmp_path / "tiny.png"), "-o", out, *w), "too small")
+    assert_one_line_error(run("upscale", str(tmp_path / "notes.png"), "-o", out, *w), "not an image")
+    mixed = run("upscale", str(tmp_path / "notes.png"), str(faces / "f02.png"), "-o", out, *w)
+    assert mixed.exit_code == 0 and "1 upscaled, 1 failed" in mixed.stdout  # one bad file is skipped
+    wrong = tmp_path / "wrong.safetensors"
+    wrong.write_bytes(b"\x00" * 64)
+    assert_one_line_error(
+        run("upscale", str(faces / "f02.png"), "-o", out, "--weights", str(wrong)),
+        "not a safetensors checkpoint",
+    )
+
+
+def test_eval_sr_table_and_json(trained) -> None:
+    faces, weights = trained
+    result = run(
+        "eval-sr",
+        "--data",
+        str(faces),
+        "--split",
+        "all",
+        "--weights",
+        str(weights),
+        "--json",
+        "--device",
+        "cpu",
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["images"] == 16 and len(report["per_image"]) == 16
+    assert report["mean"]["psnr_bicubic"] > 10 and "psnr_sr" in report["per_image"][0]
+    table = run("eval-sr", "--data", str(faces), "--split", "all", "--weights", str(weights), "--per-image")
+    assert "mean" in table.stdout and "f15.png" in table.stdout and "dB" in table.stdout
+    assert_one_line_error(run("eval-sr", "--data", "/nonexistent", "--weights", str(weights)), "not found")
+
+
+def test_train_bad_inputs(tmp_path: Path, face_folder: Path) -> None:
+    out = ["--out", str(tmp_path / "r")]
+    assert_one_line_error(run("train-sr", "--data", str(tmp_path / "nope"), *out), "data folder not found")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(run("train-sr", "--data", str(tmp_path / "empty"), *out), "no images")
+    data = ["--data", str(face_folder), "--perceptual", "none"]
+    assert_one_line_error(run("train-sr", *data, *out, "--device", "cuda:7"), "--device")
+    assert_one_line_error(run("train-sr", *data, *out, "--perceptual", "alexnet"), "unknown --perceptual")
+    assert_one_line_error(
+        run("train-sr", *data, *out, "--perceptual", "vgg19", "--vgg-weights", "/no.pth"),
+        "VGG19 weights file not found",
+    )
+    assert_one_line_error(run("train-sr", *data, *out, "--hr-size", "30"), "not divisible")
+    assert_one_line_error(run("train-sr", *data, *out, "--scale", "3", "--hr-size", "30"), "scale")
+    assert not (tmp_path / "r" / "last.safetensors").exists()
+
+
+def test_missing_default_weights_name_the_training_command(tmp_path: Path, monkeypatch) -> None:
+    import srfer.weights
+
+    monkeypatch.setattr(srfer.weights, "PACKAGE_WEIGHTS", tmp_path)
+    monkeypatch.delenv("SRFER_WEIGHTS", raising=False)
+    Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
+    result = run("upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"))
+    assert_one_line_error(result, "srfer train-sr")

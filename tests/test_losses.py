@@ -1,0 +1,72 @@
+from pathlib import Path
+
+import pytest
+import torch
+
+from srfer import losses
+from srfer.checkpoint import save_checkpoint
+from srfer.errors import SrferError
+from srfer.losses import SRGANGeneratorLoss, SRLossWeights, build_perceptual, discriminator_loss, gram_matrix
+from srfer.models import Discriminator, DiscriminatorConfig
+
+
+def tiny_disc_checkpoint(tmp_path: Path) -> Path:
+    disc = Discriminator(DiscriminatorConfig(features=4, hidden=8))
+    tensors = {f"model.{k}": v for k, v in disc.state_dict().items()}
+    return save_checkpoint(tmp_path / "d.safetensors", "sr-discriminator", disc.config.to_dict(), tensors)
+
+
+def test_generator_loss_terms_are_finite(tmp_path: Path) -> None:
+    backbone = build_perceptual(f"ckpt:{tiny_disc_checkpoint(tmp_path)}")
+    assert all(not p.requires_grad for p in backbone.parameters())
+    loss = SRGANGeneratorLoss(backbone, SRLossWeights(content=0.006, pixel=1.0, texture=1.0))
+    sr = (torch.rand(2, 3, 32, 32) * 2 - 1).requires_grad_()
+    total, terms = loss(sr, torch.rand(2, 3, 32, 32) * 2 - 1, torch.randn(2))
+    total.backward()
+    assert set(terms) == {"pixel", "content", "texture", "adversarial"}
+    assert torch.isfinite(total) and torch.isfinite(sr.grad).all()
+    assert torch.isfinite(discriminator_loss(torch.randn(4), torch.randn(4)))
+
+
+def test_without_perceptual_backbone_pixel_loss_drives_the_generator() -> None:
+    total, terms = SRGANGeneratorLoss(None, SRLossWeights())(torch.zeros(1, 3, 8, 8), torch.ones(1, 3, 8, 8))
+    assert terms["pixel"] == pytest.approx(1.0) and float(total) == pytest.approx(1.0)
+
+
+def test_gram_matrix_of_identical_features_is_symmetric() -> None:
+    g = gram_matrix(torch.randn(2, 4, 5, 5))
+    assert g.shape == (2, 4, 4) and torch.allclose(g, g.transpose(1, 2))
+
+
+def test_vgg19_without_weights_stops_with_a_clear_message(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # empty cache
+
+    def offline(*_a, **_k):
+        raise OSError("network unreachable")
+
+    from torchvision.models import VGG19_Weights
+
+    monkeypatch.setattr(type(VGG19_Weights.IMAGENET1K_V1), "get_state_dict", offline)
+    with pytest.raises(SrferError, match="--vgg-weights PATH"):
+        build_perceptual("vgg19")
+
+
+def test_vgg19_weights_file_is_checked(tmp_path: Path) -> None:
+    wrong = tmp_path / "vgg.pth"
+    torch.save({"features.0.weight": torch.zeros(1)}, wrong)
+    with pytest.raises(SrferError, match="do not match"):
+        build_perceptual("vgg19", wrong)
+    with pytest.raises(SrferError, match="not found"):
+        build_perceptual("vgg19", tmp_path / "none.pth")
+    assert losses.load_vgg19_state(wrong)["features.0.weight"].shape == (1,)
+
+
+def test_perceptual_spec_errors(tmp_path: Path) -> None:
+    assert build_perceptual("none") is None
+    with pytest.raises(SrferError, match="unknown --perceptual"):
+        build_perceptual("alexnet")
+    gen = save_checkpoint(
+        tmp_path / "g.safetensors", "sr-generator", {"features": 4, "blocks": 1}, {"model.x": torch.zeros(1)}
+    )
+    with pytest.raises(SrferError, match="no feature backbone"):
+        build_perceptual(f"ckpt:{gen}")

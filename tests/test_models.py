@@ -1,0 +1,67 @@
+import pytest
+import torch
+from torch import nn
+
+from srfer.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, build_model
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_generator_output_size_follows_scale(scale: int) -> None:
+    gen = Generator(GeneratorConfig(features=8, blocks=1, scale=scale))
+    out = gen(torch.rand(2, 3, 16, 12) * 2 - 1)
+    assert out.shape == (2, 3, 16 * scale, 12 * scale)
+    assert out.abs().max() <= 1  # tanh range
+
+
+@pytest.mark.parametrize(("lr_size", "channels"), [(12, 1), (32, 3)])
+def test_same_weights_run_12_to_48_and_32_to_128(lr_size: int, channels: int) -> None:
+    gen = Generator(GeneratorConfig(channels=channels, features=8, blocks=2, scale=4))
+    assert gen(torch.zeros(1, channels, lr_size, lr_size)).shape == (1, channels, 4 * lr_size, 4 * lr_size)
+    assert gen(torch.zeros(1, channels, 12, 12)).shape[-1] == 48  # fully convolutional
+
+
+def test_default_generator_is_the_seed_design() -> None:
+    gen = Generator()
+    assert len(gen.trunk) == 16 and gen.head[0].kernel_size == (9, 9) and gen.tail.kernel_size == (9, 9)
+    assert len(gen.upsample) == 2 and gen.upsample[0].conv.out_channels == 256
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in gen.modules())
+
+
+def test_pixel_shuffle_ordering() -> None:
+    """Channel c·4 + i·2 + j of the conv output lands at pixel (2y+i, 2x+j) of channel c."""
+    x = torch.arange(2 * 4 * 3 * 3, dtype=torch.float32).reshape(1, 8, 3, 3)
+    y = nn.PixelShuffle(2)(x)
+    for c in range(2):
+        for i in range(2):
+            for j in range(2):
+                assert torch.equal(y[0, c, i::2, j::2], x[0, c * 4 + i * 2 + j])
+
+
+def test_bad_generator_config_is_rejected() -> None:
+    with pytest.raises(ValueError, match="scale"):
+        GeneratorConfig(scale=3)
+    with pytest.raises(ValueError, match="channels"):
+        GeneratorConfig(channels=2)
+
+
+@pytest.mark.parametrize("size", [48, 128])
+def test_discriminator_is_size_agnostic(size: int) -> None:
+    disc = Discriminator(DiscriminatorConfig(features=8, hidden=16))
+    assert disc(torch.zeros(3, 3, size, size)).shape == (3,)
+    maps = disc.feature_maps(torch.zeros(1, 3, size, size))
+    assert [m.shape[-1] for m in maps] == [size // 2, size // 4, size // 8, size // 16]
+
+
+def test_build_model_round_trips_config() -> None:
+    cfg = GeneratorConfig(features=8, blocks=3, scale=2, channels=1)
+    model = build_model("sr-generator", cfg.to_dict())
+    assert model.config == cfg
+    with pytest.raises(KeyError, match="unknown model kind"):
+        build_model("nope", {})
+
+
+def test_bicubic_skip_starts_at_bicubic() -> None:
+    gen = Generator(GeneratorConfig(features=8, blocks=1, bicubic_skip=True)).eval()
+    lr = torch.rand(1, 3, 8, 8) * 1.6 - 0.8
+    bicubic = torch.nn.functional.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False)
+    assert torch.allclose(gen(lr), bicubic.clamp(-1, 1))

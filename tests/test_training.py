@@ -1,0 +1,126 @@
+from pathlib import Path
+
+import pytest
+import torch
+
+from srfer.data.faces import SRPairDataset, collate_skipping_failures, discover_faces
+from srfer.errors import SrferError
+from srfer.losses import pixel_mse
+from srfer.models import DiscriminatorConfig, GeneratorConfig
+from srfer.train.engine import Engine, EngineConfig, TrainingInterrupted, cosine_factor
+from srfer.train.sr import SRGANRecipe, SRTrainArgs, train_sr
+
+
+def make_engine(
+    folder: Path, out: Path, gen: GeneratorConfig, epochs: int = 2, pretrain: int = 2, resume: bool = False
+) -> tuple[Engine, SRGANRecipe]:
+    torch.manual_seed(0)
+    source = discover_faces(folder, "all")
+    data = SRPairDataset(source, hr_size=32, scale=4)
+    small_disc = DiscriminatorConfig(features=4, hidden=8)
+    recipe = SRGANRecipe(gen, lr=1e-3, pretrain_epochs=pretrain, epochs=epochs, discriminator=small_disc)
+    cfg = EngineConfig(
+        out_dir=out, epochs=epochs, batch_size=4, device="cpu", epoch_size=12, num_workers=0, resume=resume
+    )
+    return Engine(recipe, data, data, cfg, collate_skipping_failures), recipe
+
+
+def test_a_few_steps_reduce_the_pixel_loss(face_folder: Path, tiny_gen: GeneratorConfig) -> None:
+    torch.manual_seed(0)
+    data = SRPairDataset(discover_faces(face_folder, "all"), hr_size=32, scale=4, augment=False)
+    batch = collate_skipping_failures([data[i] for i in range(8)])
+    recipe = SRGANRecipe(tiny_gen, lr=3e-3)
+    with torch.no_grad():
+        before = float(pixel_mse(recipe.generator(batch["lr"]), batch["hr"]))
+    from srfer.train.engine import StepContext
+
+    ctx = StepContext(torch.device("cpu"), None)
+    for _ in range(30):
+        recipe.train_step(batch, ctx)
+    with torch.no_grad():
+        after = float(pixel_mse(recipe.generator(batch["lr"]), batch["hr"]))
+    assert after < 0.5 * before
+
+
+def test_resume_after_interrupt_matches_an_uninterrupted_run(
+    face_folder: Path, tiny_gen: GeneratorConfig, tmp_path: Path
+) -> None:
+    straight, recipe_a = make_engine(face_folder, tmp_path / "a", tiny_gen)
+    straight.fit()
+
+    interrupted, recipe_b = make_engine(face_folder, tmp_path / "b", tiny_gen)
+    real_step = recipe_b.train_step
+
+    def step_then_ctrl_c(batch, ctx):
+        if ctx.step == 4:  # mid-way through epoch 2 (3 steps per epoch)
+            raise KeyboardInterrupt
+        return real_step(batch, ctx)
+
+    recipe_b.train_step = step_then_ctrl_c
+    with pytest.raises(TrainingInterrupted):
+        interrupted.fit()
+    resumed, recipe_c = make_engine(face_folder, tmp_path / "b", tiny_gen, resume=True)
+    resumed.load(tmp_path / "b" / "last.safetensors")
+    assert (resumed.state.epoch, resumed.state.step, resumed.state.batches_done) == (1, 4, 1)
+    resumed, recipe_c = make_engine(face_folder, tmp_path / "b", tiny_gen, resume=True)
+    resumed.fit()
+    assert resumed.state.step == straight.state.step == 6
+    for (name, a), b in zip(
+        recipe_a.generator.state_dict().items(), recipe_c.generator.state_dict().values(), strict=True
+    ):
+        assert torch.allclose(a, b, atol=1e-6), name
+    lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2  # one record per finished epoch
+
+
+def test_gan_phase_trains_discriminator(face_folder: Path, tiny_gen: GeneratorConfig, tmp_path: Path) -> None:
+    engine, recipe = make_engine(face_folder, tmp_path / "gan", tiny_gen, epochs=2, pretrain=1)
+    engine.fit()
+    records = engine.state.history
+    assert "train_mse" in records[0] and "train_d_loss" in records[1]
+    assert all(torch.isfinite(torch.tensor(r["train_g_loss"])) for r in records[1:])
+    assert (tmp_path / "gan" / "best.safetensors").is_file() and (tmp_path / "gan" / "curves.png").is_file()
+    assert (tmp_path / "gan" / "samples" / "epoch-0002.png").is_file()
+
+
+def test_existing_run_needs_resume_and_resume_needs_a_run(
+    face_folder: Path, tiny_gen: GeneratorConfig, tmp_path: Path
+) -> None:
+    engine, _ = make_engine(face_folder, tmp_path / "r", tiny_gen, epochs=1, pretrain=1)
+    engine.fit()
+    again, _ = make_engine(face_folder, tmp_path / "r", tiny_gen, epochs=1, pretrain=1)
+    with pytest.raises(SrferError, match="already holds a run"):
+        again.fit()
+    fresh, _ = make_engine(face_folder, tmp_path / "new", tiny_gen, epochs=1, pretrain=1, resume=True)
+    with pytest.raises(SrferError, match="no .* to resume"):
+        fresh.fit()
+    other, _ = make_engine(face_folder, tmp_path / "r", GeneratorConfig(features=4, blocks=1), resume=True)
+    with pytest.raises(SrferError, match="does not match"):
+        other.fit()
+
+
+def test_cosine_restarts_at_phase_boundaries() -> None:
+    assert cosine_factor(0, [0, 10], 20, 0.0) == pytest.approx(1.0)
+    assert cosine_factor(5, [0, 10], 20, 0.0) == pytest.approx(0.5)
+    assert cosine_factor(10, [0, 10], 20, 0.0) == pytest.approx(1.0)
+    assert cosine_factor(20, [0, 10], 20, 0.1) == pytest.approx(0.1)
+
+
+def test_early_stopping(face_folder: Path, tmp_path: Path) -> None:
+    args = SRTrainArgs(
+        data=face_folder,
+        out=tmp_path / "es",
+        epochs=6,
+        pretrain_epochs=6,
+        batch_size=4,
+        lr=0.0,
+        hr_size=32,
+        blocks=1,
+        features=4,
+        epoch_size=4,
+        patience=2,
+        workers=0,
+        device="cpu",
+    )
+    result = train_sr(args)  # lr 0 never improves after epoch 1
+    assert result["epochs_run"] == 3 and result["best_epoch"] == 1
