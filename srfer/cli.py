@@ -72,6 +72,9 @@ def train_sr_command(
     channels: int = typer.Option(3, help="3 (RGB) or 1 (grayscale)."),
     blocks: int = typer.Option(16, min=1, help="Residual blocks in the generator."),
     features: int = typer.Option(64, min=4, help="Generator feature channels."),
+    bicubic_skip: bool = typer.Option(
+        False, help="Learn a residual over bicubic (not in the seed; converges faster)."
+    ),
     perceptual: str = typer.Option("vgg19", help="Content loss backbone: vgg19, none or ckpt:PATH."),
     vgg_weights: Path | None = typer.Option(None, help="torchvision VGG19 state dict (offline use)."),
     content_weight: float = typer.Option(0.006, help="Weight of the perceptual MSE (SRGAN: 0.006)."),

@@ -12,22 +12,7 @@ from typer.testing import CliRunner
 from srfer.cli import app
 
 runner = CliRunner()
-TINY = [
-    "--blocks",
-    "1",
-    "--features",
-    "8",
-    "--hr-size",
-    "32",
-    "--batch-size",
-    "4",
-    "--epoch-size",
-    "8",
-    "--workers",
-    "0",
-    "--device",
-    "cpu",
-]
+TINY = "--blocks 1 --features 8 --hr-size 32 --batch-size 4 --epoch-size 8 --workers 0 --device cpu".split()
 
 
 def run(*args: str):
@@ -50,19 +35,7 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
     faces.mkdir()
     for i in range(16):
         synthetic_face((40, 40), i).save(faces / f"f{i:02d}.png")
-    result = run(
-        "train-sr",
-        "--data",
-        str(faces),
-        "--out",
-        str(root / "run"),
-        "--epochs",
-        "1",
-        "--pretrain-epochs",
-        "1",
-        "--json",
-        *TINY,
-    )
+    result = train(faces, root / "run", 1, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["best_epoch"] == 1
     exported = run("export", str(root / "run" / "best.safetensors"), str(root / "sr.safetensors"))
@@ -82,42 +55,28 @@ def test_info_json() -> None:
     assert {"torch", "device", "amp_dtype", "weights"} <= set(json.loads(result.stdout))
 
 
-def test_train_resume_continues(trained, tmp_path: Path) -> None:
-    faces, _ = trained
-    out = tmp_path / "run"
-    assert (
-        run(
-            "train-sr",
-            "--data",
-            str(faces),
-            "--out",
-            str(out),
-            "--epochs",
-            "1",
-            "--pretrain-epochs",
-            "1",
-            *TINY,
-        ).exit_code
-        == 0
-    )
-    again = run(
-        "train-sr", "--data", str(faces), "--out", str(out), "--epochs", "1", "--pretrain-epochs", "1", *TINY
-    )
-    assert_one_line_error(again, "--resume")
-    resumed = run(
+def train(faces: Path, out: Path, epochs: int, *extra: str):
+    return run(
         "train-sr",
         "--data",
         str(faces),
         "--out",
         str(out),
         "--epochs",
-        "2",
+        str(epochs),
         "--pretrain-epochs",
-        "2",
-        "--resume",
-        "--json",
+        str(epochs),
         *TINY,
+        *extra,
     )
+
+
+def test_train_resume_continues(trained, tmp_path: Path) -> None:
+    faces, _ = trained
+    out = tmp_path / "run"
+    assert train(faces, out, 1).exit_code == 0
+    assert_one_line_error(train(faces, out, 1), "--resume")
+    resumed = train(faces, out, 2, "--resume")
     assert resumed.exit_code == 0, resumed.output
     records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2] and records[1]["step"] == 4

@@ -124,3 +124,27 @@ def test_early_stopping(face_folder: Path, tmp_path: Path) -> None:
     )
     result = train_sr(args)  # lr 0 never improves after epoch 1
     assert result["epochs_run"] == 3 and result["best_epoch"] == 1
+
+
+def test_sigterm_saves_state_like_ctrl_c(
+    face_folder: Path, tiny_gen: GeneratorConfig, tmp_path: Path
+) -> None:
+    import os
+    import signal
+
+    engine, recipe = make_engine(face_folder, tmp_path / "t", tiny_gen, epochs=1, pretrain=1)
+    real_step = recipe.train_step
+
+    def step_then_sigterm(batch, ctx):
+        if ctx.step == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_step(batch, ctx)
+
+    recipe.train_step = step_then_sigterm
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(TrainingInterrupted):
+        engine.fit()
+    assert signal.getsignal(signal.SIGTERM) == before  # the engine's handler is not left installed
+    resumed, _ = make_engine(face_folder, tmp_path / "t", tiny_gen, epochs=1, pretrain=1, resume=True)
+    resumed.load(tmp_path / "t" / "last.safetensors")
+    assert resumed.state.batches_done == 1

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import threading
 import time
 import warnings
 from abc import ABC, abstractmethod
@@ -162,6 +164,17 @@ def auto_workers(requested: int) -> int:
     import os
 
     return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _sigterm_as_interrupt():
+    """Route SIGTERM to KeyboardInterrupt (main thread only); returns the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 def check_run_folder(out_dir: Path, resume: bool) -> None:
@@ -335,7 +348,17 @@ class Engine:
             fh.write(json.dumps(record) + "\n")
 
     def fit(self) -> dict[str, Any]:
-        """Train to `epochs` (or early stop); returns the best record."""
+        """Train to `epochs` (or early stop); returns the best record.
+
+        SIGTERM (a scheduler's pre-emption, `kill`) is handled like Ctrl-C: state is saved."""
+        previous = _sigterm_as_interrupt()
+        try:
+            return self._fit()
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+    def _fit(self) -> dict[str, Any]:
         check_run_folder(self.out_dir, self.cfg.resume)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.cfg.resume:

@@ -175,6 +175,7 @@ class SRTrainArgs:
     channels: int = 3
     blocks: int = 16
     features: int = 64
+    bicubic_skip: bool = False
     perceptual: str = "vgg19"
     vgg_weights: Path | None = None
     content_weight: float = 0.006
@@ -195,7 +196,7 @@ class SRTrainArgs:
 
 def _generator_config(args: SRTrainArgs) -> GeneratorConfig:
     try:
-        config = GeneratorConfig(args.channels, args.features, args.blocks, args.scale)
+        config = GeneratorConfig(args.channels, args.features, args.blocks, args.scale, args.bicubic_skip)
     except ValueError as exc:
         raise SrferError(f"bad generator option: {exc}") from None
     if args.hr_size % args.scale:
