@@ -7,12 +7,14 @@ from typing import Any
 
 from torch import nn
 
+from srfer.models.fer import FerConfig, build_fer
 from srfer.models.srgan import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 
 # kind (as stored in checkpoints) → factory taking the stored config dict
 _BUILDERS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
     "sr-generator": lambda cfg: Generator(GeneratorConfig(**cfg)),
     "sr-discriminator": lambda cfg: Discriminator(DiscriminatorConfig(**cfg)),
+    "fer-classifier": lambda cfg: build_fer(FerConfig(**cfg)),
 }
 
 
@@ -22,4 +24,12 @@ def build_model(kind: str, config: dict[str, Any]) -> nn.Module:
     return _BUILDERS[kind](config)
 
 
-__all__ = ["Discriminator", "DiscriminatorConfig", "Generator", "GeneratorConfig", "build_model"]
+__all__ = [
+    "Discriminator",
+    "DiscriminatorConfig",
+    "FerConfig",
+    "Generator",
+    "GeneratorConfig",
+    "build_fer",
+    "build_model",
+]

@@ -1,0 +1,171 @@
+"""FER2013-style expression data: the original CSV, Kaggle image folders, FER+ labels.
+
+Every source becomes one in-memory `FerSamples`: uint8 images (N, 1, 48, 48) and labels in
+FER2013 order. FER2013 is small (28,709 + 3,589 images of 2,304 bytes), so decoding
+once up front is simpler and faster than decoding per epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from srfer.errors import SrferError
+from srfer.imageio import IMAGE_SUFFIXES, load_image
+
+EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # FER2013 order
+FER_SIZE = 48
+CSV_USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
+# folder/class names seen in the wild → FER2013 label
+SYNONYMS = {
+    "angry": 0, "anger": 0, "disgust": 1, "disgusted": 1, "fear": 2, "fearful": 2, "scared": 2,
+    "happy": 3, "happiness": 3, "sad": 4, "sadness": 4, "surprise": 5, "surprised": 5, "neutral": 6,
+}  # fmt: skip
+# FER+ vote columns (fer2013new.csv) that map to the 7 classes; contempt, unknown, NF do not
+FERPLUS_COLUMNS = {"anger": 0, "disgust": 1, "fear": 2, "happiness": 3, "sadness": 4, "surprise": 5,
+                   "neutral": 6}  # fmt: skip
+
+
+@dataclass
+class FerSamples:
+    images: torch.Tensor  # (N, 1, 48, 48) uint8
+    labels: torch.Tensor  # (N,) int64, FER2013 order
+    description: str
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def class_counts(self) -> list[int]:
+        return torch.bincount(self.labels, minlength=len(EMOTIONS)).tolist()
+
+
+def _parse_pixels(text: str, where: str) -> np.ndarray:
+    try:
+        pixels = np.array(text.split(), dtype=np.int64)
+    except ValueError:
+        raise SrferError(f"{where}: pixels are not integers") from None
+    if pixels.size != FER_SIZE * FER_SIZE or pixels.min(initial=0) < 0 or pixels.max(initial=0) > 255:
+        raise SrferError(f"{where}: expected {FER_SIZE * FER_SIZE} pixel values in 0..255, got {pixels.size}")
+    return pixels.astype(np.uint8).reshape(1, FER_SIZE, FER_SIZE)
+
+
+def _read_csv_rows(path: Path, required: set[str]) -> list[dict[str, str]]:
+    if not path.is_file():
+        raise SrferError(f"{path}: CSV file not found")
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = required - set(reader.fieldnames or [])
+        if missing:
+            raise SrferError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+        return list(reader)
+
+
+def load_fer_csv(path: Path, split: str = "train") -> FerSamples:
+    """`emotion,pixels,Usage` rows of `split` (train/val/test = Training/PublicTest/PrivateTest)."""
+    rows = _read_csv_rows(path, {"emotion", "pixels", "Usage"})
+    images, labels = [], []
+    for number, row in enumerate(rows, start=2):  # line 1 is the header
+        if split != "all" and row["Usage"] != CSV_USAGE[split]:
+            continue
+        where = f"{path} line {number}"
+        if row["emotion"] not in {str(i) for i in range(len(EMOTIONS))}:
+            raise SrferError(f"{where}: emotion {row['emotion']!r} is not 0..6")
+        images.append(_parse_pixels(row["pixels"], where))
+        labels.append(int(row["emotion"]))
+    return _samples(images, labels, f"FER2013 CSV {path} [{split}]")
+
+
+def load_ferplus(fer_csv: Path, ferplus_csv: Path, split: str = "train") -> FerSamples:
+    """FER+ majority-vote labels over the FER2013 CSV's images (rows align one to one).
+
+    Rows whose majority is contempt, unknown or NF (not a face), or a tie between
+    classes, are dropped; the description says how many."""
+    fer_rows = _read_csv_rows(fer_csv, {"pixels", "Usage"})
+    plus_rows = _read_csv_rows(ferplus_csv, {"Usage", *FERPLUS_COLUMNS})
+    if len(fer_rows) != len(plus_rows):
+        raise SrferError(f"{ferplus_csv}: {len(plus_rows)} rows, but {fer_csv} has {len(fer_rows)}")
+    images, labels, dropped = [], [], 0
+    for number, (fer, plus) in enumerate(zip(fer_rows, plus_rows, strict=True), start=2):
+        if split != "all" and plus["Usage"] != CSV_USAGE[split]:
+            continue
+        votes = {c: int(float(plus.get(c) or 0)) for c in plus if c not in ("Usage", "Image name")}
+        top = max(votes.values(), default=0)
+        winners = [c for c, v in votes.items() if v == top and top > 0]
+        if len(winners) != 1 or winners[0] not in FERPLUS_COLUMNS:
+            dropped += 1
+            continue
+        images.append(_parse_pixels(fer["pixels"], f"{fer_csv} line {number}"))
+        labels.append(FERPLUS_COLUMNS[winners[0]])
+    note = f"{dropped} rows without a 7-class majority dropped"
+    return _samples(images, labels, f"FER+ {ferplus_csv} [{split}], {note}")
+
+
+def emotion_folders(folder: Path) -> dict[Path, int]:
+    """Class subfolders → label; any folder that is not one of the 7 emotions is an error."""
+    subdirs = sorted(p for p in folder.iterdir() if p.is_dir())
+    if not subdirs:
+        raise SrferError(f"{folder}: no class folders (expected <emotion>/*.jpg)")
+    unknown = [p.name for p in subdirs if p.name.lower() not in SYNONYMS]
+    if unknown:
+        names, known = ", ".join(unknown), ", ".join(EMOTIONS)
+        raise SrferError(f"{folder}: class folder(s) {names} do not map to the 7 emotions ({known})")
+    return {p: SYNONYMS[p.name.lower()] for p in subdirs}
+
+
+def _decode_gray48(path: Path) -> np.ndarray | None:
+    try:
+        img = load_image(path, mode="L")
+    except SrferError:
+        return None
+    if img.size != (FER_SIZE, FER_SIZE):
+        img = img.resize((FER_SIZE, FER_SIZE), resample=3)
+    return np.asarray(img, dtype=np.uint8)[None]
+
+
+def load_fer_folder(folder: Path) -> FerSamples:
+    """`<emotion>/*.jpg` under `folder` (any size; RGB converted to gray, resized to 48)."""
+    files = [(f, label) for d, label in emotion_folders(folder).items()
+             for f in sorted(d.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]  # fmt: skip
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        decoded = list(pool.map(_decode_gray48, [f for f, _ in files]))
+    bad = sum(d is None for d in decoded)
+    images = [d for d in decoded if d is not None]
+    labels = [label for (_, label), d in zip(files, decoded, strict=True) if d is not None]
+    note = f", {bad} unreadable file(s) skipped" if bad else ""
+    return _samples(images, labels, f"folder {folder}{note}")
+
+
+def _samples(images: list[np.ndarray], labels: list[int], description: str) -> FerSamples:
+    if not images:
+        raise SrferError(f"no images in {description}")
+    labels_t = torch.tensor(labels, dtype=torch.int64)
+    return FerSamples(torch.from_numpy(np.stack(images)), labels_t, description)
+
+
+def load_fer(data: Path, split: str = "train", ferplus: Path | None = None) -> FerSamples:
+    """`data` is a dataset root with split folders, a single split folder, or a FER2013 CSV."""
+    data = Path(data)
+    if not data.exists():
+        raise SrferError(f"{data}: data not found")
+    if data.is_file():
+        if ferplus is not None:
+            return load_ferplus(data, ferplus, split)
+        return load_fer_csv(data, split)
+    if (data / split).is_dir():
+        return load_fer_folder(data / split)
+    if split == "val" and (data / "test").is_dir() and not (data / "val").exists():
+        return load_fer_folder(data / "test")  # Kaggle's folder release names its held-out split test
+    if any(p.name.lower() in SYNONYMS for p in data.iterdir() if p.is_dir()):
+        return load_fer_folder(data)  # a single split folder
+    raise SrferError(f"{data}: neither a CSV, a split folder ({split}/) nor <emotion>/ folders")
+
+
+def describe_balance(samples: FerSamples) -> str:
+    counts = Counter(dict(zip(EMOTIONS, samples.class_counts(), strict=True)))
+    return ", ".join(f"{k} {v}" for k, v in counts.items())

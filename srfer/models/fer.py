@@ -1,0 +1,188 @@
+"""Facial-expression classifiers for 48×48 grayscale faces.
+
+`MCNN` follows the srfer seed design: three parallel convolution branches (3×3, 5×5, 7×7
+kernels; strides 1, 2, 3), each a stack of conv-BN-ReLU blocks with residual connections
+and a channel-attention block (CBAM's channel half: Woo et al., ECCV 2018), fused at a
+common 12×12 grid, then a pyramid pooling module (PSPNet: Zhao et al., CVPR 2017; bins
+1, 2, 3, 6), then pooling → dense 128 → dropout → 7 logits.
+
+Torchvision backbones (`resnet18`, `resnet50`, `mobilenet_v3_small`, `vgg16_bn`) are
+adapted to 1-channel 48×48 input (stride-1 stem, no early max-pool) for the seed's
+backbone comparison.
+
+Shapes: (N, 1, 48, 48) in [0, 1] → (N, 7) logits. Other sizes work (adaptive pooling).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ARCHS = ("mcnn", "resnet18", "resnet50", "mobilenet_v3_small", "vgg16_bn")
+
+
+@dataclass
+class FerConfig:
+    arch: str = "mcnn"
+    num_classes: int = 7
+    in_channels: int = 1
+    width: int = 32  # mcnn: channels of each branch's first stage (second stage doubles it)
+    fused: int = 128  # mcnn: channels after fusing the branches
+    grid: int = 12  # mcnn: common spatial size the branches are pooled to
+    dropout: float = 0.5
+    input_size: int = 48
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise ValueError(f"unknown arch {self.arch!r}; use one of {', '.join(ARCHS)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def conv_bn_relu(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)
+    )
+
+
+class ResidualPair(nn.Module):
+    """Two conv-BN(-ReLU) layers with an identity connection around them."""
+
+    def __init__(self, channels: int, kernel: int) -> None:
+        super().__init__()
+        self.first = conv_bn_relu(channels, channels, kernel)
+        self.second = nn.Sequential(
+            nn.Conv2d(channels, channels, kernel, 1, kernel // 2, bias=False), nn.BatchNorm2d(channels)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.second(self.first(x)))
+
+
+class ChannelAttention(nn.Module):
+    """avg- and max-pooled descriptors → shared 1×1 MLP → sigmoid → rescale channels."""
+
+    def __init__(self, channels: int, reduction: int = 8) -> None:
+        super().__init__()
+        hidden = max(4, channels // reduction)
+        self.mlp = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1), nn.ReLU(True), nn.Conv2d(hidden, channels, 1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        avg = self.mlp(F.adaptive_avg_pool2d(x, 1))
+        peak = self.mlp(F.adaptive_max_pool2d(x, 1))
+        return x * torch.sigmoid(avg + peak)
+
+
+class Branch(nn.Module):
+    """One scale: k×k stem (stride s) → residual pair → widen → residual pair → attention."""
+
+    def __init__(self, c_in: int, width: int, kernel: int, stride: int, grid: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            conv_bn_relu(c_in, width, kernel, stride),
+            ResidualPair(width, kernel),
+            conv_bn_relu(width, 2 * width, kernel),
+            ResidualPair(2 * width, kernel),
+        )
+        self.attention = ChannelAttention(2 * width)
+        self.grid = grid
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_avg_pool2d(self.attention(self.body(x)), self.grid)
+
+
+class PyramidPooling(nn.Module):
+    """PSPNet module: per bin, adaptive avg pool → 1×1 conv to C/4 → bilinear up; concat."""
+
+    def __init__(self, channels: int, bins: tuple[int, ...] = (1, 2, 3, 6)) -> None:
+        super().__init__()
+        self.bins = bins
+        self.stages = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(channels, channels // 4, 1, bias=False), nn.BatchNorm2d(channels // 4),
+                          nn.ReLU(True))
+            for _ in bins
+        )  # fmt: skip
+        self.out_channels = channels + len(bins) * (channels // 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        pooled = [
+            F.interpolate(stage(F.adaptive_avg_pool2d(x, b)), size=size, mode="bilinear", align_corners=False)
+            for b, stage in zip(self.bins, self.stages, strict=True)
+        ]
+        return torch.cat([x, *pooled], dim=1)
+
+
+class MCNN(nn.Module):
+    """Multi-scale CNN with channel attention and pyramid pooling (the srfer seed)."""
+
+    kind = "fer-classifier"
+
+    def __init__(self, config: FerConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or FerConfig()
+        w = config.width
+        self.branches = nn.ModuleList(
+            Branch(config.in_channels, w, kernel, stride, config.grid)
+            for kernel, stride in ((3, 1), (5, 2), (7, 3))
+        )
+        self.fuse = conv_bn_relu(3 * 2 * w, config.fused, 1)
+        self.pyramid = PyramidPooling(config.fused)
+        self.mix = conv_bn_relu(self.pyramid.out_channels, config.fused, 3)
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(config.fused, 128), nn.ReLU(True),
+            nn.Dropout(config.dropout), nn.Linear(128, config.num_classes),
+        )  # fmt: skip
+
+    def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Fused and pyramid features (a perceptual backbone for 1-channel faces)."""
+        if x.min() < 0:  # perceptual-loss callers pass [-1, 1]
+            x = (x + 1) / 2
+        fused = self.fuse(torch.cat([b(x) for b in self.branches], dim=1))
+        return [fused, self.mix(self.pyramid(fused))]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fused = self.fuse(torch.cat([b(x) for b in self.branches], dim=1))
+        return self.head(self.mix(self.pyramid(fused)))
+
+
+class TorchvisionFer(nn.Module):
+    """A torchvision classifier adapted to small 1-channel faces (trained from scratch)."""
+
+    kind = "fer-classifier"
+
+    def __init__(self, config: FerConfig) -> None:
+        super().__init__()
+        import torchvision.models as tvm
+
+        self.config = config
+        c_in, n = config.in_channels, config.num_classes
+        if config.arch in ("resnet18", "resnet50"):
+            net = getattr(tvm, config.arch)(weights=None)
+            net.conv1 = nn.Conv2d(c_in, 64, 3, 1, 1, bias=False)  # 48 px: no 7×7/2 stem …
+            net.maxpool = nn.Identity()  # … and no early max-pool
+            net.fc = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(net.fc.in_features, n))
+        elif config.arch == "mobilenet_v3_small":
+            net = tvm.mobilenet_v3_small(weights=None, num_classes=n, dropout=config.dropout)
+            net.features[0][0] = nn.Conv2d(c_in, 16, 3, 1, 1, bias=False)
+        else:  # vgg16_bn
+            net = tvm.vgg16_bn(weights=None)
+            net.features[0] = nn.Conv2d(c_in, 64, 3, 1, 1)
+            net.avgpool = nn.AdaptiveAvgPool2d(1)
+            net.classifier = nn.Sequential(
+                nn.Linear(512, 256), nn.ReLU(True), nn.Dropout(config.dropout), nn.Linear(256, n)
+            )
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def build_fer(config: FerConfig) -> nn.Module:
+    return MCNN(config) if config.arch == "mcnn" else TorchvisionFer(config)
