@@ -110,6 +110,56 @@ def train_sr_command(
         )
 
 
+@app.command("train-fer")
+@friendly_errors
+def train_fer_command(
+    data: Path = typer.Option(..., help="FER2013 root (train/ val/), a split folder, or fer2013.csv."),
+    out_dir: Path = typer.Option(..., "--out", help="Run folder: checkpoints, metrics.jsonl, curves.png."),
+    ferplus: Path | None = typer.Option(None, help="fer2013new.csv: FER+ majority-vote labels (with a CSV)."),
+    arch: str = typer.Option("mcnn", help="mcnn, resnet18, resnet50, mobilenet_v3_small or vgg16_bn."),
+    width: int = typer.Option(32, min=4, help="mcnn branch width (first stage channels)."),
+    epochs: int = typer.Option(300, min=1, help="Maximum epochs (early stopping usually ends sooner)."),
+    patience: int = typer.Option(10, min=0, help="Early stop after N epochs without val accuracy gain."),
+    batch_size: int = typer.Option(64, min=1),
+    lr: float = typer.Option(1e-3, help="Adam learning rate, cosine-annealed."),
+    loss: str = typer.Option("ce", help="ce (cross-entropy) or focal."),
+    label_smoothing: float = typer.Option(0.0, min=0.0, max=0.5, help="Cross-entropy label smoothing."),
+    gamma: float = typer.Option(2.0, min=0.0, help="Focal loss γ."),
+    alpha: str = typer.Option("auto", help="Focal loss α: auto (inverse class frequency) or none."),
+    balanced: bool = typer.Option(False, help="Class-balanced sampling."),
+    upscale: bool = typer.Option(
+        False, "--upscale", help="Train on faces degraded to --lr-size and restored."
+    ),
+    upscaler: str = typer.Option("sr", help="With --upscale: sr (frozen SR generator) or bicubic."),
+    lr_size: int = typer.Option(12, help="With --upscale: the low resolution in px (48 px faces: ×4 → 12)."),
+    sr_weights: Path | None = typer.Option(
+        None, help="SR checkpoint for --upscaler sr (default: shipped FER SR)."
+    ),
+    epoch_size: int = typer.Option(0, min=0, help="Samples per epoch (0: the whole training split)."),
+    workers: int = typer.Option(-1, help="Loader workers (-1: one per spare core, ≤ 4)."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    amp: bool = typer.Option(True, help="bf16 autocast on CUDA (ignored on CPU)."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from last.safetensors."),
+    save_every: int = typer.Option(0, min=0, help="Also keep a checkpoint every N epochs."),
+    seed: int = typer.Option(0),
+    as_json: bool = typer.Option(False, "--json", help="Print the final result as JSON."),
+) -> None:
+    """Train the facial-expression classifier (7 FER2013 emotions, 48×48 gray)."""
+    from srfer.train.fer import FerTrainArgs, train_fer
+
+    options = {
+        k: v for k, v in locals().items() if k not in ("as_json", "out_dir", "FerTrainArgs", "train_fer")
+    }
+    result = train_fer(FerTrainArgs(**options, out=out_dir))
+    if as_json:
+        print_json(result)
+    else:
+        out.print(
+            f"best {result['monitor']} {result['best']:.4f} at epoch {result['best_epoch']} "
+            f"→ {out_dir / 'best.safetensors'}"
+        )
+
+
 @app.command("info")
 @friendly_errors
 def info_command(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
@@ -210,7 +260,7 @@ def eval_sr_command(
     ),
 ) -> None:
     """PSNR/SSIM of the SR model vs bicubic on held-out faces."""
-    from srfer.pipeline import evaluate_sr
+    from srfer.evaluation import evaluate_sr
 
     with _progress_bar() as progress:
         task = progress.add_task("evaluating", total=None)
@@ -253,6 +303,96 @@ def eval_sr_command(
     )
     out.print(table)
     out.print(f"SR gain over bicubic: {result['psnr_gain_db']:+.2f} dB PSNR")
+
+
+@app.command("eval-fer")
+@friendly_errors
+def eval_fer_command(
+    data: Path = typer.Option(..., help="FER2013 root (with --split), a split folder, or fer2013.csv."),
+    split: str = typer.Option("val", help="train, val or test."),
+    ferplus: Path | None = typer.Option(None, help="fer2013new.csv for FER+ labels (with a CSV)."),
+    weights: Path | None = typer.Option(None, help="Classifier checkpoint (default: the shipped one)."),
+    upscale: bool = typer.Option(
+        False, "--upscale", help="Evaluate on faces degraded to --lr-size and restored."
+    ),
+    upscaler: str = typer.Option("sr", help="With --upscale: sr or bicubic."),
+    lr_size: int = typer.Option(12, help="With --upscale: the low resolution in px."),
+    sr_weights: Path | None = typer.Option(None, help="SR checkpoint (default: the shipped FER SR)."),
+    sweep: str | None = typer.Option(
+        None, help="Comma-separated face sizes, e.g. 48,24,16,12,8: accuracy vs size, bicubic vs SR."
+    ),
+    upscale_weights: Path | None = typer.Option(None, help="With --sweep: the --upscale-trained classifier."),
+    save_dir: Path = typer.Option(Path("srfer-eval-fer"), help="Where the PNG plots go."),
+    batch_size: int = typer.Option(256, min=1),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print everything as JSON."),
+) -> None:
+    """Expression metrics: accuracy, per-class P/R/F1, confusion matrix, ROC; or a size sweep."""
+    from srfer import evaluation, plots
+    from srfer.data.fer import EMOTIONS
+
+    if sweep:
+        try:
+            sizes = [int(x) for x in sweep.split(",") if x.strip()]
+        except ValueError:
+            raise SrferError(
+                f"--sweep {sweep!r}: expected comma-separated sizes like 48,24,16,12,8"
+            ) from None
+        with _progress_bar() as progress:
+            task = progress.add_task("sweeping", total=3 * len(sizes))
+            result = evaluation.sweep_fer(
+                data,
+                sizes,
+                split,
+                weights,
+                upscale_weights,
+                sr_weights,
+                device,
+                ferplus,
+                batch_size,
+                progress=lambda: progress.advance(task),
+            )
+        result["plot"] = str(plots.plot_sweep(sizes, result["accuracy"], save_dir / "sweep.png", "accuracy",
+                                              "FER accuracy vs face size"))  # fmt: skip
+        if as_json:
+            print_json(result)
+            return
+        table = Table(title=f"FER accuracy vs face size · {result['data']}")
+        table.add_column("size (px)", justify="right")
+        for name in result["accuracy"]:
+            table.add_column(name, justify="right")
+        for i, size in enumerate(sizes):
+            table.add_row(str(size), *(f"{v[i]:.2%}" for v in result["accuracy"].values()))
+        out.print(table)
+        out.print(f"plot: {result['plot']}")
+        return
+    result = evaluation.evaluate_fer(
+        data, split, weights, device, upscale, upscaler, lr_size, sr_weights, ferplus, batch_size
+    )
+    aucs = {name: row["auc"] for name, row in result["per_class"].items()}
+    title = f"{result['input']} · acc {result['accuracy']:.2%}"
+    confusion = plots.plot_confusion(result["confusion_matrix"], EMOTIONS, save_dir / "confusion.png", title)
+    roc = plots.plot_roc(result["roc"], aucs, save_dir / "roc.png", result["input"])
+    result["plots"] = {"confusion": str(confusion), "roc": str(roc)}
+    if as_json:
+        print_json(result)
+        return
+    table = Table(title=f"{result['images']} faces · {result['input']} · {result['data']}")
+    for col in ("class", "precision", "recall", "F1", "ROC AUC", "support"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for name, row in result["per_class"].items():
+        table.add_row(name, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}",
+                      f"{row['auc']:.3f}", str(row["support"]))  # fmt: skip
+    out.print(table)
+    matrix = Table(title="confusion matrix (rows: true, columns: predicted)")
+    matrix.add_column("")
+    for name in EMOTIONS:
+        matrix.add_column(name[:5], justify="right")
+    for name, row in zip(EMOTIONS, result["confusion_matrix"], strict=True):
+        matrix.add_row(name, *map(str, row))
+    out.print(matrix)
+    out.print(f"accuracy {result['accuracy']:.2%} · macro F1 {result['macro_f1']:.3f} · "
+              f"macro AUC {result['macro_auc']:.3f} · plots in {save_dir}")  # fmt: skip
 
 
 @app.command("export")

@@ -189,3 +189,29 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> 
 def pixel_mse(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
     """The SRResNet pre-training loss."""
     return F.mse_loss(sr, hr)
+
+
+class FocalLoss(nn.Module):
+    """Focal loss (Lin et al., ICCV 2017): -α_t (1 - p_t)^γ log p_t, mean over the batch.
+
+    `alpha` is a per-class weight vector (e.g. inverse class frequency) or None; with
+    γ = 0 and no α it equals cross-entropy."""
+
+    def __init__(self, gamma: float = 2.0, alpha: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.gamma = gamma
+        self.register_buffer("alpha", alpha if alpha is not None else None)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        log_p = F.log_softmax(logits.float(), dim=1).gather(1, target[:, None]).squeeze(1)
+        loss = -((1 - log_p.exp()) ** self.gamma) * log_p
+        if self.alpha is not None:
+            loss = loss * self.alpha[target]
+        return loss.mean()
+
+
+def inverse_frequency(counts: list[int]) -> torch.Tensor:
+    """Per-class weights ∝ 1/frequency, normalised to mean 1 (absent classes get 0)."""
+    c = torch.tensor(counts, dtype=torch.float32)
+    weights = torch.where(c > 0, c.sum() / c.clamp(min=1), torch.zeros_like(c))
+    return weights / weights[c > 0].mean()

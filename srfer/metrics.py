@@ -8,6 +8,15 @@ holds), full frame with no border crop, data range 1.0; SSIM with torchmetrics' 
 from __future__ import annotations
 
 import torch
+from torchmetrics.functional.classification import (
+    multiclass_accuracy,
+    multiclass_auroc,
+    multiclass_confusion_matrix,
+    multiclass_f1_score,
+    multiclass_precision,
+    multiclass_recall,
+    multiclass_roc,
+)
 from torchmetrics.functional.image import (
     peak_signal_noise_ratio,
     structural_similarity_index_measure,
@@ -37,3 +46,29 @@ def ssim_per_image(pred01: torch.Tensor, target01: torch.Tensor) -> torch.Tensor
         data_range=1.0,
         reduction="none",
     )
+
+
+def classification_report(probs: torch.Tensor, labels: torch.Tensor, class_names: tuple[str, ...]) -> dict:
+    """Accuracy, per-class precision/recall/F1, macro F1, confusion matrix (rows = true
+    class), one-vs-rest ROC AUC and ROC curves, from (N, C) probabilities."""
+    n = len(class_names)
+    kw = {"num_classes": n}
+    per_class = {
+        "precision": multiclass_precision(probs, labels, average=None, **kw),
+        "recall": multiclass_recall(probs, labels, average=None, **kw),
+        "f1": multiclass_f1_score(probs, labels, average=None, **kw),
+        "auc": multiclass_auroc(probs, labels, average=None, **kw),
+        "support": torch.bincount(labels, minlength=n),
+    }
+    fpr, tpr, _ = multiclass_roc(probs, labels, **kw)
+    return {
+        "accuracy": float(multiclass_accuracy(probs, labels, average="micro", **kw)),
+        "macro_f1": float(multiclass_f1_score(probs, labels, average="macro", **kw)),
+        "macro_auc": float(per_class["auc"].mean()),
+        "per_class": {
+            name: {k: (int(v[i]) if k == "support" else float(v[i])) for k, v in per_class.items()}
+            for i, name in enumerate(class_names)
+        },
+        "confusion_matrix": multiclass_confusion_matrix(probs, labels, **kw).tolist(),
+        "roc": {name: {"fpr": fpr[i].tolist(), "tpr": tpr[i].tolist()} for i, name in enumerate(class_names)},
+    }

@@ -8,14 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
+from torch import nn
 
 from srfer.checkpoint import load_checkpoint, save_checkpoint
 from srfer.data.degradations import to_signed, to_unit
-from srfer.data.faces import SRPairDataset, collate_skipping_failures, discover_faces
 from srfer.errors import SrferError
 from srfer.imageio import expand_inputs, load_image, pil_to_tensor, save_image_atomic, tensor_to_pil
-from srfer.metrics import PROTOCOL, psnr_per_image, ssim_per_image
 from srfer.models import Generator, build_model
 from srfer.train.runtime import amp_dtype, resolve_device
 from srfer.weights import resolve_weights, weights_status
@@ -24,18 +22,26 @@ MIN_UPSCALE_SIDE = 8  # below this there is no face left to super-resolve
 MAX_UPSCALE_SIDE = 1024  # face crops; beyond this the 4× feature maps need many GB
 
 
-def load_generator(weights: Path | None = None, device: torch.device | None = None) -> Generator:
-    """The SR generator from `weights` (or the default), in eval mode on `device`."""
-    path = resolve_weights("sr", weights)
-    ckpt = load_checkpoint(path, expect_kind="sr-generator")
+def load_network(role: str, weights: Path | None, kind: str, device: torch.device | None = None) -> nn.Module:
+    """A trained network of `kind` from `weights` (or the default for `role`), eval mode.
+
+    The module gets `source` (its file) and `meta` (the checkpoint's JSON header)."""
+    path = resolve_weights(role, weights)
+    ckpt = load_checkpoint(path, expect_kind=kind)
     model = build_model(ckpt.kind, ckpt.config)
     try:
         model.load_state_dict({k: v.float() for k, v in ckpt.section("model").items()})
     except RuntimeError as exc:
         raise SrferError(f"{path}: weights do not match their config ({str(exc)[:160]})") from None
-    model.source = path  # type: ignore[attr-defined]
-    model.meta = ckpt.meta  # type: ignore[attr-defined]
+    model.source, model.meta = path, ckpt.meta  # type: ignore[assignment]
     return model.eval().to(device or torch.device("cpu"))
+
+
+def load_generator(
+    weights: Path | None = None, device: torch.device | None = None, role: str = "sr"
+) -> Generator:
+    """The SR generator from `weights` (or the default for `role`)."""
+    return load_network(role, weights, "sr-generator", device)  # type: ignore[return-value]
 
 
 @torch.no_grad()
@@ -46,6 +52,29 @@ def super_resolve(generator: Generator, images01: torch.Tensor) -> torch.Tensor:
     dtype = amp_dtype(device)
     with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
         return to_unit(generator(x).float())
+
+
+def make_restorer(upscaler: str, device: torch.device, sr_weights: Path | None = None, role: str = "sr-fer"):
+    """LR batch in [0, 1] → restored batch: `bicubic` (identity here; `degrade_and_restore`
+    resizes back bicubically) or `sr` (a frozen generator; gray ↔ RGB adapted)."""
+    if upscaler == "bicubic":
+        return lambda lr: lr
+    if upscaler != "sr":
+        raise SrferError(f"unknown --upscaler {upscaler!r}; use sr or bicubic")
+    generator = load_generator(sr_weights, device, role)
+    for p in generator.parameters():
+        p.requires_grad_(False)
+
+    def restore(lr: torch.Tensor) -> torch.Tensor:
+        channels = lr.shape[1]
+        if generator.config.channels == 3 and channels == 1:
+            return super_resolve(generator, lr.expand(-1, 3, -1, -1)).mean(1, keepdim=True)
+        if generator.config.channels == 1 and channels == 3:
+            return super_resolve(generator, lr.mean(1, keepdim=True)).expand(-1, 3, -1, -1)
+        return super_resolve(generator, lr)
+
+    restore.source = generator.source  # type: ignore[attr-defined]
+    return restore
 
 
 @dataclass
@@ -104,72 +133,6 @@ def upscale_files(
         if progress is not None:
             progress()
     return report
-
-
-def evaluate_sr(
-    data: Path,
-    split: str = "val",
-    weights: Path | None = None,
-    device: str = "auto",
-    batch_size: int = 32,
-    limit: int = 0,
-    hr_size: int | None = None,
-    progress=None,
-) -> dict[str, Any]:
-    """PSNR/SSIM of bicubic vs the model on `split` of `data`, per image and mean."""
-    dev = resolve_device(device)
-    generator = load_generator(weights, dev)
-    cfg = generator.config
-    hr_size = hr_size or generator.meta.get("data", {}).get("hr_size", 32 * cfg.scale)
-    source = discover_faces(data, split)
-    if limit:
-        source.paths = source.paths[:limit]
-    dataset = SRPairDataset(source, hr_size, cfg.scale, cfg.channels, augment=False, cache=False)
-    loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        collate_fn=collate_skipping_failures,
-        num_workers=min(2, len(source.paths) // batch_size),
-    )
-    from srfer.train.sr import bicubic_baseline
-
-    rows, skipped = [], 0
-    for batch in loader:
-        skipped += int(batch.pop("skipped"))
-        if batch:
-            hr = to_unit(batch["hr"]).to(dev)
-            sr = super_resolve(generator, to_unit(batch["lr"]))
-            bic = bicubic_baseline(batch["lr"].to(dev), hr.shape[-2:])
-            columns = {
-                "psnr_bicubic": psnr_per_image(bic, hr),
-                "psnr_sr": psnr_per_image(sr, hr),
-                "ssim_bicubic": ssim_per_image(bic, hr),
-                "ssim_sr": ssim_per_image(sr, hr),
-            }
-            for i, index in enumerate(batch["index"].tolist()):
-                rows.append(
-                    {"image": str(dataset.paths[index]), **{k: float(v[i]) for k, v in columns.items()}}
-                )
-        if progress is not None:
-            progress(len(rows))
-    if not rows:
-        raise SrferError(f"no readable images in {source.description}")
-    mean = {
-        k: sum(r[k] for r in rows) / len(rows) for k in ("psnr_bicubic", "psnr_sr", "ssim_bicubic", "ssim_sr")
-    }
-    return {
-        "data": source.description,
-        "images": len(rows),
-        "skipped": skipped,
-        "weights": str(generator.source),
-        "scale": cfg.scale,
-        "hr_size": hr_size,
-        "lr_size": hr_size // cfg.scale,
-        "protocol": PROTOCOL,
-        "mean": mean,
-        "psnr_gain_db": mean["psnr_sr"] - mean["psnr_bicubic"],
-        "per_image": rows,
-    }
 
 
 def export_weights(checkpoint: Path, target: Path, half: bool = True) -> Path:

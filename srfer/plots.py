@@ -24,8 +24,66 @@ def plot_training_curves(history: list[dict[str, Any]], path: Path, pairs: list[
         ax.set_title(key)
         ax.grid(alpha=0.3)
         ax.legend()
+    _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    fig.savefig(tmp, dpi=110)
     plt.close(fig)
     os.replace(tmp, path)
+    return path
+
+
+def plot_confusion(matrix: list[list[int]], names: tuple[str, ...], path: Path, title: str = "") -> Path:
+    """Row-normalised confusion matrix heat map with counts (rows: true class)."""
+    import numpy as np
+
+    counts = np.array(matrix, dtype=float)
+    rates = counts / np.clip(counts.sum(1, keepdims=True), 1, None)
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, f"{int(counts[i, j])}\n{rates[i, j]:.0%}", ha="center", va="center", fontsize=7,
+                    color="white" if rates[i, j] > 0.5 else "black")  # fmt: skip
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    return _save(fig, path)
+
+
+def plot_roc(
+    roc: dict[str, dict[str, list[float]]], aucs: dict[str, float], path: Path, title: str = ""
+) -> Path:
+    """One-vs-rest ROC curves, one per class, AUC in the legend."""
+    fig, ax = plt.subplots(figsize=(5.6, 5))
+    for name, curve in roc.items():
+        ax.plot(curve["fpr"], curve["tpr"], label=f"{name} (AUC {aucs[name]:.3f})")
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_sweep(
+    sizes: list[int], series: dict[str, list[float | None]], path: Path, ylabel: str, title: str
+) -> Path:
+    """Metric vs face size, one line per method (None values are gaps)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, values in series.items():
+        ax.plot(sizes, [float("nan") if v is None else v for v in values], marker="o", label=name)
+    ax.set_xlabel("face size (px)")
+    ax.set_ylabel(ylabel)
+    ax.set_xticks(sizes)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)

@@ -16,6 +16,15 @@ DEFAULTS: dict[str, tuple[str, str]] = {
         "sr_celeba_x4.safetensors",
         "srfer train-sr --data CELEBA_ROOT --out runs/sr (then srfer export runs/sr/best.safetensors)",
     ),
+    "sr-fer": (
+        "sr_fer2013_gray_x4.safetensors",
+        "srfer train-sr --data FER2013_ROOT --channels 1 --hr-size 48 --out runs/sr_fer (then srfer export)",
+    ),
+    "fer": ("fer_mcnn.safetensors", "srfer train-fer --data FER2013_ROOT --out runs/fer (then srfer export)"),
+    "fer-upscale": (
+        "fer_mcnn_upscale_sr12.safetensors",
+        "srfer train-fer --data FER2013_ROOT --upscale --out runs/fer_up (then srfer export)",
+    ),
 }
 PACKAGE_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 

@@ -39,3 +39,14 @@ def to_signed(x01: torch.Tensor) -> torch.Tensor:
 def to_unit(x: torch.Tensor) -> torch.Tensor:
     """[-1, 1] → [0, 1], clamped."""
     return ((x + 1) / 2).clamp(0, 1)
+
+
+def degrade_and_restore(x01: torch.Tensor, lr_size: int, restore) -> torch.Tensor:
+    """(N, C, S, S) faces → antialiased bicubic ↓ to lr_size, 8-bit → `restore(lr)` → back to S.
+
+    `restore` maps an LR batch in [0, 1] to any size (bicubic, or an SR generator); the
+    result is resized to S when the restorer's scale does not land on it exactly."""
+    size = x01.shape[-2:]
+    lr = quantize_8bit(bicubic_resize(x01, lr_size))
+    restored = restore(lr)
+    return restored if restored.shape[-2:] == size else bicubic_resize(restored, tuple(size))

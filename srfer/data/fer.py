@@ -169,3 +169,33 @@ def load_fer(data: Path, split: str = "train", ferplus: Path | None = None) -> F
 def describe_balance(samples: FerSamples) -> str:
     counts = Counter(dict(zip(EMOTIONS, samples.class_counts(), strict=True)))
     return ", ".join(f"{k} {v}" for k, v in counts.items())
+
+
+class FerDataset(torch.utils.data.Dataset):
+    """FerSamples → {"image": (1, 48, 48) float in [0, 1], "label", "index"}.
+
+    Augmentation (seed recipe): random crop with 4-px padding, horizontal flip, rotation
+    ±10° and scale 0.9–1.1. Keys may be (index, sample_seed) from the engine's sampler."""
+
+    def __init__(self, samples: FerSamples, augment: bool = False) -> None:
+        from torchvision.transforms import v2
+
+        self.samples, self.augment = samples, augment
+        self.transform = v2.Compose([
+            v2.RandomCrop(FER_SIZE, padding=4, padding_mode="reflect"),
+            v2.RandomHorizontalFlip(),
+            v2.RandomAffine(degrees=10, scale=(0.9, 1.1)),
+        ])  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        index, sample_seed = key if isinstance(key, tuple) else (key, None)
+        image = self.samples.images[index].float().div(255)
+        if self.augment:
+            with torch.random.fork_rng(devices=[], enabled=sample_seed is not None):
+                if sample_seed is not None:
+                    torch.manual_seed(sample_seed)
+                image = self.transform(image)
+        return {"image": image, "label": self.samples.labels[index], "index": torch.tensor(index)}

@@ -121,8 +121,8 @@ class Recipe(ABC):
         """Epochs where the cosine schedule restarts (e.g. when a new training phase begins)."""
         return [0]
 
-    def on_epoch_end(self, epoch: int, metrics: dict[str, float], out_dir: Path) -> None:  # noqa: B027
-        """Artefacts such as sample grids."""
+    def on_epoch_end(self, epoch: int, history: list[dict[str, Any]], out_dir: Path) -> None:  # noqa: B027
+        """Artefacts such as sample grids and curves; `history` holds every epoch's record."""
 
     def describe(self) -> dict[str, Any]:
         """Architecture/loss/data description stored in every checkpoint."""
@@ -130,17 +130,24 @@ class Recipe(ABC):
 
 
 class EpochSampler(Sampler[tuple[int, int]]):
-    """`size` (index, sample_seed) keys from seeded permutations of range(n), minus the first
-    `skip`. The per-sample seed makes augmentation independent of loader workers and of
-    where a resumed epoch starts, which is what makes mid-epoch resume exact."""
+    """`size` (index, sample_seed) keys from seeded permutations of range(n) (or, with
+    `weights`, seeded draws with replacement ∝ weights), minus the first `skip`.
 
-    def __init__(self, n: int, size: int, seed: int, skip: int = 0) -> None:
-        self.n, self.size, self.seed, self.skip = n, size, seed, skip
+    The per-sample seed makes augmentation independent of loader workers and of where a
+    resumed epoch starts, which is what makes mid-epoch resume exact."""
+
+    def __init__(self, n: int, size: int, seed: int, skip: int = 0, weights: torch.Tensor | None = None):
+        self.n, self.size, self.seed, self.skip, self.weights = n, size, seed, skip, weights
+
+    def _order(self) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(self.seed)
+        if self.weights is not None:
+            return torch.multinomial(self.weights.double(), self.size, replacement=True, generator=gen)
+        rounds = math.ceil(self.size / self.n)
+        return torch.cat([torch.randperm(self.n, generator=gen) for _ in range(rounds)])
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        gen = torch.Generator().manual_seed(self.seed)
-        rounds = math.ceil(self.size / self.n)
-        order = torch.cat([torch.randperm(self.n, generator=gen) for _ in range(rounds)])
+        order = self._order()
         for position in range(self.skip, self.size):
             yield int(order[position]), self.seed * 1_000_003 + position
 
@@ -195,8 +202,10 @@ class Engine:
         config: EngineConfig,
         collate_fn=None,
         run_meta: dict[str, Any] | None = None,
+        sample_weights: torch.Tensor | None = None,
     ) -> None:
         self.recipe, self.train_set, self.val_set, self.cfg = recipe, train_set, val_set, config
+        self.sample_weights = sample_weights  # e.g. a class-balanced sampler
         self.collate_fn = collate_fn
         self.run_meta = run_meta or {}
         self.device = resolve_device(config.device)
@@ -300,8 +309,9 @@ class Engine:
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         skip = self.state.batches_done * self.cfg.batch_size
-        sampler = EpochSampler(len(self.train_set), self.epoch_size, self.cfg.seed * 100_003 + epoch, skip)
-        loader = self._loader(self.train_set, sampler, self.cfg.seed * 100_003 + epoch)
+        epoch_seed = self.cfg.seed * 100_003 + epoch
+        sampler = EpochSampler(len(self.train_set), self.epoch_size, epoch_seed, skip, self.sample_weights)
+        loader = self._loader(self.train_set, sampler, epoch_seed)
         for net in self.recipe.networks().values():
             net.train()
         sums: dict[str, float] = {}
@@ -389,7 +399,7 @@ class Engine:
             self.state.epoch, self.state.batches_done = epoch + 1, 0
             self.state.history.append(record)
             self._log(record)
-            self.recipe.on_epoch_end(epoch + 1, record, self.out_dir)
+            self.recipe.on_epoch_end(epoch + 1, self.state.history, self.out_dir)
             self.save(self.last_path, record)
             if improved:
                 self.save(self.out_dir / "best.safetensors", record)

@@ -138,26 +138,17 @@ class SRGANRecipe(Recipe):
         means["val_images"] = float(seen)
         return means
 
-    def on_epoch_end(self, epoch: int, metrics: dict[str, float], out_dir: Path) -> None:
+    def on_epoch_end(self, epoch: int, history: list[dict[str, Any]], out_dir: Path) -> None:
         if self._grid is not None:  # rows: LR (nearest) | bicubic | SR | HR
             grid = make_grid(self._grid, nrow=4, padding=2, pad_value=1.0)
             save_image_atomic(tensor_to_pil(grid), out_dir / "samples" / f"epoch-{epoch:04d}.png")
-        history = [r for r in _read_history(out_dir) if "val_psnr" in r]
+        history = [r for r in history if "val_psnr" in r]
         if history:
             plot_training_curves(
                 history,
                 out_dir / "curves.png",
                 [("val_psnr", "val_psnr_bicubic"), ("val_ssim", "val_ssim_bicubic")],
             )
-
-
-def _read_history(out_dir: Path) -> list[dict[str, Any]]:
-    import json
-
-    path = out_dir / "metrics.jsonl"
-    return (
-        [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-    )
 
 
 @dataclass

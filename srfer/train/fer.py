@@ -1,0 +1,188 @@
+"""Stage 2a recipe: expression classifier (MCNN or a torchvision backbone), optionally
+trained on degraded-then-restored faces (`--upscale`: bicubic or a frozen SR generator).
+
+The low-resolution path runs inside the training step, on the training device, after
+augmentation: caching SR outputs would freeze one augmentation per image, and on a GPU
+the 12→48 generator costs about as much as the classifier itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from srfer.data.degradations import degrade_and_restore
+from srfer.data.fer import EMOTIONS, FerDataset, describe_balance, load_fer
+from srfer.errors import SrferError
+from srfer.losses import FocalLoss, inverse_frequency
+from srfer.metrics import classification_report
+from srfer.models.fer import FerConfig, build_fer
+from srfer.plots import plot_training_curves
+from srfer.train.engine import Engine, EngineConfig, Recipe, StepContext, check_run_folder
+from srfer.train.runtime import resolve_device
+
+
+class LowResPath:
+    """Degrade faces to `lr_size` and restore them (the classifier sees what it will get)."""
+
+    def __init__(self, lr_size: int, restore, name: str) -> None:
+        self.lr_size, self.restore, self.name = lr_size, restore, name
+
+    def __call__(self, x01: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return degrade_and_restore(x01, self.lr_size, self.restore)
+
+
+class FerRecipe(Recipe):
+    kind = "fer-classifier"
+    monitor = "val_accuracy"
+    monitor_mode = "max"
+
+    def __init__(self, config: FerConfig, lr: float, loss: nn.Module, low_res: LowResPath | None = None):
+        self.model = build_fer(config)
+        self.loss, self.low_res = loss, low_res
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"classifier": self.model}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"classifier": self.opt}
+
+    def describe(self) -> dict[str, Any]:
+        low_res = {"lr_size": self.low_res.lr_size, "upscaler": self.low_res.name} if self.low_res else None
+        return {"stage": "fer", "classes": list(EMOTIONS), "loss": repr(self.loss), "low_res": low_res}
+
+    def _inputs(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
+        x = batch["image"].to(ctx.device, non_blocking=True)
+        if self.low_res is not None:
+            x = self.low_res(x)
+        return x, batch["label"].to(ctx.device, non_blocking=True)
+
+    def train_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, float]:
+        x, y = self._inputs(batch, ctx)
+        self.loss.to(ctx.device)
+        with ctx.autocast():
+            logits = self.model(x)
+        loss = self.loss(logits.float(), y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return {"loss": float(loss.detach()), "acc": float((logits.argmax(1) == y).float().mean())}
+
+    def validate(self, loader: DataLoader, ctx: StepContext) -> dict[str, float]:
+        probs, labels = predict_probs(self.model, loader, ctx, self.low_res)
+        report = classification_report(probs, labels, EMOTIONS)
+        val_loss = float(F.nll_loss(probs.clamp_min(1e-8).log(), labels))
+        return {"val_accuracy": report["accuracy"], "val_macro_f1": report["macro_f1"], "val_loss": val_loss}
+
+    def on_epoch_end(self, epoch: int, history: list[dict[str, Any]], out_dir: Path) -> None:
+        plot_training_curves(
+            history, out_dir / "curves.png", [("val_accuracy", "train_acc"), ("val_loss", "")]
+        )
+
+
+def predict_probs(
+    model: nn.Module, loader: DataLoader, ctx: StepContext, low_res: LowResPath | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax probabilities and labels over a loader (model in eval mode, no grad)."""
+    model.eval()
+    probs, labels = [], []
+    with torch.no_grad():
+        for batch in loader:
+            x = batch["image"].to(ctx.device)
+            if low_res is not None:
+                x = low_res(x)
+            with ctx.autocast():
+                probs.append(model(x).float().softmax(1).cpu())
+            labels.append(batch["label"])
+    return torch.cat(probs), torch.cat(labels)
+
+
+@dataclass
+class FerTrainArgs:
+    """Everything `srfer train-fer` takes (stored in each checkpoint)."""
+
+    data: Path
+    out: Path
+    ferplus: Path | None = None
+    arch: str = "mcnn"
+    width: int = 32
+    epochs: int = 300
+    patience: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    loss: str = "ce"
+    label_smoothing: float = 0.0
+    gamma: float = 2.0
+    alpha: str = "auto"
+    balanced: bool = False
+    upscale: bool = False
+    upscaler: str = "sr"
+    lr_size: int = 12
+    sr_weights: Path | None = None
+    epoch_size: int = 0
+    workers: int = -1
+    device: str = "auto"
+    amp: bool = True
+    resume: bool = False
+    save_every: int = 0
+    seed: int = 0
+
+
+def build_loss(args: FerTrainArgs, class_counts: list[int]) -> nn.Module:
+    if args.loss == "ce":
+        return nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
+    if args.loss == "focal":
+        if args.alpha not in ("auto", "none"):
+            raise SrferError(f"unknown --alpha {args.alpha!r}; use auto or none")
+        return FocalLoss(args.gamma, inverse_frequency(class_counts) if args.alpha == "auto" else None)
+    raise SrferError(f"unknown --loss {args.loss!r}; use ce or focal")
+
+
+def build_low_res(args: FerTrainArgs, device: torch.device) -> LowResPath | None:
+    if not args.upscale:
+        return None
+    from srfer.pipeline import make_restorer
+
+    if not 4 <= args.lr_size <= 48:
+        raise SrferError(f"--lr-size {args.lr_size}: use a size between 4 and 48 px")
+    return LowResPath(args.lr_size, make_restorer(args.upscaler, device, args.sr_weights), args.upscaler)
+
+
+def train_fer(args: FerTrainArgs) -> dict[str, Any]:
+    device = resolve_device(args.device)
+    check_run_folder(Path(args.out), args.resume)
+    try:
+        config = FerConfig(arch=args.arch, width=args.width)
+    except ValueError as exc:
+        raise SrferError(str(exc)) from None
+    low_res = build_low_res(args, device)
+    train_samples = load_fer(args.data, "train", args.ferplus)
+    val_samples = load_fer(args.data, "val", args.ferplus)
+    loss = build_loss(args, train_samples.class_counts())
+    recipe = FerRecipe(config, args.lr, loss, low_res)
+    weights = None
+    if args.balanced:  # class-balanced sampling: each draw ∝ 1 / (its class's count)
+        counts = torch.tensor(train_samples.class_counts(), dtype=torch.float64)
+        weights = 1.0 / counts.clamp(min=1)[train_samples.labels]
+    engine_cfg = EngineConfig(
+        out_dir=args.out, epochs=args.epochs, batch_size=args.batch_size, device=args.device, amp=args.amp,
+        seed=args.seed, save_every=args.save_every, resume=args.resume, patience=args.patience,
+        epoch_size=args.epoch_size, num_workers=args.workers,
+    )  # fmt: skip
+    run_meta = {
+        "data": {"train": train_samples.description, "val": val_samples.description,
+                 "train_images": len(train_samples), "val_images": len(val_samples),
+                 "train_balance": describe_balance(train_samples)},
+        "train_args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
+    }  # fmt: skip
+    train_set, val_set = FerDataset(train_samples, augment=True), FerDataset(val_samples)
+    engine = Engine(recipe, train_set, val_set, engine_cfg, run_meta=run_meta, sample_weights=weights)
+    return engine.fit()

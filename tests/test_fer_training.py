@@ -1,0 +1,108 @@
+"""Expression stage: losses, sampler, recipe and CLI on tiny synthetic data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from srfer.checkpoint import save_checkpoint
+from srfer.cli import app
+from srfer.data.fer import EMOTIONS
+from srfer.losses import FocalLoss, inverse_frequency
+from srfer.models import Generator, GeneratorConfig
+from srfer.train.engine import EpochSampler
+
+runner = CliRunner()
+
+
+def test_focal_loss_equals_cross_entropy_at_gamma_0() -> None:
+    logits, target = torch.randn(16, 7), torch.randint(0, 7, (16,))
+    ce = torch.nn.functional.cross_entropy(logits, target)
+    assert torch.allclose(FocalLoss(gamma=0.0)(logits, target), ce, atol=1e-6)
+    assert FocalLoss(gamma=2.0)(logits, target) < ce  # down-weights easy examples
+
+
+def test_inverse_frequency_alpha() -> None:
+    weights = inverse_frequency([10, 30, 0])
+    assert weights[2] == 0 and weights[0] == pytest.approx(3 * weights[1]) and weights[:2].mean() == 1
+
+
+def test_weighted_sampler_balances_classes() -> None:
+    labels = torch.tensor([0] * 90 + [1] * 10)
+    weights = 1.0 / torch.bincount(labels).double()[labels]
+    drawn = [labels[i].item() for i, _ in EpochSampler(100, 2000, seed=0, weights=weights)]
+    assert 0.4 < sum(drawn) / len(drawn) < 0.6
+
+
+@pytest.fixture(scope="module")
+def fer_root(tmp_path_factory) -> Path:
+    """Two images per emotion per split; each class a distinct brightness so it is learnable."""
+    root = tmp_path_factory.mktemp("fer")
+    for split, n in (("train", 3), ("val", 2)):
+        for label, name in enumerate(EMOTIONS):
+            (root / split / name).mkdir(parents=True)
+            for i in range(n):
+                value = 20 + 30 * label + i
+                Image.fromarray(np.full((48, 48), value, np.uint8), "L").save(
+                    root / split / name / f"{i}.png"
+                )
+    return root
+
+
+@pytest.fixture(scope="module")
+def gray_sr(tmp_path_factory) -> Path:
+    gen = Generator(GeneratorConfig(channels=1, features=4, blocks=1))
+    tensors = {f"model.{k}": v for k, v in gen.state_dict().items()}
+    return save_checkpoint(tmp_path_factory.mktemp("sr") / "sr.safetensors", "sr-generator",
+                           gen.config.to_dict(), tensors)  # fmt: skip
+
+
+TINY = "--width 4 --batch-size 7 --workers 0 --device cpu --epochs 1".split()
+
+
+def test_train_and_eval_fer_end_to_end(fer_root: Path, gray_sr: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train-fer", "--data", str(fer_root), "--out", str(run), *TINY,
+                                 "--loss", "focal", "--balanced", "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["monitor"] == "val_accuracy"
+    weights = str(run / "best.safetensors")
+    evaluated = runner.invoke(app, ["eval-fer", "--data", str(fer_root), "--weights", weights, "--json",
+                                    "--save-dir", str(tmp_path / "plots"), "--device", "cpu"])  # fmt: skip
+    assert evaluated.exit_code == 0, evaluated.output
+    report = json.loads(evaluated.stdout)
+    assert report["images"] == 14 and set(report["per_class"]) == set(EMOTIONS)
+    assert np.array(report["confusion_matrix"]).sum() == 14
+    assert (tmp_path / "plots" / "confusion.png").is_file() and (tmp_path / "plots" / "roc.png").is_file()
+    models = ["--weights", weights, "--upscale-weights", weights, "--sr-weights", str(gray_sr)]
+    sweep = runner.invoke(app, ["eval-fer", "--data", str(fer_root), *models, "--sweep", "48,12,8", "--json",
+                                "--save-dir", str(tmp_path / "plots"), "--device", "cpu"])  # fmt: skip
+    assert sweep.exit_code == 0, sweep.output
+    table = json.loads(sweep.stdout)["accuracy"]
+    assert set(table) == {"hr_classifier+bicubic", "hr_classifier+sr", "upscale_classifier+sr"}
+    assert all(len(v) == 3 for v in table.values()) and (tmp_path / "plots" / "sweep.png").is_file()
+
+
+def test_train_fer_with_sr_upscaling(fer_root: Path, gray_sr: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train-fer", "--data", str(fer_root), "--out", str(tmp_path / "up"), *TINY,
+                                 "--upscale", "--sr-weights", str(gray_sr), "--lr-size", "12"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [(["--arch", "alexnet"], "unknown arch"), (["--loss", "hinge"], "unknown --loss"),
+     (["--upscale", "--upscaler", "nearest"], "unknown --upscaler"),
+     (["--upscale", "--sr-weights", "/nope.safetensors"], "not found")],
+)  # fmt: skip
+def test_train_fer_bad_options(fer_root: Path, tmp_path: Path, extra: list[str], message: str) -> None:
+    result = runner.invoke(
+        app, ["train-fer", "--data", str(fer_root), "--out", str(tmp_path / "r"), *TINY, *extra]
+    )
+    assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
