@@ -6,7 +6,7 @@ DATA   ?= ../shared/data
 RUNS   ?= runs
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint demo bench train-sr train-fer train-embed clean
+.PHONY: install test lint demo bench train-sr train-sr-fer train-fer train-embed clean
 
 install: $(STAMP)
 
@@ -39,8 +39,18 @@ SR_ARGS ?= --epochs 16 --pretrain-epochs 16 --epoch-size 3008 --val-limit 320 --
 train-sr: install
 	$(BIN)/srfer train-sr --data $(DATA)/celeba --out $(RUNS)/sr_celeba_x4 $(SR_ARGS)
 
-train-fer train-embed:
-	@echo "$@: not implemented yet (expression and identity stages are open issues)"; exit 2
+# Expression stage: the FER-domain grayscale 12→48 SR first, then the classifier (add
+# FER_ARGS="--upscale" for the low-resolution-trained one).
+SR_FER_ARGS ?= --epochs 10 --pretrain-epochs 10 --lr 3e-4 --batch-size 32
+train-sr-fer: install
+	$(BIN)/srfer train-sr --data $(DATA)/fer2013 --channels 1 --hr-size 48 --out $(RUNS)/sr_fer2013_x4 $(SR_FER_ARGS)
+
+FER_ARGS ?=
+train-fer: install
+	$(BIN)/srfer train-fer --data $(DATA)/fer2013 --out $(RUNS)/fer_mcnn $(FER_ARGS)
+
+train-embed:
+	@echo "$@: not implemented yet (the identity stage is an open issue)"; exit 2
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .ruff_cache
