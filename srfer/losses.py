@@ -215,3 +215,87 @@ def inverse_frequency(counts: list[int]) -> torch.Tensor:
     c = torch.tensor(counts, dtype=torch.float32)
     weights = torch.where(c > 0, c.sum() / c.clamp(min=1), torch.zeros_like(c))
     return weights / weights[c > 0].mean()
+
+
+# ----------------------------------------------------------------------------- identity
+# The miners are written here rather than taken from pytorch-metric-learning: each is a few
+# lines of tensor code over one distance matrix, tested against a brute-force reference,
+# and the dependency would bring nothing else this project uses.
+
+
+def squared_distances(embeddings: torch.Tensor) -> torch.Tensor:
+    """(B, D) → (B, B) squared Euclidean distances ‖f_i − f_j‖², clamped at 0."""
+    sq = (embeddings * embeddings).sum(1)
+    return (sq[:, None] - 2 * embeddings @ embeddings.T + sq[None, :]).clamp_min(0)
+
+
+def _masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    same = labels[:, None] == labels[None, :]
+    eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    return same & ~eye, ~same  # positives (a ≠ p), negatives
+
+
+def mine_all(dist: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
+    """Every valid (a, p, n) triplet, as a (T, 3) index tensor."""
+    pos, neg = _masks(labels)
+    valid = pos[:, :, None] & neg[:, None, :]
+    return valid.nonzero()
+
+
+def mine_batch_hard(dist: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
+    """Per anchor: its farthest positive and nearest negative (Hermans et al., 2017)."""
+    pos, neg = _masks(labels)
+    anchors = (pos.any(1) & neg.any(1)).nonzero().squeeze(1)
+    hardest_pos = dist.masked_fill(~pos, float("-inf")).argmax(1)
+    hardest_neg = dist.masked_fill(~neg, float("inf")).argmin(1)
+    return torch.stack([anchors, hardest_pos[anchors], hardest_neg[anchors]], dim=1)
+
+
+def mine_semi_hard(dist: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
+    """Per (a, p): the nearest negative farther than p (FaceNet's semi-hard choice: inside
+    the margin when one is); where no negative is farther than p, the farthest negative
+    (TensorFlow's triplet_semihard_loss convention)."""
+    pos, neg = _masks(labels)
+    a_idx, p_idx = pos.nonzero(as_tuple=True)
+    keep = neg[a_idx].any(1)
+    a_idx, p_idx = a_idx[keep], p_idx[keep]
+    d_an = dist[a_idx]  # (T, B)
+    d_ap = dist[a_idx, p_idx][:, None]
+    negatives = neg[a_idx]
+    farther = negatives & (d_an > d_ap)
+    semi = d_an.masked_fill(~farther, float("inf")).argmin(1)
+    easiest = d_an.masked_fill(~negatives, float("-inf")).argmax(1)
+    n_idx = torch.where(farther.any(1), semi, easiest)
+    return torch.stack([a_idx, p_idx, n_idx], dim=1)
+
+
+MINERS = {"all": mine_all, "batch-hard": mine_batch_hard, "semi-hard": mine_semi_hard}
+
+
+class TripletLoss(nn.Module):
+    """L = max(‖f(a) − f(p)‖² − ‖f(a) − f(n)‖² + α, 0) over mined triplets (FaceNet).
+
+    `all` averages over the triplets that still violate the margin (batch-all); the
+    other miners average over their one triplet per anchor (or anchor-positive pair)."""
+
+    def __init__(self, margin: float = 0.2, mining: str = "semi-hard") -> None:
+        super().__init__()
+        if mining not in MINERS:
+            raise SrferError(f"unknown --mining {mining!r}; use {', '.join(MINERS)}")
+        self.margin, self.mining = margin, mining
+
+    def forward(
+        self, embeddings: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        dist = squared_distances(embeddings.float())
+        triplets = MINERS[self.mining](dist.detach(), labels, self.margin)
+        if len(triplets) == 0:
+            return embeddings.sum() * 0, {"triplets": 0.0, "active": 0.0}
+        a, p, n = triplets.unbind(1)
+        losses = (dist[a, p] - dist[a, n] + self.margin).clamp_min(0)
+        active = losses > 0
+        if self.mining == "all":
+            loss = losses[active].mean() if active.any() else losses.sum() * 0
+        else:
+            loss = losses.mean()
+        return loss, {"triplets": float(len(losses)), "active": float(active.float().mean())}

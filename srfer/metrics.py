@@ -72,3 +72,56 @@ def classification_report(probs: torch.Tensor, labels: torch.Tensor, class_names
         "confusion_matrix": multiclass_confusion_matrix(probs, labels, **kw).tolist(),
         "roc": {name: {"fpr": fpr[i].tolist(), "tpr": tpr[i].tolist()} for i, name in enumerate(class_names)},
     }
+
+
+def best_threshold(distances: torch.Tensor, same: torch.Tensor) -> tuple[float, float]:
+    """τ maximising accuracy of `d ≤ τ ⇒ same person`; candidates are midpoints between
+    sorted distances. Returns (τ, accuracy)."""
+    d = distances.double().sort().values
+    candidates = torch.cat([d[:1] - 1e-6, (d[1:] + d[:-1]) / 2, d[-1:] + 1e-6])
+    correct = ((distances.double()[None, :] <= candidates[:, None]) == same[None, :]).double().mean(1)
+    best = int(correct.argmax())
+    return float(candidates[best]), float(correct[best])
+
+
+def verification_report(
+    distances: torch.Tensor,
+    same: torch.Tensor,
+    folds: int = 10,
+    far_targets: tuple[float, ...] = (1e-3, 1e-2),
+) -> dict:
+    """LFW protocol: τ chosen on 9 folds, accuracy on the 10th (mean ± std over folds);
+    ROC AUC, EER and TAR at fixed FAR on all pairs; τ on all pairs for deployment."""
+    from torchmetrics.functional.classification import binary_auroc, binary_roc
+
+    same = same.bool()
+    n = len(distances)
+    fold_of = torch.arange(n) * folds // n  # contiguous folds, as LFW's pairs.txt
+    accuracies, thresholds = [], []
+    for f in range(folds):
+        test, train = fold_of == f, fold_of != f
+        if not test.any() or not train.any():
+            continue
+        tau, _ = best_threshold(distances[train], same[train])
+        thresholds.append(tau)
+        accuracies.append(float(((distances[test] <= tau) == same[test]).double().mean()))
+    scores, target = -distances.float(), same.long()
+    fpr, tpr, _ = binary_roc(scores, target)
+    fnr = 1 - tpr
+    eer_at = int((fpr - fnr).abs().argmin())
+    tar = {
+        f"tar_at_far_{far:g}": float(tpr[fpr <= far].max()) if (fpr <= far).any() else 0.0
+        for far in far_targets
+    }
+    acc = torch.tensor(accuracies, dtype=torch.float64)
+    return {
+        "pairs": n,
+        "accuracy": float(acc.mean()),
+        "accuracy_std": float(acc.std()) if len(acc) > 1 else 0.0,
+        "fold_thresholds": thresholds,
+        "threshold": best_threshold(distances, same)[0],
+        "roc_auc": float(binary_auroc(scores, target)),
+        "eer": float((fpr[eer_at] + fnr[eer_at]) / 2),
+        **tar,
+        "roc": {"fpr": fpr.tolist(), "tpr": tpr.tolist()},
+    }
