@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from srfer.console import warn
+from srfer.data import sample_rng, split_key
 from srfer.data.degradations import downsample, to_signed
 from srfer.errors import SrferError
 from srfer.imageio import IMAGE_SUFFIXES, load_image, pil_to_tensor
@@ -161,16 +162,13 @@ class SRPairDataset(Dataset):
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor] | None:
         """`key` is an index, or (index, sample_seed) from the engine's `EpochSampler`."""
-        index, sample_seed = key if isinstance(key, tuple) else (key, None)
+        index, sample_seed = split_key(key)
         hr_u8 = self.cached[index] if self.cached is not None else self._try_crop(self.paths[index])
         if hr_u8 is None:
             return None
         hr = hr_u8.float().div(255)
-        if self.augment and sample_seed is None:
-            hr = self._augment(hr)
-        elif self.augment:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(sample_seed)
+        if self.augment:
+            with sample_rng(sample_seed):
                 hr = self._augment(hr)
         lr = downsample(hr, self.scale)
         return {"lr": to_signed(lr), "hr": to_signed(hr), "index": torch.tensor(index)}

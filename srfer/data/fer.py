@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from srfer.data import sample_rng, split_key
 from srfer.errors import SrferError
 from srfer.imageio import IMAGE_SUFFIXES, load_image
 
@@ -191,11 +192,9 @@ class FerDataset(torch.utils.data.Dataset):
         return len(self.samples)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
-        index, sample_seed = key if isinstance(key, tuple) else (key, None)
+        index, sample_seed = split_key(key)
         image = self.samples.images[index].float().div(255)
         if self.augment:
-            with torch.random.fork_rng(devices=[], enabled=sample_seed is not None):
-                if sample_seed is not None:
-                    torch.manual_seed(sample_seed)
+            with sample_rng(sample_seed):
                 image = self.transform(image)
         return {"image": image, "label": self.samples.labels[index], "index": torch.tensor(index)}

@@ -7,6 +7,7 @@ from typing import Any
 
 from torch import nn
 
+from srfer.models.embedder import Embedder, EmbedderConfig
 from srfer.models.fer import FerConfig, build_fer
 from srfer.models.srgan import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 
@@ -15,6 +16,7 @@ _BUILDERS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
     "sr-generator": lambda cfg: Generator(GeneratorConfig(**cfg)),
     "sr-discriminator": lambda cfg: Discriminator(DiscriminatorConfig(**cfg)),
     "fer-classifier": lambda cfg: build_fer(FerConfig(**cfg)),
+    "face-embedder": lambda cfg: Embedder(EmbedderConfig(**cfg)),
 }
 
 
@@ -27,6 +29,8 @@ def build_model(kind: str, config: dict[str, Any]) -> nn.Module:
 __all__ = [
     "Discriminator",
     "DiscriminatorConfig",
+    "Embedder",
+    "EmbedderConfig",
     "FerConfig",
     "Generator",
     "GeneratorConfig",

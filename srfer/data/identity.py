@@ -1,0 +1,186 @@
+"""Identity-labelled faces: identity folders (LFW layout) or CelebA with
+`identity_CelebA.txt`; verification pairs from LFW's `pairs.txt` or generated (seeded).
+
+Identities never cross splits: CelebA's partition file is identity-disjoint, and plain
+folders are split by identity (seeded), never by image.
+"""
+
+from __future__ import annotations
+
+import random
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from srfer.data import sample_rng, split_key
+from srfer.data.faces import CELEBA_PARTITION, SPLITS, center_crop_hr
+from srfer.errors import SrferError
+from srfer.imageio import IMAGE_SUFFIXES
+
+
+@dataclass
+class IdentitySource:
+    paths: list[Path]
+    labels: list[int]  # dense 0..n_identities-1
+    names: list[str]  # identity name per label
+    description: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def singletons(self) -> int:
+        counts = torch.bincount(torch.tensor(self.labels), minlength=len(self.names))
+        return int((counts == 1).sum())
+
+
+def _dense(pairs: list[tuple[Path, str]], description: str) -> IdentitySource:
+    if not pairs:
+        raise SrferError(f"no identity-labelled images in {description}")
+    names = sorted({name for _, name in pairs})
+    index = {name: i for i, name in enumerate(names)}
+    source = IdentitySource([p for p, _ in pairs], [index[n] for _, n in pairs], names, description)
+    if source.singletons:
+        source.notes.append(f"{source.singletons} identities have one image: usable as negatives only")
+    return source
+
+
+def _celeba(root: Path, split: str) -> IdentitySource:
+    id_file, partition = root / "identity_CelebA.txt", root / "list_eval_partition.txt"
+    if not id_file.is_file():
+        raise SrferError(f"{root}: CelebA identities need identity_CelebA.txt")
+    identity = dict(line.split()[:2] for line in id_file.read_text().splitlines() if len(line.split()) >= 2)
+    if split != "all":
+        if not partition.is_file():
+            raise SrferError(f"{root}: --split {split} needs list_eval_partition.txt (or use --split all)")
+        wanted = CELEBA_PARTITION[split]
+        names = [p[0] for p in (ln.split() for ln in partition.read_text().splitlines()) if p[1:] == [wanted]]
+    else:
+        names = sorted(identity)
+    image_dir = root / "img_align_celeba"
+    pairs = [(image_dir / n, identity[n]) for n in names if n in identity and (image_dir / n).is_file()]
+    return _dense(pairs, f"CelebA {root} [{split}]")
+
+
+def _folders(root: Path, split: str, seed: int, val_fraction: float) -> IdentitySource:
+    people = sorted(p for p in root.iterdir() if p.is_dir())
+    if not people:
+        raise SrferError(f"{root}: no identity folders (expected <identity>/<image>.jpg)")
+    empty = [p.name for p in people if not any(f.suffix.lower() in IMAGE_SUFFIXES for f in p.iterdir())]
+    if empty:
+        raise SrferError(f"{root}: identity folder(s) without images: {', '.join(empty[:5])}")
+    if split in ("train", "val"):
+        order = list(range(len(people)))
+        random.Random(seed).shuffle(order)
+        n_val = max(1, round(len(people) * val_fraction))
+        chosen = set(order[:n_val] if split == "val" else order[n_val:])
+        people = [p for i, p in enumerate(people) if i in chosen]
+    elif split == "test":
+        raise SrferError(f"{root}: identity folders have no test split; use --split all, train or val")
+    pairs = [(f, p.name) for p in people for f in sorted(p.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+    how = "" if split == "all" else f", identity-disjoint seeded split (seed {seed})"
+    return _dense(pairs, f"identity folders {root} [{split}{how}]")
+
+
+def discover_identities(
+    root: str | Path, split: str = "all", seed: int = 0, val_fraction: float = 0.1
+) -> IdentitySource:
+    if split not in SPLITS:
+        raise SrferError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    root = Path(root)
+    if not root.is_dir():
+        raise SrferError(f"{root}: data folder not found")
+    if (root / "img_align_celeba").is_dir():
+        return _celeba(root, split)
+    return _folders(root, split, seed, val_fraction)
+
+
+def generate_pairs(labels: list[int], n_pairs: int, seed: int = 0) -> list[tuple[int, int, bool]]:
+    """Balanced genuine/impostor index pairs, seeded, shuffled (so 10 folds stay balanced)."""
+    rng = random.Random(seed)
+    by_id: dict[int, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_id.setdefault(label, []).append(i)
+    multi = [members for members in by_id.values() if len(members) >= 2]
+    if not multi or len(by_id) < 2:
+        raise SrferError("verification pairs need an identity with 2+ images and at least 2 identities")
+    genuine = set()
+    for _ in range(20 * n_pairs):
+        if len(genuine) >= n_pairs // 2:
+            break
+        a, b = sorted(rng.sample(rng.choice(multi), 2))
+        genuine.add((a, b, True))
+    impostor = set()
+    while len(impostor) < n_pairs - len(genuine):
+        a, b = rng.randrange(len(labels)), rng.randrange(len(labels))
+        if labels[a] != labels[b]:
+            impostor.add((min(a, b), max(a, b), False))
+    pairs = sorted(genuine) + sorted(impostor)
+    rng.shuffle(pairs)
+    return pairs
+
+
+def read_lfw_pairs(pairs_file: Path, source: IdentitySource) -> list[tuple[int, int, bool]]:
+    """LFW `pairs.txt`: 'name i j' (genuine) or 'name1 i name2 j' (impostor), 1-based."""
+    if not pairs_file.is_file():
+        raise SrferError(f"{pairs_file}: pairs file not found")
+    index = {(p.parent.name, p.stem): i for i, p in enumerate(source.paths)}
+    pairs = []
+    lines = pairs_file.read_text().splitlines()
+    for number, line in enumerate(lines[1:], start=2):  # line 1: "<folds> <pairs per fold>"
+        parts = line.split()
+        if len(parts) == 3:
+            (n1, i1), (n2, i2) = (parts[0], parts[1]), (parts[0], parts[2])
+        elif len(parts) == 4:
+            n1, i1, n2, i2 = parts
+        else:
+            raise SrferError(f"{pairs_file} line {number}: expected 3 or 4 fields")
+        try:
+            a, b = index[(n1, f"{n1}_{int(i1):04d}")], index[(n2, f"{n2}_{int(i2):04d}")]
+        except (KeyError, ValueError):
+            raise SrferError(f"{pairs_file} line {number}: image not found under the data folder") from None
+        pairs.append((a, b, len(parts) == 3))
+    return pairs
+
+
+class FaceIdentityDataset(Dataset):
+    """Center-cropped faces in [0, 1] with identity labels; crops decoded once (threads).
+
+    Unreadable files are dropped at load with a count in `notes` (labels stay aligned)."""
+
+    def __init__(self, source: IdentitySource, size: int = 128, augment: bool = False) -> None:
+        from torchvision.transforms import v2
+
+        self.size, self.augment = size, augment
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            crops = list(pool.map(self._try_crop, source.paths))
+        keep = [i for i, c in enumerate(crops) if c is not None]
+        if not keep:
+            raise SrferError(f"none of the images in {source.description} could be read")
+        self.images = torch.stack([crops[i] for i in keep])
+        self.labels = torch.tensor([source.labels[i] for i in keep])
+        self.paths = [source.paths[i] for i in keep]
+        self.unreadable = len(crops) - len(keep)
+        self.transform = v2.Compose([
+            v2.RandomHorizontalFlip(),
+            v2.RandomResizedCrop(size, scale=(0.85, 1.0), ratio=(0.95, 1.05), antialias=True),
+            v2.ColorJitter(0.1, 0.1, 0.1, 0.02),
+        ])  # fmt: skip
+
+    def _try_crop(self, path: Path) -> torch.Tensor | None:
+        try:
+            return center_crop_hr(path, self.size, 3)
+        except SrferError:
+            return None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        index, sample_seed = split_key(key)
+        image = self.images[index].float().div(255)
+        if self.augment:
+            with sample_rng(sample_seed):
+                image = self.transform(image).clamp(0, 1)
+        return {"image": image, "label": self.labels[index], "index": torch.tensor(index)}

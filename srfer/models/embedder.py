@@ -1,0 +1,119 @@
+"""Face embedders: L2-normalised identity embeddings (FaceNet: Schroff et al., CVPR 2015).
+
+`FaceResNet` (default): a compact residual CNN sized for 128×128 RGB faces (the SR output):
+stem 3×3/2 → four stages of two basic blocks (32, 64, 128, 256 channels; stride 1, 2, 2, 2)
+→ global average pool → BN → linear → 128-d unit vector. ~2.8 M parameters.
+
+`InceptionResnetV1` (`backbone="inception-resnet-v1"`): facenet-pytorch's network
+(512-d), from scratch or with its VGGFace2 / CASIA-WebFace weights. It was trained at
+160×160, so inputs are resized to `input_size` (≥ 75 px is required by its stem).
+
+Shapes: (N, 3, H, W) in [0, 1] → (N, dim) with ‖f‖₂ = 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+BACKBONES = ("face-resnet", "inception-resnet-v1")
+
+
+@dataclass
+class EmbedderConfig:
+    backbone: str = "face-resnet"
+    dim: int = 128
+    widths: tuple[int, ...] = (32, 64, 128, 256)
+    input_size: int = 128  # faces are resized to this before the backbone
+
+    def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {self.backbone!r}; use one of {', '.join(BACKBONES)}")
+        self.widths = tuple(self.widths)
+        if self.backbone == "inception-resnet-v1":
+            self.dim = 512
+            self.input_size = max(self.input_size, 75)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block (He et al., 2016): two 3×3 conv-BN, projection when shapes change."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True),
+            nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out),
+        )  # fmt: skip
+        self.skip = (
+            nn.Identity()
+            if stride == 1 and c_in == c_out
+            else nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.body(x) + self.skip(x))
+
+
+class FaceResNet(nn.Module):
+    def __init__(self, config: EmbedderConfig) -> None:
+        super().__init__()
+        w = config.widths
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, w[0], 3, 2, 1, bias=False), nn.BatchNorm2d(w[0]), nn.ReLU(True)
+        )
+        stages, c_in = [], w[0]
+        for i, width in enumerate(w):
+            stride = 1 if i == 0 else 2
+            stages.append(nn.Sequential(BasicBlock(c_in, width, stride), BasicBlock(width, width, 1)))
+            c_in = width
+        self.stages = nn.Sequential(*stages)
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.BatchNorm1d(c_in), nn.Linear(c_in, config.dim)
+        )
+
+    def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        maps, x = [], self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+            maps.append(x)
+        return maps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.stages(self.stem(x)))
+
+
+class Embedder(nn.Module):
+    """Resize → normalise → backbone → L2-normalised embedding."""
+
+    kind = "face-embedder"
+
+    def __init__(self, config: EmbedderConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or EmbedderConfig()
+        if config.backbone == "face-resnet":
+            self.backbone: nn.Module = FaceResNet(config)
+        else:
+            from facenet_pytorch import InceptionResnetV1
+
+            self.backbone = InceptionResnetV1(pretrained=None, classify=False)
+
+    def _prepare(self, x01: torch.Tensor) -> torch.Tensor:
+        size = self.config.input_size
+        if x01.shape[-1] != size or x01.shape[-2] != size:
+            x01 = F.interpolate(x01, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return x01 * 2 - 1  # facenet-pytorch's fixed_image_standardization, near enough: (x − 127.5) / 128
+
+    def forward(self, x01: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.backbone(self._prepare(x01)).float(), dim=1)
+
+    def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Backbone stage outputs for an identity-preserving perceptual loss; `x` in [-1, 1]."""
+        if not hasattr(self.backbone, "feature_maps"):
+            raise NotImplementedError("feature maps are defined for the face-resnet backbone")
+        return self.backbone.feature_maps(self._prepare((x + 1) / 2))
