@@ -50,6 +50,11 @@ def friendly_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _report_skipped(failed: list[tuple[Path, str]]) -> None:
+    for _path, why in failed:
+        err_console.print(f"[red]skipped:[/red] {why}", soft_wrap=True)
+
+
 def print_json(payload: Any) -> None:
     typer.echo(json.dumps(payload, indent=2, default=str))
 
@@ -160,6 +165,252 @@ def train_fer_command(
         )
 
 
+@app.command("train-embed")
+@friendly_errors
+def train_embed_command(
+    data: Path = typer.Option(
+        ..., help="CelebA root (identity_CelebA.txt + partition file) or identity folders."
+    ),
+    out_dir: Path = typer.Option(..., "--out", help="Run folder: checkpoints, metrics.jsonl, curves.png."),
+    backbone: str = typer.Option(
+        "face-resnet", help="face-resnet (compact, 128-d) or inception-resnet-v1 (512-d)."
+    ),
+    pretrained: str | None = typer.Option(None, help="inception-resnet-v1 only: vggface2 or casia-webface."),
+    backbone_weights: Path | None = typer.Option(None, help="facenet-pytorch weights file (offline use)."),
+    dim: int = typer.Option(128, min=8, help="Embedding size (face-resnet)."),
+    size: int = typer.Option(128, min=32, help="Face crop size in px."),
+    epochs: int = typer.Option(50, min=1),
+    patience: int = typer.Option(10, min=0, help="Early stop after N epochs without val accuracy gain."),
+    p: int = typer.Option(16, "--p", min=2, help="Identities per batch (P×K sampling)."),
+    k: int = typer.Option(4, "--k", min=2, help="Images per identity per batch."),
+    lr: float = typer.Option(3e-4, help="Adam learning rate, cosine-annealed."),
+    margin: float = typer.Option(0.2, min=0.0, help="Triplet margin α."),
+    mining: str = typer.Option("semi-hard", help="semi-hard (FaceNet), batch-hard or all."),
+    upscale: bool = typer.Option(
+        False, "--upscale", help="Train on faces degraded to --lr-size and restored."
+    ),
+    upscaler: str = typer.Option("sr", help="With --upscale: sr or bicubic."),
+    lr_size: str = typer.Option("32", help="With --upscale: px, or several (16,24,32) drawn per batch."),
+    sr_weights: Path | None = typer.Option(None, help="SR checkpoint (default: the shipped CelebA ×4)."),
+    epoch_size: int = typer.Option(0, min=0, help="Images per epoch (0: the training split's size)."),
+    workers: int = typer.Option(-1, help="Loader workers (-1: one per spare core, ≤ 4)."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    amp: bool = typer.Option(True, help="bf16 autocast on CUDA (ignored on CPU)."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from last.safetensors."),
+    save_every: int = typer.Option(0, min=0, help="Also keep a checkpoint every N epochs."),
+    seed: int = typer.Option(0),
+    as_json: bool = typer.Option(False, "--json", help="Print the final result as JSON."),
+) -> None:
+    """Train the triplet-loss face embedder (FaceNet-style, online mining over P×K batches)."""
+    from srfer.train.embed import EmbedTrainArgs, train_embed
+
+    options = {
+        k_: v
+        for k_, v in locals().items()
+        if k_ not in ("as_json", "out_dir", "EmbedTrainArgs", "train_embed")
+    }
+    result = train_embed(EmbedTrainArgs(**options, out=out_dir))
+    if as_json:
+        print_json(result)
+    else:
+        out.print(
+            f"best {result['monitor']} {result['best']:.4f} at epoch {result['best_epoch']} "
+            f"→ {out_dir / 'best.safetensors'}"
+        )
+
+
+@app.command("eval-embed")
+@friendly_errors
+def eval_embed_command(
+    data: Path = typer.Option(..., help="CelebA root or identity folders (LFW layout)."),
+    split: str = typer.Option("all", help="all, or CelebA's/a seeded split: train, val, test."),
+    pairs: Path | None = typer.Option(None, help="LFW pairs.txt (default: balanced seeded pairs)."),
+    n_pairs: int = typer.Option(6000, min=20, help="Generated pairs (without --pairs)."),
+    weights: Path | None = typer.Option(None, help="Embedder checkpoint (default: the shipped one)."),
+    upscale: bool = typer.Option(False, "--upscale", help="Probe faces degraded to --lr-size and restored."),
+    upscaler: str = typer.Option("sr", help="With --upscale: sr or bicubic."),
+    lr_size: int = typer.Option(32, help="With --upscale: the low resolution in px."),
+    sr_weights: Path | None = typer.Option(None, help="SR checkpoint (default: the shipped CelebA ×4)."),
+    sweep: str | None = typer.Option(None, help="Comma-separated probe sizes, e.g. 128,64,32,24,16."),
+    save_dir: Path = typer.Option(Path("srfer-eval-embed"), help="Where the PNG plots go."),
+    batch_size: int = typer.Option(128, min=1),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    seed: int = typer.Option(0),
+    as_json: bool = typer.Option(False, "--json", help="Print everything as JSON."),
+) -> None:
+    """Verification (1:1): 10-fold accuracy ± std, ROC AUC, EER, TAR@FAR; or a size sweep."""
+    from srfer import evaluation, plots
+
+    if sweep:
+        sizes = _parse_sizes(sweep)
+        with _progress_bar() as progress:
+            task = progress.add_task("sweeping", total=2 * len(sizes))
+            result = evaluation.sweep_embed(
+                data,
+                sizes,
+                split,
+                pairs,
+                n_pairs,
+                weights,
+                sr_weights,
+                device,
+                batch_size,
+                seed,
+                progress=lambda: progress.advance(task),
+            )
+        title = "verification accuracy vs probe size"
+        result["plot"] = str(
+            plots.plot_sweep(sizes, result["accuracy"], save_dir / "sweep.png", "accuracy", title)
+        )
+        if as_json:
+            print_json(result)
+            return
+        _print_sweep(result, f"{title} · {result['data']}")
+        return
+    result = evaluation.evaluate_embed(
+        data, split, pairs, n_pairs, weights, device, upscale, upscaler, lr_size, sr_weights, batch_size, seed
+    )
+    roc = {"verification": result["roc"]}
+    result["plot"] = str(plots.plot_roc(roc, {"verification": result["roc_auc"]}, save_dir / "roc.png",
+                                        result["input"]))  # fmt: skip
+    if as_json:
+        print_json(result)
+        return
+    for note in result["notes"]:
+        err_console.print(f"[yellow]note:[/yellow] {note}")
+    out.print(
+        f"{result['pairs']} pairs · {result['identities']} identities · {result['input']} · {result['data']}"
+    )
+    out.print(f"accuracy {result['accuracy']:.2%} ± {result['accuracy_std']:.2%} (10-fold) · "
+              f"ROC AUC {result['roc_auc']:.4f} · EER {result['eer']:.2%} · "
+              f"TAR@FAR=1e-3 {result['tar_at_far_0.001']:.2%} · "
+              f"TAR@FAR=1e-2 {result['tar_at_far_0.01']:.2%} · "
+              f"τ {result['threshold']:.4f} · ROC plot {result['plot']}")  # fmt: skip
+
+
+def _parse_sizes(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SrferError(f"--sweep {text!r}: expected comma-separated sizes like 128,64,32") from None
+
+
+def _print_sweep(result: dict, title: str) -> None:
+    table = Table(title=title)
+    table.add_column("size (px)", justify="right")
+    for name in result["accuracy"]:
+        table.add_column(name, justify="right")
+    for i, size in enumerate(result["sizes"]):
+        table.add_row(str(size), *(f"{v[i]:.2%}" for v in result["accuracy"].values()))
+    out.print(table)
+    out.print(f"plot: {result['plot']}")
+
+
+@app.command("enroll")
+@friendly_errors
+def enroll_command(
+    name: str = typer.Argument(..., help="The identity's name."),
+    images: list[str] = typer.Argument(..., help="Face crops of that person: files, folders or globs."),
+    gallery: Path = typer.Option(..., help="SQLite gallery file (created if missing)."),
+    weights: Path | None = typer.Option(None, help="Embedder checkpoint (default: the shipped one)."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+) -> None:
+    """Add a person's face embeddings to a gallery (for `srfer identify`)."""
+    from srfer.evaluation import load_embedder
+    from srfer.gallery import Gallery
+    from srfer.imageio import expand_inputs
+    from srfer.pipeline import embed_face_files, model_id
+    from srfer.train.runtime import resolve_device
+
+    dev = resolve_device(device)
+    model = load_embedder(weights, dev)
+    size = int(model.meta.get("train_args", {}).get("size", 128))
+    embeddings, good, failed = embed_face_files(expand_inputs(images), model, size, dev)
+    _report_skipped(failed)
+    if not good:
+        raise SrferError(f"no usable face image for {name!r}")
+    with Gallery(gallery, create=True) as g:
+        added = g.add(name, embeddings, [str(p) for p in good], model_id(model))
+    out.print(f"enrolled {name!r}: {added} embedding(s) in {gallery}")
+
+
+@app.command("identify")
+@friendly_errors
+def identify_command(
+    images: list[str] = typer.Argument(..., help="Face crops to identify: files, folders or globs."),
+    gallery: Path = typer.Option(..., help="SQLite gallery file made by `srfer enroll`."),
+    weights: Path | None = typer.Option(None, help="Embedder checkpoint (must be the gallery's model)."),
+    threshold: float | None = typer.Option(None, help="τ on squared L2 distance (default: the model's)."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per image."),
+) -> None:
+    """1:N identification: the nearest enrolled identity, or "unknown" beyond τ."""
+    from srfer.evaluation import embedder_threshold, load_embedder
+    from srfer.gallery import Gallery
+    from srfer.imageio import expand_inputs
+    from srfer.pipeline import embed_face_files, model_id
+    from srfer.train.runtime import resolve_device
+
+    dev = resolve_device(device)
+    with Gallery(gallery) as g:
+        model = load_embedder(weights, dev)
+        tau = threshold if threshold is not None else embedder_threshold(model)
+        size = int(model.meta.get("train_args", {}).get("size", 128))
+        embeddings, good, failed = embed_face_files(expand_inputs(images), model, size, dev)
+        matches = g.identify(embeddings, model_id(model), tau) if good else []
+    _report_skipped(failed)
+    for path, match in zip(good, matches, strict=True):
+        if as_json:
+            typer.echo(json.dumps({"image": str(path), "identity": match.name, "nearest": match.nearest,
+                                   "distance": match.distance, "threshold": match.threshold}))  # fmt: skip
+        else:
+            out.print(
+                f"{path}: {match.name} (nearest {match.nearest}, d = {match.distance:.4f}, τ = {tau:.4f})"
+            )
+    if not good:
+        raise typer.Exit(1)
+
+
+gallery_app = typer.Typer(help="List or remove gallery identities.", no_args_is_help=True)
+app.add_typer(gallery_app, name="gallery")
+
+
+@gallery_app.command("list")
+@friendly_errors
+def gallery_list_command(
+    gallery: Path = typer.Option(..., help="SQLite gallery file."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Enrolled identities and how many embeddings each has."""
+    from srfer.gallery import Gallery
+
+    with Gallery(gallery) as g:
+        rows, mid = g.identities(), g.model_id
+    if as_json:
+        print_json({"model_id": mid, "identities": dict(rows)})
+        return
+    table = Table(title=f"{gallery} · model {str(mid)[:12]}")
+    table.add_column("identity")
+    table.add_column("embeddings", justify="right")
+    for name, count in rows:
+        table.add_row(name, str(count))
+    out.print(table)
+
+
+@gallery_app.command("remove")
+@friendly_errors
+def gallery_remove_command(
+    name: str = typer.Argument(..., help="Identity to remove."),
+    gallery: Path = typer.Option(..., help="SQLite gallery file."),
+) -> None:
+    """Remove an identity (all its embeddings) from a gallery."""
+    from srfer.gallery import Gallery
+
+    with Gallery(gallery) as g:
+        removed = g.remove(name)
+    out.print(f"removed {name!r} ({removed} embedding(s))")
+
+
 @app.command("info")
 @friendly_errors
 def info_command(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
@@ -219,8 +470,7 @@ def upscale_command(
         report = upscale_files(inputs, out_dir, weights, device, lambda: progress.advance(task))
     for src, dst in report.renamed:
         err_console.print(f"[yellow]name clash:[/yellow] {src} → {dst}")
-    for _src, why in report.failed:
-        err_console.print(f"[red]skipped:[/red] {why}", soft_wrap=True)
+    _report_skipped(report.failed)
     if as_json:
         for src, dst, size_in, size_out in report.written:
             typer.echo(
@@ -357,14 +607,7 @@ def eval_fer_command(
         if as_json:
             print_json(result)
             return
-        table = Table(title=f"FER accuracy vs face size · {result['data']}")
-        table.add_column("size (px)", justify="right")
-        for name in result["accuracy"]:
-            table.add_column(name, justify="right")
-        for i, size in enumerate(sizes):
-            table.add_row(str(size), *(f"{v[i]:.2%}" for v in result["accuracy"].values()))
-        out.print(table)
-        out.print(f"plot: {result['plot']}")
+        _print_sweep(result, f"FER accuracy vs face size · {result['data']}")
         return
     result = evaluation.evaluate_fer(
         data, split, weights, device, upscale, upscaler, lr_size, sr_weights, ferplus, batch_size

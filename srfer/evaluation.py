@@ -95,8 +95,9 @@ def _fer_loader(data: Path, split: str, ferplus: Path | None, batch_size: int) -
 
 
 def _fer_probs(model, loader: DataLoader, device: torch.device, lr_size: int | None, restore):
+    from srfer.data.degradations import LowResPath
     from srfer.train.engine import StepContext
-    from srfer.train.fer import LowResPath, predict_probs
+    from srfer.train.fer import predict_probs
     from srfer.train.runtime import amp_dtype
 
     low_res = LowResPath(lr_size, restore, "") if lr_size else None
@@ -152,3 +153,96 @@ def sweep_fer(
                 progress()
     return {"data": description, "sizes": sizes, "accuracy": table, "weights": str(hr_model.source),
             "upscale_weights": str(up_model.source), "sr_weights": str(restorers["sr"].source)}  # fmt: skip
+
+
+def load_embedder(weights: Path | None, device: torch.device) -> torch.nn.Module:
+    return load_network("embed", weights, "face-embedder", device)
+
+
+def embedder_threshold(model: torch.nn.Module) -> float:
+    """τ from evaluation when one was written, else the training validation's τ."""
+    meta = getattr(model, "meta", {})
+    tau = meta.get("threshold", meta.get("metrics", {}).get("val_threshold"))
+    if tau is None:
+        raise SrferError(f"{model.source}: no verification threshold stored; pass --threshold")
+    return float(tau)
+
+
+def _identity_eval_set(data: Path, split: str, pairs_file: Path | None, n_pairs: int, size: int, seed: int):
+    from srfer.data.identity import FaceIdentityDataset, discover_identities, generate_pairs, read_lfw_pairs
+
+    source = discover_identities(data, split, seed=seed)
+    dataset = FaceIdentityDataset(source, size)
+    if pairs_file is not None:
+        if dataset.unreadable:
+            raise SrferError(f"{dataset.unreadable} unreadable image(s) in {data}: pairs.txt cannot be used")
+        pairs = read_lfw_pairs(pairs_file, source)
+    else:
+        pairs = generate_pairs(dataset.labels.tolist(), n_pairs, seed=seed)
+    return source, dataset, pairs
+
+
+def _verify(
+    model, dataset, pairs, device: torch.device, lr_size: int | None, restore, batch_size: int
+) -> dict:
+    from srfer.data.degradations import LowResPath
+    from srfer.metrics import verification_report
+    from srfer.train.embed import embed_all, pair_distances
+    from srfer.train.engine import StepContext
+    from srfer.train.runtime import amp_dtype
+
+    loader = DataLoader(dataset, batch_size=batch_size)
+    low_res = LowResPath(lr_size, restore, "") if lr_size else None
+    embeddings = embed_all(model, loader, StepContext(device, amp_dtype(device)), low_res)
+    return verification_report(*pair_distances(embeddings, pairs))
+
+
+def evaluate_embed(
+    data: Path, split: str = "all", pairs_file: Path | None = None, n_pairs: int = 6000,
+    weights: Path | None = None, device: str = "auto", upscale: bool = False, upscaler: str = "sr",
+    lr_size: int = 32, sr_weights: Path | None = None, batch_size: int = 128, seed: int = 0,
+) -> dict[str, Any]:  # fmt: skip
+    """LFW-protocol verification (10-fold τ) of an embedder on `data`, optionally on faces
+    degraded to `lr_size` and restored."""
+    from srfer.pipeline import make_restorer
+
+    dev = resolve_device(device)
+    model = load_embedder(weights, dev)
+    size = int(model.meta.get("train_args", {}).get("size", 128))
+    source, dataset, pairs = _identity_eval_set(data, split, pairs_file, n_pairs, size, seed)
+    restore = make_restorer(upscaler, dev, sr_weights, role="sr") if upscale else None
+    report = _verify(model, dataset, pairs, dev, lr_size if upscale else None, restore, batch_size)
+    protocol = f"{lr_size}px → {upscaler} → {size}px" if upscale else f"{size}px input"
+    pairs_source = str(pairs_file) if pairs_file else f"generated (seed {seed})"
+    return {"data": source.description, "identities": len(source.names), "images": len(dataset),
+            "notes": source.notes, "weights": str(model.source), "input": protocol,
+            "pairs_source": pairs_source, **report}  # fmt: skip
+
+
+def sweep_embed(
+    data: Path, sizes: list[int], split: str = "all", pairs_file: Path | None = None, n_pairs: int = 6000,
+    weights: Path | None = None, sr_weights: Path | None = None, device: str = "auto", batch_size: int = 128,
+    seed: int = 0, progress=None,
+) -> dict[str, Any]:  # fmt: skip
+    """Verification accuracy vs probe size, bicubic vs SR restoration, same pairs."""
+    from srfer.pipeline import make_restorer
+
+    dev = resolve_device(device)
+    model = load_embedder(weights, dev)
+    size = int(model.meta.get("train_args", {}).get("size", 128))
+    source, dataset, pairs = _identity_eval_set(data, split, pairs_file, n_pairs, size, seed)
+    restorers = {
+        "bicubic": make_restorer("bicubic", dev),
+        "sr": make_restorer("sr", dev, sr_weights, role="sr"),
+    }
+    table: dict[str, list[float]] = {name: [] for name in restorers}
+    for s in sizes:
+        if not 8 <= s <= size:
+            raise SrferError(f"--sweep size {s}: use sizes between 8 and {size} px")
+        for name, restore in restorers.items():
+            report = _verify(model, dataset, pairs, dev, None if s >= size else s, restore, batch_size)
+            table[name].append(report["accuracy"])
+            if progress is not None:
+                progress()
+    return {"data": source.description, "sizes": sizes, "accuracy": table, "pairs": len(pairs),
+            "weights": str(model.source), "sr_weights": str(restorers["sr"].source)}  # fmt: skip

@@ -174,3 +174,28 @@ def environment_report() -> dict[str, Any]:
         report["facenet-pytorch"] = "not installed"
     report["weights"] = weights_status()
     return report
+
+
+@torch.no_grad()
+def embed_face_files(paths: list[Path], embedder: nn.Module, size: int, device: torch.device):
+    """Embeddings of face crops (center crop like the training data); bad files are
+    returned as (path, reason) instead of stopping the batch."""
+    from srfer.data.faces import center_crop_hr
+
+    faces, good, failed = [], [], []
+    for path in paths:
+        try:
+            faces.append(center_crop_hr(path, size, 3).float().div(255))
+            good.append(path)
+        except SrferError as exc:
+            failed.append((path, str(exc)))
+    if not faces:
+        return torch.empty(0), good, failed
+    return embedder(torch.stack(faces).to(device)).cpu(), good, failed
+
+
+def model_id(model: nn.Module) -> str:
+    """A gallery's model identity: the sha256 of the checkpoint file the model came from."""
+    from srfer.weights import sha256
+
+    return sha256(Path(model.source))

@@ -25,6 +25,10 @@ DEFAULTS: dict[str, tuple[str, str]] = {
         "fer_mcnn_upscale_sr12.safetensors",
         "srfer train-fer --data FER2013_ROOT --upscale --out runs/fer_up (then srfer export)",
     ),
+    "embed": (
+        "embed_celeba.safetensors",
+        "srfer train-embed --data CELEBA_ROOT --out runs/embed (then srfer export)",
+    ),
 }
 PACKAGE_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 

@@ -50,3 +50,17 @@ def degrade_and_restore(x01: torch.Tensor, lr_size: int, restore) -> torch.Tenso
     lr = quantize_8bit(bicubic_resize(x01, lr_size))
     restored = restore(lr)
     return restored if restored.shape[-2:] == size else bicubic_resize(restored, tuple(size))
+
+
+class LowResPath:
+    """Degrade faces to a low resolution and restore them, so a recogniser learns on what
+    it will see. With several sizes, one is drawn per batch (mixed-resolution training),
+    deterministically from the step number so resumed runs draw the same."""
+
+    def __init__(self, lr_sizes: int | tuple[int, ...], restore, name: str) -> None:
+        self.lr_sizes = (lr_sizes,) if isinstance(lr_sizes, int) else tuple(lr_sizes)
+        self.restore, self.name = restore, name
+
+    def __call__(self, x01: torch.Tensor, step: int = 0) -> torch.Tensor:
+        with torch.no_grad():
+            return degrade_and_restore(x01, self.lr_sizes[step % len(self.lr_sizes)], self.restore)

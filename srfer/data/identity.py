@@ -73,7 +73,9 @@ def _folders(root: Path, split: str, seed: int, val_fraction: float) -> Identity
     if split in ("train", "val"):
         order = list(range(len(people)))
         random.Random(seed).shuffle(order)
-        n_val = max(1, round(len(people) * val_fraction))
+        n_val = max(2, round(len(people) * val_fraction))  # impostor pairs need 2 identities
+        if len(people) - n_val < 2:
+            raise SrferError(f"{root}: {len(people)} identities are too few for a train/val split")
         chosen = set(order[:n_val] if split == "val" else order[n_val:])
         people = [p for i, p in enumerate(people) if i in chosen]
     elif split == "test":
@@ -97,25 +99,28 @@ def discover_identities(
 
 
 def generate_pairs(labels: list[int], n_pairs: int, seed: int = 0) -> list[tuple[int, int, bool]]:
-    """Balanced genuine/impostor index pairs, seeded, shuffled (so 10 folds stay balanced)."""
+    """Up to n_pairs index pairs, half genuine and half impostor (fewer when the data holds
+    fewer), seeded and shuffled so that contiguous folds stay balanced."""
     rng = random.Random(seed)
     by_id: dict[int, list[int]] = {}
     for i, label in enumerate(labels):
         by_id.setdefault(label, []).append(i)
-    multi = [members for members in by_id.values() if len(members) >= 2]
-    if not multi or len(by_id) < 2:
+    n_genuine_max = sum(len(m) * (len(m) - 1) // 2 for m in by_id.values())
+    n_impostor_max = len(labels) * (len(labels) - 1) // 2 - n_genuine_max
+    half = min(n_pairs // 2, n_genuine_max, n_impostor_max)
+    if half == 0:
         raise SrferError("verification pairs need an identity with 2+ images and at least 2 identities")
-    genuine = set()
-    for _ in range(20 * n_pairs):
-        if len(genuine) >= n_pairs // 2:
-            break
-        a, b = sorted(rng.sample(rng.choice(multi), 2))
+    multi = [m for m in by_id.values() if len(m) >= 2]
+    weights = [len(m) * (len(m) - 1) for m in multi]  # uniform over genuine pairs
+    genuine: set[tuple[int, int, bool]] = set()
+    while len(genuine) < half:  # half ≤ what exists, and draws cover every pair
+        a, b = sorted(rng.sample(rng.choices(multi, weights)[0], 2))
         genuine.add((a, b, True))
-    impostor = set()
-    while len(impostor) < n_pairs - len(genuine):
-        a, b = rng.randrange(len(labels)), rng.randrange(len(labels))
+    impostor: set[tuple[int, int, bool]] = set()
+    while len(impostor) < half:
+        a, b = sorted(rng.sample(range(len(labels)), 2))
         if labels[a] != labels[b]:
-            impostor.add((min(a, b), max(a, b), False))
+            impostor.add((a, b, False))
     pairs = sorted(genuine) + sorted(impostor)
     rng.shuffle(pairs)
     return pairs

@@ -117,3 +117,48 @@ class Embedder(nn.Module):
         if not hasattr(self.backbone, "feature_maps"):
             raise NotImplementedError("feature maps are defined for the face-resnet backbone")
         return self.backbone.feature_maps(self._prepare((x + 1) / 2))
+
+
+FACENET_FILES = {
+    "vggface2": "20180402-114759-vggface2.pt",
+    "casia-webface": "20180408-102900-casia-webface.pt",
+}
+
+
+def load_facenet_weights(embedder: Embedder, name: str, path=None) -> None:
+    """facenet-pytorch's pretrained InceptionResnetV1 weights: `path`, else the torch hub
+    cache ($TORCH_HOME/checkpoints), else facenet-pytorch's own download (online users)."""
+    from pathlib import Path
+
+    from srfer.errors import SrferError
+
+    if embedder.config.backbone != "inception-resnet-v1":
+        raise SrferError("--pretrained / --backbone-weights need --backbone inception-resnet-v1")
+    if name not in FACENET_FILES:
+        raise SrferError(f"unknown --pretrained {name!r}; use vggface2 or casia-webface")
+    if path is None:
+        from facenet_pytorch.models.inception_resnet_v1 import get_torch_home
+
+        path = Path(get_torch_home()) / "checkpoints" / FACENET_FILES[name]
+        if not path.is_file():
+            try:
+                from facenet_pytorch.models.inception_resnet_v1 import load_weights
+
+                load_weights(embedder.backbone, name)  # downloads into the cache when online
+            except Exception as exc:  # noqa: BLE001 - offline: any network error
+                raise SrferError(
+                    f"facenet-pytorch {name} weights are not in {path.parent} and cannot be downloaded "
+                    f"({type(exc).__name__}); pass --backbone-weights PATH"
+                ) from None
+    path = Path(path)
+    if not path.is_file():
+        raise SrferError(f"{path}: backbone weights file not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any decoding failure is the same user error
+        raise SrferError(f"{path}: cannot read backbone weights ({str(exc)[:120]})") from None
+    state = {k: v for k, v in state.items() if not k.startswith("logits.")}  # the classifier head
+    try:
+        embedder.backbone.load_state_dict(state)
+    except RuntimeError as exc:
+        raise SrferError(f"{path}: not InceptionResnetV1 weights ({str(exc)[:120]})") from None

@@ -19,7 +19,7 @@ import threading
 import time
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -203,9 +203,12 @@ class Engine:
         collate_fn=None,
         run_meta: dict[str, Any] | None = None,
         sample_weights: torch.Tensor | None = None,
+        batch_sampler: Callable[[int, int], Sampler] | None = None,
     ) -> None:
         self.recipe, self.train_set, self.val_set, self.cfg = recipe, train_set, val_set, config
         self.sample_weights = sample_weights  # e.g. a class-balanced sampler
+        # (epoch_seed, batches to skip) → a sampler of whole batches, e.g. P×K identities
+        self.batch_sampler = batch_sampler
         self.collate_fn = collate_fn
         self.run_meta = run_meta or {}
         self.device = resolve_device(config.device)
@@ -280,18 +283,18 @@ class Engine:
         self.state = EpochState(**ckpt.meta["engine"])
 
     # ---------------------------------------------------------------- loop
-    def _loader(self, dataset: Dataset, sampler: Sampler | None, seed: int) -> DataLoader:
+    def _loader(self, dataset: Dataset, sampler: Sampler | None, seed: int, batches: Sampler | None = None):
+        if batches is not None:
+            sizing: dict[str, Any] = {"batch_sampler": batches}
+        else:
+            sizing = {"batch_size": self.cfg.batch_size, "sampler": sampler, "drop_last": sampler is not None}
         return DataLoader(
             dataset,
-            batch_size=self.cfg.batch_size,
-            sampler=sampler,
-            shuffle=False,
             num_workers=self.workers,
             pin_memory=self.device.type == "cuda",
-            drop_last=sampler is not None,
             collate_fn=self.collate_fn,
             generator=torch.Generator().manual_seed(seed),  # worker seeds per epoch
-            persistent_workers=False,
+            **sizing,
         )
 
     def _progress(self) -> Progress:
@@ -310,8 +313,14 @@ class Engine:
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         skip = self.state.batches_done * self.cfg.batch_size
         epoch_seed = self.cfg.seed * 100_003 + epoch
-        sampler = EpochSampler(len(self.train_set), self.epoch_size, epoch_seed, skip, self.sample_weights)
-        loader = self._loader(self.train_set, sampler, epoch_seed)
+        if self.batch_sampler is not None:
+            batches = self.batch_sampler(epoch_seed, self.state.batches_done)
+            loader = self._loader(self.train_set, None, epoch_seed, batches)
+        else:
+            sampler = EpochSampler(
+                len(self.train_set), self.epoch_size, epoch_seed, skip, self.sample_weights
+            )
+            loader = self._loader(self.train_set, sampler, epoch_seed)
         for net in self.recipe.networks().values():
             net.train()
         sums: dict[str, float] = {}

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from srfer.data.degradations import degrade_and_restore
+from srfer.data.degradations import LowResPath
 from srfer.data.fer import EMOTIONS, FerDataset, describe_balance, load_fer
 from srfer.errors import SrferError
 from srfer.losses import FocalLoss, inverse_frequency
@@ -26,17 +26,6 @@ from srfer.models.fer import FerConfig, build_fer
 from srfer.plots import plot_training_curves
 from srfer.train.engine import Engine, EngineConfig, Recipe, StepContext, check_run_folder
 from srfer.train.runtime import resolve_device
-
-
-class LowResPath:
-    """Degrade faces to `lr_size` and restore them (the classifier sees what it will get)."""
-
-    def __init__(self, lr_size: int, restore, name: str) -> None:
-        self.lr_size, self.restore, self.name = lr_size, restore, name
-
-    def __call__(self, x01: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return degrade_and_restore(x01, self.lr_size, self.restore)
 
 
 class FerRecipe(Recipe):
@@ -56,13 +45,13 @@ class FerRecipe(Recipe):
         return {"classifier": self.opt}
 
     def describe(self) -> dict[str, Any]:
-        low_res = {"lr_size": self.low_res.lr_size, "upscaler": self.low_res.name} if self.low_res else None
+        low_res = {"lr_sizes": self.low_res.lr_sizes, "upscaler": self.low_res.name} if self.low_res else None
         return {"stage": "fer", "classes": list(EMOTIONS), "loss": repr(self.loss), "low_res": low_res}
 
     def _inputs(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
         x = batch["image"].to(ctx.device, non_blocking=True)
         if self.low_res is not None:
-            x = self.low_res(x)
+            x = self.low_res(x, ctx.step)
         return x, batch["label"].to(ctx.device, non_blocking=True)
 
     def train_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, float]:

@@ -1,0 +1,115 @@
+"""A face gallery: enrolled identity embeddings in one SQLite file (seed: precompute the
+database's embeddings offline, then answer 1:N queries by nearest neighbour).
+
+Every embedding records the model it came from; a gallery holds one model's embeddings
+only, because distances between different models' embeddings mean nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from srfer.errors import SrferError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS gallery_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS embeddings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    embedding BLOB NOT NULL,
+    source TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS embeddings_name ON embeddings (name);
+"""
+
+
+@dataclass
+class Match:
+    name: str  # the nearest identity, or "unknown" beyond the threshold
+    nearest: str | None
+    distance: float | None
+    threshold: float
+
+
+class Gallery:
+    def __init__(self, path: Path, create: bool = False) -> None:
+        self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise SrferError(f"{self.path}: gallery not found (srfer enroll creates one)")
+        try:
+            self.db = sqlite3.connect(self.path)
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise SrferError(f"{self.path}: not a srfer gallery ({exc})") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Gallery:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def model_id(self) -> str | None:
+        row = self.db.execute("SELECT value FROM gallery_meta WHERE key = 'model_id'").fetchone()
+        return row[0] if row else None
+
+    def check_model(self, model_id: str) -> None:
+        if self.model_id is not None and self.model_id != model_id:
+            raise SrferError(
+                f"{self.path} holds embeddings of model {self.model_id[:12]}…, not {model_id[:12]}…; "
+                "use that model or a new gallery"
+            )
+
+    def add(self, name: str, embeddings: torch.Tensor, sources: list[str], model_id: str) -> int:
+        self.check_model(model_id)
+        now = time.time()
+        with self.db:
+            self.db.execute("INSERT OR IGNORE INTO gallery_meta VALUES ('model_id', ?)", (model_id,))
+            self.db.executemany(
+                "INSERT INTO embeddings (name, embedding, source, model_id, created) VALUES (?, ?, ?, ?, ?)",
+                [(name, e.float().cpu().numpy().tobytes(), s, model_id, now)
+                 for e, s in zip(embeddings, sources, strict=True)],
+            )  # fmt: skip
+        return len(sources)
+
+    def remove(self, name: str) -> int:
+        with self.db:
+            removed = self.db.execute("DELETE FROM embeddings WHERE name = ?", (name,)).rowcount
+        if not removed:
+            raise SrferError(f"{self.path}: no identity named {name!r}")
+        return removed
+
+    def identities(self) -> list[tuple[str, int]]:
+        return self.db.execute("SELECT name, COUNT(*) FROM embeddings GROUP BY name ORDER BY name").fetchall()
+
+    def matrix(self) -> tuple[list[str], torch.Tensor]:
+        rows = self.db.execute("SELECT name, embedding FROM embeddings ORDER BY id").fetchall()
+        if not rows:
+            return [], torch.empty(0, 0)
+        return [r[0] for r in rows], torch.from_numpy(
+            np.stack([np.frombuffer(r[1], np.float32) for r in rows])
+        )
+
+    def identify(self, embeddings: torch.Tensor, model_id: str, threshold: float) -> list[Match]:
+        """Nearest enrolled embedding per query (squared L2); 'unknown' when d > τ."""
+        self.check_model(model_id)
+        names, gallery = self.matrix()
+        if not names:
+            raise SrferError(f"{self.path}: the gallery is empty")
+        dist = torch.cdist(embeddings.float().cpu(), gallery).pow(2)
+        best_d, best_i = dist.min(1)
+        return [
+            Match(names[i] if d <= threshold else "unknown", names[i], float(d), threshold)
+            for d, i in zip(best_d.tolist(), best_i.tolist(), strict=True)
+        ]

@@ -1,0 +1,187 @@
+"""Stage 2b recipe: triplet-loss face embedder (FaceNet) with online mining over P×K
+batches; validation = LFW-protocol verification on unseen people (identity-disjoint)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from srfer.data.degradations import LowResPath
+from srfer.data.identity import FaceIdentityDataset, discover_identities, generate_pairs
+from srfer.data.samplers import PKBatchSampler
+from srfer.errors import SrferError
+from srfer.losses import TripletLoss
+from srfer.metrics import verification_report
+from srfer.models.embedder import Embedder, EmbedderConfig
+from srfer.plots import plot_training_curves
+from srfer.train.engine import Engine, EngineConfig, Recipe, StepContext, check_run_folder
+from srfer.train.runtime import resolve_device
+
+VAL_PAIRS = 3000
+
+
+def embed_all(model: nn.Module, loader: DataLoader, ctx: StepContext, low_res: LowResPath | None = None,
+              step: int = 0) -> torch.Tensor:  # fmt: skip
+    """Embeddings of every image a loader yields, in order (eval mode, no grad)."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for batch in loader:
+            x = batch["image"].to(ctx.device)
+            if low_res is not None:
+                x = low_res(x, step)
+            with ctx.autocast():
+                out.append(model(x).float().cpu())
+    return torch.cat(out)
+
+
+def pair_distances(
+    embeddings: torch.Tensor, pairs: list[tuple[int, int, bool]]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    a = torch.tensor([p[0] for p in pairs])
+    b = torch.tensor([p[1] for p in pairs])
+    same = torch.tensor([p[2] for p in pairs])
+    return (embeddings[a] - embeddings[b]).pow(2).sum(1), same
+
+
+class EmbedRecipe(Recipe):
+    kind = "face-embedder"
+    monitor = "val_accuracy"
+    monitor_mode = "max"
+
+    def __init__(
+        self, config: EmbedderConfig, lr: float, loss: TripletLoss, val_pairs: list[tuple[int, int, bool]],
+        low_res: LowResPath | None = None,
+    ) -> None:  # fmt: skip
+        self.model = Embedder(config)
+        self.loss, self.low_res, self.val_pairs = loss, low_res, val_pairs
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"embedder": self.model}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"embedder": self.opt}
+
+    def describe(self) -> dict[str, Any]:
+        low_res = {"lr_sizes": self.low_res.lr_sizes, "upscaler": self.low_res.name} if self.low_res else None
+        return {"stage": "embed", "margin": self.loss.margin, "mining": self.loss.mining, "low_res": low_res,
+                "distance": "squared L2", "val_pairs": len(self.val_pairs)}  # fmt: skip
+
+    def train_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, float]:
+        x = batch["image"].to(ctx.device, non_blocking=True)
+        if self.low_res is not None:
+            x = self.low_res(x, ctx.step)
+        with ctx.autocast():
+            embeddings = self.model(x)
+        loss, stats = self.loss(embeddings, batch["label"].to(ctx.device))
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return {"loss": float(loss.detach()), **stats}
+
+    def validate(self, loader: DataLoader, ctx: StepContext) -> dict[str, float]:
+        distances, same = pair_distances(embed_all(self.model, loader, ctx, self.low_res), self.val_pairs)
+        report = verification_report(distances, same)
+        return {"val_accuracy": report["accuracy"], "val_accuracy_std": report["accuracy_std"],
+                "val_auc": report["roc_auc"], "val_eer": report["eer"],
+                "val_threshold": report["threshold"]}  # fmt: skip
+
+    def on_epoch_end(self, epoch: int, history: list[dict[str, Any]], out_dir: Path) -> None:
+        plot_training_curves(history, out_dir / "curves.png", [("val_accuracy", ""), ("train_loss", "")])
+
+
+@dataclass
+class EmbedTrainArgs:
+    """Everything `srfer train-embed` takes (stored in each checkpoint)."""
+
+    data: Path
+    out: Path
+    backbone: str = "face-resnet"
+    pretrained: str | None = None
+    backbone_weights: Path | None = None
+    dim: int = 128
+    size: int = 128
+    epochs: int = 50
+    patience: int = 10
+    p: int = 16
+    k: int = 4
+    lr: float = 3e-4
+    margin: float = 0.2
+    mining: str = "semi-hard"
+    upscale: bool = False
+    upscaler: str = "sr"
+    lr_size: str = "32"
+    sr_weights: Path | None = None
+    epoch_size: int = 0
+    workers: int = -1
+    device: str = "auto"
+    amp: bool = True
+    resume: bool = False
+    save_every: int = 0
+    seed: int = 0
+
+
+def parse_sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(x) for x in str(text).split(",") if x.strip())
+    except ValueError:
+        raise SrferError(f"--lr-size {text!r}: expected sizes like 32 or 16,24,32") from None
+    if not sizes or any(not 8 <= s <= 128 for s in sizes):
+        raise SrferError(f"--lr-size {text!r}: sizes must be between 8 and 128 px")
+    return sizes
+
+
+def train_embed(args: EmbedTrainArgs) -> dict[str, Any]:
+    from srfer.models.embedder import load_facenet_weights
+    from srfer.pipeline import make_restorer
+
+    device = resolve_device(args.device)
+    check_run_folder(Path(args.out), args.resume)
+    loss = TripletLoss(args.margin, args.mining)
+    try:
+        input_size = 160 if args.backbone == "inception-resnet-v1" else args.size
+        config = EmbedderConfig(backbone=args.backbone, dim=args.dim, input_size=input_size)
+    except ValueError as exc:
+        raise SrferError(str(exc)) from None
+    low_res = None
+    if args.upscale:
+        restore = make_restorer(args.upscaler, device, args.sr_weights, role="sr")
+        low_res = LowResPath(parse_sizes(args.lr_size), restore, args.upscaler)
+    train_src = discover_identities(args.data, "train", seed=args.seed)
+    val_src = discover_identities(args.data, "val", seed=args.seed)
+    train_set = FaceIdentityDataset(train_src, args.size, augment=True)
+    val_set = FaceIdentityDataset(val_src, args.size)
+    val_pairs = generate_pairs(val_set.labels.tolist(), VAL_PAIRS, seed=args.seed)
+    recipe = EmbedRecipe(config, args.lr, loss, val_pairs, low_res)
+    if args.pretrained or args.backbone_weights:
+        load_facenet_weights(recipe.model, args.pretrained or "vggface2", args.backbone_weights)
+    batch = args.p * args.k
+    engine_cfg = EngineConfig(
+        out_dir=args.out, epochs=args.epochs, batch_size=batch, device=args.device, amp=args.amp,
+        seed=args.seed, save_every=args.save_every, resume=args.resume, patience=args.patience,
+        epoch_size=args.epoch_size or len(train_set), num_workers=args.workers,
+    )  # fmt: skip
+    labels = train_set.labels
+
+    def pk_batches(epoch_seed: int, skip: int) -> PKBatchSampler:
+        steps = max(1, engine_cfg.epoch_size // batch)
+        return PKBatchSampler(labels, args.p, args.k, steps, epoch_seed, skip)
+
+    pk_batches(0, 0)  # fail early when there are too few identities for P
+    notes = train_src.notes + (
+        [f"{train_set.unreadable} unreadable images skipped"] if train_set.unreadable else []
+    )
+    run_meta = {
+        "data": {"train": train_src.description, "val": val_src.description, "train_images": len(train_set),
+                 "train_identities": len(train_src.names), "val_images": len(val_set),
+                 "val_identities": len(val_src.names), "val_pairs": len(val_pairs), "notes": notes},
+        "train_args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
+    }  # fmt: skip
+    engine = Engine(recipe, train_set, val_set, engine_cfg, run_meta=run_meta, batch_sampler=pk_batches)
+    return engine.fit()

@@ -1,0 +1,165 @@
+"""Identity stage end to end on tiny synthetic identities: train, verify, enroll, identify."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from synthetic import synthetic_face
+from typer.testing import CliRunner
+
+from srfer.checkpoint import save_checkpoint
+from srfer.cli import app
+from srfer.data.identity import discover_identities, generate_pairs, read_lfw_pairs
+from srfer.errors import SrferError
+from srfer.models import Generator, GeneratorConfig
+
+runner = CliRunner()
+TINY = "--size 32 --dim 16 --p 3 --k 2 --epochs 1 --workers 0 --device cpu".split()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture(scope="module")
+def people(tmp_path_factory) -> Path:
+    """8 identities × 3 images (one identity has a single image)."""
+    root = tmp_path_factory.mktemp("people")
+    for person in range(8):
+        folder = root / f"person{person}"
+        folder.mkdir()
+        for i in range(1 if person == 7 else 3):
+            synthetic_face((40, 40), person * 100 + i).save(folder / f"person{person}_{i + 1:04d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(people: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("embed") / "run"
+    result = run("train-embed", "--data", str(people), "--out", str(out), *TINY, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["monitor"] == "val_accuracy"
+    return out / "best.safetensors"
+
+
+def test_identity_splits_are_disjoint(people: Path) -> None:
+    train, val = discover_identities(people, "train"), discover_identities(people, "val")
+    assert not set(train.names) & set(val.names) and len(train.names) + len(val.names) == 8
+    everyone = discover_identities(people, "all")
+    assert everyone.singletons == 1 and "one image" in everyone.notes[0]
+
+
+def test_pairs_generated_and_read(people: Path, tmp_path: Path) -> None:
+    source = discover_identities(people, "all")
+    pairs = generate_pairs(source.labels, 20, seed=0)
+    assert sum(p[2] for p in pairs) == 10 and len(set(pairs)) == 20
+    few = generate_pairs([0, 0, 1], 100)  # only 1 genuine pair exists: 1 + 1, not a hang
+    assert sorted(p[2] for p in few) == [False, True]
+    assert all((source.labels[a] == source.labels[b]) == same for a, b, same in pairs)
+    (tmp_path / "pairs.txt").write_text("1 2\nperson0 1 2\nperson1 1 person2 3\n")
+    assert [p[2] for p in read_lfw_pairs(tmp_path / "pairs.txt", source)] == [True, False]
+    (tmp_path / "bad.txt").write_text("1 1\nperson0 1 9\n")
+    with pytest.raises(SrferError, match="line 2"):
+        read_lfw_pairs(tmp_path / "bad.txt", source)
+
+
+def test_bad_identity_data(tmp_path: Path) -> None:
+    (tmp_path / "ids" / "empty_person").mkdir(parents=True)
+    with pytest.raises(SrferError, match="without images"):
+        discover_identities(tmp_path / "ids")
+    with pytest.raises(SrferError, match="not found"):
+        discover_identities(tmp_path / "missing")
+
+
+def test_eval_embed_json_and_sweep(people: Path, trained: Path, tmp_path: Path) -> None:
+    result = run("eval-embed", "--data", str(people), "--weights", str(trained), "--n-pairs", "40", "--json",
+                 "--save-dir", str(tmp_path), "--device", "cpu")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["pairs"] == 40 and 0 <= report["accuracy"] <= 1 and len(report["fold_thresholds"]) == 10
+    assert {"roc_auc", "eer", "tar_at_far_0.001", "tar_at_far_0.01"} <= set(report)
+    gen = Generator(GeneratorConfig(features=4, blocks=1))
+    sr = save_checkpoint(tmp_path / "sr.safetensors", "sr-generator", gen.config.to_dict(),
+                         {f"model.{k}": v for k, v in gen.state_dict().items()})  # fmt: skip
+    sweep = run(
+        "eval-embed",
+        "--data",
+        str(people),
+        "--weights",
+        str(trained),
+        "--sr-weights",
+        str(sr),
+        "--sweep",
+        "32,16,8",
+        "--n-pairs",
+        "40",
+        "--json",
+        "--save-dir",
+        str(tmp_path),
+        "--device",
+        "cpu",
+    )
+    assert sweep.exit_code == 0, sweep.output
+    assert (
+        set(json.loads(sweep.stdout)["accuracy"]) == {"bicubic", "sr"} and (tmp_path / "sweep.png").is_file()
+    )
+
+
+def test_gallery_round_trip(people: Path, trained: Path, tmp_path: Path) -> None:
+    gallery = str(tmp_path / "g.sqlite")
+    w = ["--weights", str(trained), "--device", "cpu"]
+    for person in ("person0", "person1"):
+        result = run("enroll", person, str(people / person / f"{person}_0001.png"), "--gallery", gallery, *w)
+        assert result.exit_code == 0, result.output
+    probe = str(people / "person0" / "person0_0001.png")
+    found = run("identify", probe, "--gallery", gallery, "--json", "--threshold", "1.0", *w)
+    assert found.exit_code == 0, found.output
+    assert json.loads(found.stdout)["identity"] == "person0"  # its own enrolled image: distance 0
+    unknown = run("identify", probe, "--gallery", gallery, "--json", "--threshold", "-1", *w)
+    assert json.loads(unknown.stdout)["identity"] == "unknown"
+    listed = run("gallery", "list", "--gallery", gallery, "--json")
+    assert json.loads(listed.stdout)["identities"] == {"person0": 1, "person1": 1}
+    assert run("gallery", "remove", "person1", "--gallery", gallery).exit_code == 0
+    missing = run("gallery", "remove", "person1", "--gallery", gallery)
+    assert missing.exit_code == 1 and "no identity named" in missing.output
+
+
+def test_gallery_refuses_another_model(people: Path, trained: Path, tmp_path: Path) -> None:
+    gallery = str(tmp_path / "g.sqlite")
+    image = str(people / "person0" / "person0_0001.png")
+    assert run("enroll", "a", image, "--gallery", gallery, "--weights", str(trained)).exit_code == 0
+    other = tmp_path / "other.safetensors"
+    other.write_bytes(trained.read_bytes())
+    ckpt_bytes = bytearray(other.read_bytes())
+    ckpt_bytes[-1] ^= 1  # same model, different file → a different model id
+    other.write_bytes(bytes(ckpt_bytes))
+    refused = run("enroll", "b", image, "--gallery", gallery, "--weights", str(other))
+    assert refused.exit_code == 1 and "holds embeddings of model" in refused.output
+
+
+def test_identify_bad_inputs(people: Path, trained: Path, tmp_path: Path) -> None:
+    missing = run("identify", str(people / "person0"), "--gallery", str(tmp_path / "none.sqlite"))
+    assert missing.exit_code == 1 and "gallery not found" in missing.output
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG broken")
+    gallery = str(tmp_path / "g.sqlite")
+    enrolled = run("enroll", "x", str(tmp_path / "broken.png"), str(people / "person2"), "--gallery", gallery,
+                   "--weights", str(trained))  # fmt: skip
+    assert enrolled.exit_code == 0 and "skipped" in enrolled.stderr and "3 embedding" in enrolled.stdout
+    nothing = run(
+        "enroll", "y", str(tmp_path / "broken.png"), "--gallery", gallery, "--weights", str(trained)
+    )
+    assert nothing.exit_code == 1 and "no usable face" in nothing.output
+    Image.new("RGB", (8, 8)).save(tmp_path / "small.png")  # tiny crops are scaled up, not refused
+    assert run("identify", str(tmp_path / "small.png"), "--gallery", gallery, "--weights", str(trained),
+               "--threshold", "4").exit_code == 0  # fmt: skip
+
+
+def test_embeddings_are_unit_norm(trained: Path) -> None:
+    from srfer.evaluation import load_embedder
+
+    model = load_embedder(trained, torch.device("cpu"))
+    assert torch.allclose(model(torch.rand(3, 3, 32, 32)).norm(dim=1), torch.ones(3), atol=1e-5)
