@@ -49,8 +49,10 @@ FER_ARGS ?=
 train-fer: install
 	$(BIN)/srfer train-fer --data $(DATA)/fer2013 --out $(RUNS)/fer_mcnn $(FER_ARGS)
 
-train-embed:
-	@echo "$@: not implemented yet (the identity stage is an open issue)"; exit 2
+# Identity stage on CelebA (partition 0 trains; partition 1's 300 people validate).
+EMBED_ARGS ?=
+train-embed: install
+	$(BIN)/srfer train-embed --data $(DATA)/celeba --out $(RUNS)/embed_celeba $(EMBED_ARGS)
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .ruff_cache

@@ -163,3 +163,11 @@ def test_embeddings_are_unit_norm(trained: Path) -> None:
 
     model = load_embedder(trained, torch.device("cpu"))
     assert torch.allclose(model(torch.rand(3, 3, 32, 32)).norm(dim=1), torch.ones(3), atol=1e-5)
+
+
+def test_embedder_checkpoint_serves_as_perceptual_backbone(trained: Path) -> None:
+    from srfer.losses import build_perceptual
+
+    backbone = build_perceptual(f"ckpt:{trained}")
+    maps = backbone(torch.rand(2, 3, 32, 32) * 2 - 1)
+    assert len(maps) == 4 and all(not p.requires_grad for p in backbone.parameters())
