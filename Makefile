@@ -35,7 +35,7 @@ bench: install
 
 # Recipes on the shared data. CPU defaults: pixel-MSE SRResNet (no VGG19 weights offline);
 # on a GPU with VGG19 weights: make train-sr SR_ARGS="--epochs 30 --pretrain-epochs 10 --vgg-weights V.pth"
-SR_ARGS ?= --epochs 16 --pretrain-epochs 16 --epoch-size 3008 --val-limit 320 --lr 3e-4
+SR_ARGS ?= --epochs 19 --pretrain-epochs 19 --epoch-size 3008 --val-limit 320 --lr 3e-4
 train-sr: install
 	$(BIN)/srfer train-sr --data $(DATA)/celeba --out $(RUNS)/sr_celeba_x4 $(SR_ARGS)
 

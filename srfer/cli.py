@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,6 +47,16 @@ def friendly_errors(fn: F) -> F:
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/yellow]")
             raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):  # deliberate exits pass through
+            raise
+        except Exception as exc:  # a bug, not bad input: still one line unless debugging
+            if os.environ.get("SRFER_DEBUG"):
+                raise
+            err_console.print(
+                f"[red]internal error:[/red] {type(exc).__name__}: {exc} (SRFER_DEBUG=1 shows the traceback)",
+                soft_wrap=True,
+            )
+            raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
 

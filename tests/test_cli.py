@@ -172,3 +172,17 @@ def test_missing_default_weights_name_the_training_command(tmp_path: Path, monke
     Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
     result = run("upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"))
     assert_one_line_error(result, "srfer train-sr")
+
+
+def test_unexpected_errors_are_one_line_too(monkeypatch, tmp_path: Path) -> None:
+    import srfer.pipeline
+
+    def broken(*_a, **_k):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(srfer.pipeline, "upscale_files", broken)
+    monkeypatch.delenv("SRFER_DEBUG", raising=False)
+    Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
+    result = run("upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"))
+    assert result.exit_code == 2 and "internal error: ZeroDivisionError: boom" in result.output
+    assert "Traceback" not in result.output
