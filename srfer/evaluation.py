@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from srfer.data.degradations import to_unit
 from srfer.data.faces import SRPairDataset, collate_skipping_failures, discover_faces
 from srfer.errors import SrferError
-from srfer.metrics import PROTOCOL, psnr_per_image, ssim_per_image
+from srfer.metrics import PROTOCOL, sr_vs_bicubic
 from srfer.pipeline import load_generator, load_network, super_resolve
 from srfer.train.runtime import resolve_device
 
@@ -50,12 +50,7 @@ def evaluate_sr(
             hr = to_unit(batch["hr"]).to(dev)
             sr = super_resolve(generator, to_unit(batch["lr"]))
             bic = bicubic_baseline(batch["lr"].to(dev), hr.shape[-2:])
-            columns = {
-                "psnr_bicubic": psnr_per_image(bic, hr),
-                "psnr_sr": psnr_per_image(sr, hr),
-                "ssim_bicubic": ssim_per_image(bic, hr),
-                "ssim_sr": ssim_per_image(sr, hr),
-            }
+            columns = sr_vs_bicubic(sr, bic, hr)
             for i, index in enumerate(batch["index"].tolist()):
                 rows.append(
                     {"image": str(dataset.paths[index]), **{k: float(v[i]) for k, v in columns.items()}}

@@ -48,6 +48,16 @@ def ssim_per_image(pred01: torch.Tensor, target01: torch.Tensor) -> torch.Tensor
     )
 
 
+def sr_vs_bicubic(sr01: torch.Tensor, bicubic01: torch.Tensor, hr01: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-image PSNR/SSIM of the model and of the bicubic baseline against HR."""
+    return {
+        "psnr_sr": psnr_per_image(sr01, hr01),
+        "psnr_bicubic": psnr_per_image(bicubic01, hr01),
+        "ssim_sr": ssim_per_image(sr01, hr01),
+        "ssim_bicubic": ssim_per_image(bicubic01, hr01),
+    }
+
+
 def classification_report(probs: torch.Tensor, labels: torch.Tensor, class_names: tuple[str, ...]) -> dict:
     """Accuracy, per-class precision/recall/F1, macro F1, confusion matrix (rows = true
     class), one-vs-rest ROC AUC and ROC curves, from (N, C) probabilities."""

@@ -15,7 +15,7 @@ from srfer.data.degradations import to_signed, to_unit
 from srfer.errors import SrferError
 from srfer.imageio import expand_inputs, load_image, pil_to_tensor, save_image_atomic, tensor_to_pil
 from srfer.models import Generator, build_model
-from srfer.train.runtime import amp_dtype, resolve_device
+from srfer.train.runtime import amp_dtype, autocast, resolve_device
 from srfer.weights import resolve_weights, weights_status
 
 MIN_UPSCALE_SIDE = 8  # below this there is no face left to super-resolve
@@ -44,13 +44,16 @@ def load_generator(
     return load_network(role, weights, "sr-generator", device)  # type: ignore[return-value]
 
 
+_AUTO = object()
+
+
 @torch.no_grad()
-def super_resolve(generator: Generator, images01: torch.Tensor) -> torch.Tensor:
-    """(N, C, h, w) in [0, 1] → (N, C, h·s, w·s) in [0, 1]."""
+def super_resolve(generator: Generator, images01: torch.Tensor, dtype=_AUTO) -> torch.Tensor:
+    """(N, C, h, w) in [0, 1] → (N, C, h·s, w·s) in [0, 1]; bf16 on CUDA unless `dtype` says."""
     device = next(generator.parameters()).device
     x = to_signed(images01.to(device)).contiguous(memory_format=torch.channels_last)
-    dtype = amp_dtype(device)
-    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+    dtype = amp_dtype(device) if dtype is _AUTO else dtype
+    with autocast(device, dtype):
         return to_unit(generator(x).float())
 
 

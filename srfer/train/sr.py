@@ -22,8 +22,9 @@ from srfer.losses import (
     discriminator_loss,
     pixel_mse,
 )
-from srfer.metrics import PROTOCOL, psnr_per_image, ssim_per_image
+from srfer.metrics import PROTOCOL, sr_vs_bicubic
 from srfer.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from srfer.pipeline import super_resolve
 from srfer.plots import plot_training_curves
 from srfer.train.engine import Engine, EngineConfig, Recipe, StepContext, check_run_folder
 from srfer.train.runtime import resolve_device
@@ -100,6 +101,7 @@ class SRGANRecipe(Recipe):
 
     def _adversarial_step(self, lr: torch.Tensor, hr: torch.Tensor, ctx: StepContext) -> dict[str, float]:
         g_opt, d_opt = self.opts["generator"], self.opts["discriminator"]
+        self.gan_loss.to(ctx.device)  # the frozen perceptual backbone is not an engine network
         with ctx.autocast():
             sr = self.generator(lr)
             d_loss = discriminator_loss(self.discriminator(hr), self.discriminator(sr.detach()))
@@ -114,26 +116,24 @@ class SRGANRecipe(Recipe):
         return {"g_loss": float(g_loss.detach()), "d_loss": float(d_loss.detach()), **terms}
 
     def validate(self, loader: DataLoader, ctx: StepContext) -> dict[str, float]:
-        sums = {"val_psnr": 0.0, "val_ssim": 0.0, "val_psnr_bicubic": 0.0, "val_ssim_bicubic": 0.0}
+        sums: dict[str, float] = {}
         seen, grid = 0, []
         for batch in loader:
             batch.pop("skipped", None)
             if not batch:
                 continue
             lr, hr = batch["lr"].to(ctx.device), to_unit(batch["hr"].to(ctx.device))
-            with ctx.autocast():
-                sr = to_unit(self.generator(lr.contiguous(memory_format=torch.channels_last)).float())
+            sr = super_resolve(self.generator, to_unit(lr), ctx.dtype)
             bic = bicubic_baseline(lr, hr.shape[-2:])
-            for key, pred in (("", sr), ("_bicubic", bic)):
-                sums[f"val_psnr{key}"] += float(psnr_per_image(pred, hr).sum())
-                sums[f"val_ssim{key}"] += float(ssim_per_image(pred, hr).sum())
+            for key, values in sr_vs_bicubic(sr, bic, hr).items():
+                sums[key] = sums.get(key, 0.0) + float(values.sum())
             seen += len(hr)
             if len(grid) < GRID_SAMPLES:
                 lr_big = torch.nn.functional.interpolate(to_unit(lr), size=hr.shape[-2:], mode="nearest")
                 for i in range(min(len(hr), GRID_SAMPLES - len(grid))):
                     grid.append(torch.stack([lr_big[i], bic[i], sr[i], hr[i]]).cpu())
         self._grid = torch.cat(grid) if grid else None
-        means = {k: v / max(1, seen) for k, v in sums.items()}
+        means = {f"val_{k.replace('_sr', '')}": v / max(1, seen) for k, v in sums.items()}
         means["val_psnr_gain"] = means["val_psnr"] - means["val_psnr_bicubic"]
         means["val_images"] = float(seen)
         return means
