@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -23,10 +24,18 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False)
+stdout = Console(highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEVICE_HELP = "auto (cuda → mps → cpu), cpu, cuda or mps."
+# Options every training (and most other) commands share.
+Device = Annotated[str, typer.Option(help=DEVICE_HELP)]
+Workers = Annotated[int, typer.Option(help="Loader workers (-1: one per spare core, ≤ 4).")]
+Amp = Annotated[bool, typer.Option(help="bf16 autocast on CUDA (ignored on CPU).")]
+Resume = Annotated[bool, typer.Option(help="Continue the run in --out from last.safetensors.")]
+SaveEvery = Annotated[int, typer.Option(min=0, help="Also keep a checkpoint every N epochs.")]
+Seed = Annotated[int, typer.Option(help="Seed for data order, augmentation and initialisation.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
 def friendly_errors(fn: F) -> F:
@@ -66,6 +75,21 @@ def _report_skipped(failed: list[tuple[Path, str]]) -> None:
         err_console.print(f"[red]skipped:[/red] {why}", soft_wrap=True)
 
 
+def args_for(cls: type, values: dict[str, Any], out_dir: Path) -> Any:
+    """A recipe's argument dataclass from the command's parameters (`--out` is `out`)."""
+    return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values}, out=out_dir)
+
+
+def print_training_result(result: dict[str, Any], out_dir: Path, as_json: bool) -> None:
+    if as_json:
+        print_json(result)
+    elif result["best"] is None:
+        stdout.print(f"no epoch finished; state in {out_dir}")
+    else:
+        stdout.print(f"best {result['monitor']} {result['best']:.4f} at epoch {result['best_epoch']} "
+                     f"→ {out_dir / 'best.safetensors'}")  # fmt: skip
+
+
 def print_json(payload: Any) -> None:
     typer.echo(json.dumps(payload, indent=2, default=str))
 
@@ -100,30 +124,19 @@ def train_sr_command(
     epoch_size: int = typer.Option(0, min=0, help="Samples per epoch (0: the whole training split)."),
     val_limit: int = typer.Option(0, min=0, help="Validate on the first N val images only (0: all)."),
     cache: bool = typer.Option(True, help="Decode every crop once into memory."),
-    workers: int = typer.Option(-1, help="Loader workers (-1: one per spare core, ≤ 4)."),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
-    amp: bool = typer.Option(True, help="bf16 autocast on CUDA (ignored on CPU)."),
-    resume: bool = typer.Option(False, help="Continue the run in --out from last.safetensors."),
-    save_every: int = typer.Option(0, min=0, help="Also keep a checkpoint every N epochs."),
+    workers: Workers = -1,
+    device: Device = "auto",
+    amp: Amp = True,
+    resume: Resume = False,
+    save_every: SaveEvery = 0,
     patience: int = typer.Option(0, min=0, help="Early stop after N epochs without PSNR gain (0: off)."),
-    seed: int = typer.Option(0),
-    as_json: bool = typer.Option(False, "--json", help="Print the final result as JSON."),
+    seed: Seed = 0,
+    as_json: AsJson = False,
 ) -> None:
     """Train the face super-resolution generator (SRResNet, then SRGAN)."""
     from srfer.train.sr import SRTrainArgs, train_sr
 
-    args = SRTrainArgs(
-        **{k: v for k, v in locals().items() if k not in ("as_json", "out_dir", "SRTrainArgs", "train_sr")},
-        out=out_dir,
-    )
-    result = train_sr(args)
-    if as_json:
-        print_json(result)
-    else:
-        out.print(
-            f"best {result['monitor']} {result['best']:.3f} at epoch {result['best_epoch']} "
-            f"→ {out_dir / 'best.safetensors'}"
-        )
+    print_training_result(train_sr(args_for(SRTrainArgs, locals(), out_dir)), out_dir, as_json)
 
 
 @app.command("train-fer")
@@ -152,28 +165,18 @@ def train_fer_command(
         None, help="SR checkpoint for --upscaler sr (default: shipped FER SR)."
     ),
     epoch_size: int = typer.Option(0, min=0, help="Samples per epoch (0: the whole training split)."),
-    workers: int = typer.Option(-1, help="Loader workers (-1: one per spare core, ≤ 4)."),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
-    amp: bool = typer.Option(True, help="bf16 autocast on CUDA (ignored on CPU)."),
-    resume: bool = typer.Option(False, help="Continue the run in --out from last.safetensors."),
-    save_every: int = typer.Option(0, min=0, help="Also keep a checkpoint every N epochs."),
-    seed: int = typer.Option(0),
-    as_json: bool = typer.Option(False, "--json", help="Print the final result as JSON."),
+    workers: Workers = -1,
+    device: Device = "auto",
+    amp: Amp = True,
+    resume: Resume = False,
+    save_every: SaveEvery = 0,
+    seed: Seed = 0,
+    as_json: AsJson = False,
 ) -> None:
     """Train the facial-expression classifier (7 FER2013 emotions, 48×48 gray)."""
     from srfer.train.fer import FerTrainArgs, train_fer
 
-    options = {
-        k: v for k, v in locals().items() if k not in ("as_json", "out_dir", "FerTrainArgs", "train_fer")
-    }
-    result = train_fer(FerTrainArgs(**options, out=out_dir))
-    if as_json:
-        print_json(result)
-    else:
-        out.print(
-            f"best {result['monitor']} {result['best']:.4f} at epoch {result['best_epoch']} "
-            f"→ {out_dir / 'best.safetensors'}"
-        )
+    print_training_result(train_fer(args_for(FerTrainArgs, locals(), out_dir)), out_dir, as_json)
 
 
 @app.command("train-embed")
@@ -204,30 +207,18 @@ def train_embed_command(
     lr_size: str = typer.Option("32", help="With --upscale: px, or several (16,24,32) drawn per batch."),
     sr_weights: Path | None = typer.Option(None, help="SR checkpoint (default: the shipped CelebA ×4)."),
     epoch_size: int = typer.Option(0, min=0, help="Images per epoch (0: the training split's size)."),
-    workers: int = typer.Option(-1, help="Loader workers (-1: one per spare core, ≤ 4)."),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
-    amp: bool = typer.Option(True, help="bf16 autocast on CUDA (ignored on CPU)."),
-    resume: bool = typer.Option(False, help="Continue the run in --out from last.safetensors."),
-    save_every: int = typer.Option(0, min=0, help="Also keep a checkpoint every N epochs."),
-    seed: int = typer.Option(0),
-    as_json: bool = typer.Option(False, "--json", help="Print the final result as JSON."),
+    workers: Workers = -1,
+    device: Device = "auto",
+    amp: Amp = True,
+    resume: Resume = False,
+    save_every: SaveEvery = 0,
+    seed: Seed = 0,
+    as_json: AsJson = False,
 ) -> None:
     """Train the triplet-loss face embedder (FaceNet-style, online mining over P×K batches)."""
     from srfer.train.embed import EmbedTrainArgs, train_embed
 
-    options = {
-        k_: v
-        for k_, v in locals().items()
-        if k_ not in ("as_json", "out_dir", "EmbedTrainArgs", "train_embed")
-    }
-    result = train_embed(EmbedTrainArgs(**options, out=out_dir))
-    if as_json:
-        print_json(result)
-    else:
-        out.print(
-            f"best {result['monitor']} {result['best']:.4f} at epoch {result['best_epoch']} "
-            f"→ {out_dir / 'best.safetensors'}"
-        )
+    print_training_result(train_embed(args_for(EmbedTrainArgs, locals(), out_dir)), out_dir, as_json)
 
 
 @app.command("eval-embed")
@@ -245,9 +236,9 @@ def eval_embed_command(
     sweep: str | None = typer.Option(None, help="Comma-separated probe sizes, e.g. 128,64,32,24,16."),
     save_dir: Path = typer.Option(Path("srfer-eval-embed"), help="Where the PNG plots go."),
     batch_size: int = typer.Option(128, min=1),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
-    seed: int = typer.Option(0),
-    as_json: bool = typer.Option(False, "--json", help="Print everything as JSON."),
+    device: Device = "auto",
+    seed: Seed = 0,
+    as_json: AsJson = False,
 ) -> None:
     """Verification (1:1): 10-fold accuracy ± std, ROC AUC, EER, TAR@FAR; or a size sweep."""
     from srfer import evaluation, plots
@@ -289,10 +280,10 @@ def eval_embed_command(
         return
     for note in result["notes"]:
         err_console.print(f"[yellow]note:[/yellow] {note}")
-    out.print(
+    stdout.print(
         f"{result['pairs']} pairs · {result['identities']} identities · {result['input']} · {result['data']}"
     )
-    out.print(f"accuracy {result['accuracy']:.2%} ± {result['accuracy_std']:.2%} (10-fold) · "
+    stdout.print(f"accuracy {result['accuracy']:.2%} ± {result['accuracy_std']:.2%} (10-fold) · "
               f"ROC AUC {result['roc_auc']:.4f} · EER {result['eer']:.2%} · "
               f"TAR@FAR=1e-3 {result['tar_at_far_0.001']:.2%} · "
               f"TAR@FAR=1e-2 {result['tar_at_far_0.01']:.2%} · "
@@ -313,8 +304,8 @@ def _print_sweep(result: dict, title: str) -> None:
         table.add_column(name, justify="right")
     for i, size in enumerate(result["sizes"]):
         table.add_row(str(size), *(f"{v[i]:.2%}" for v in result["accuracy"].values()))
-    out.print(table)
-    out.print(f"plot: {result['plot']}")
+    stdout.print(table)
+    stdout.print(f"plot: {result['plot']}")
 
 
 @app.command("enroll")
@@ -324,7 +315,7 @@ def enroll_command(
     images: list[str] = typer.Argument(..., help="Face crops of that person: files, folders or globs."),
     gallery: Path = typer.Option(..., help="SQLite gallery file (created if missing)."),
     weights: Path | None = typer.Option(None, help="Embedder checkpoint (default: the shipped one)."),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
+    device: Device = "auto",
 ) -> None:
     """Add a person's face embeddings to a gallery (for `srfer identify`)."""
     from srfer.evaluation import load_embedder
@@ -342,7 +333,7 @@ def enroll_command(
         raise SrferError(f"no usable face image for {name!r}")
     with Gallery(gallery, create=True) as g:
         added = g.add(name, embeddings, [str(p) for p in good], model_id(model))
-    out.print(f"enrolled {name!r}: {added} embedding(s) in {gallery}")
+    stdout.print(f"enrolled {name!r}: {added} embedding(s) in {gallery}")
 
 
 @app.command("identify")
@@ -352,7 +343,7 @@ def identify_command(
     gallery: Path = typer.Option(..., help="SQLite gallery file made by `srfer enroll`."),
     weights: Path | None = typer.Option(None, help="Embedder checkpoint (must be the gallery's model)."),
     threshold: float | None = typer.Option(None, help="τ on squared L2 distance (default: the model's)."),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
+    device: Device = "auto",
     as_json: bool = typer.Option(False, "--json", help="One JSON object per image."),
 ) -> None:
     """1:N identification: the nearest enrolled identity, or "unknown" beyond τ."""
@@ -375,7 +366,7 @@ def identify_command(
             typer.echo(json.dumps({"image": str(path), "identity": match.name, "nearest": match.nearest,
                                    "distance": match.distance, "threshold": match.threshold}))  # fmt: skip
         else:
-            out.print(
+            stdout.print(
                 f"{path}: {match.name} (nearest {match.nearest}, d = {match.distance:.4f}, τ = {tau:.4f})"
             )
     if not good:
@@ -390,7 +381,7 @@ app.add_typer(gallery_app, name="gallery")
 @friendly_errors
 def gallery_list_command(
     gallery: Path = typer.Option(..., help="SQLite gallery file."),
-    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+    as_json: AsJson = False,
 ) -> None:
     """Enrolled identities and how many embeddings each has."""
     from srfer.gallery import Gallery
@@ -405,7 +396,7 @@ def gallery_list_command(
     table.add_column("embeddings", justify="right")
     for name, count in rows:
         table.add_row(name, str(count))
-    out.print(table)
+    stdout.print(table)
 
 
 @gallery_app.command("remove")
@@ -419,7 +410,7 @@ def gallery_remove_command(
 
     with Gallery(gallery) as g:
         removed = g.remove(name)
-    out.print(f"removed {name!r} ({removed} embedding(s))")
+    stdout.print(f"removed {name!r} ({removed} embedding(s))")
 
 
 @app.command("info")
@@ -438,7 +429,7 @@ def info_command(as_json: bool = typer.Option(False, "--json", help="Print as JS
             table.add_row(f"[bold]{key}", str(value))
     for name, entry in report["weights"].items():
         table.add_row(f"[bold]weights:{name}", entry)
-    out.print(table)
+    stdout.print(table)
 
 
 def _progress_bar():
@@ -468,7 +459,7 @@ def upscale_command(
         ..., "-o", "--out", help="Output folder; each result is OUT/<input stem>.png."
     ),
     weights: Path | None = typer.Option(None, help="SR checkpoint (default: the shipped CelebA ×4 model)."),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
+    device: Device = "auto",
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per input."),
 ) -> None:
     """Super-resolve face images of any size (×4 with the default weights)."""
@@ -499,8 +490,8 @@ def upscale_command(
             typer.echo(json.dumps({"input": str(src), "error": why, "ok": False}))
     else:
         for src, dst, size_in, size_out in report.written:
-            out.print(f"{src} ({size_in[0]}×{size_in[1]}) → {dst} ({size_out[0]}×{size_out[1]})")
-        out.print(f"{len(report.written)} upscaled, {len(report.failed)} failed")
+            stdout.print(f"{src} ({size_in[0]}×{size_in[1]}) → {dst} ({size_out[0]}×{size_out[1]})")
+        stdout.print(f"{len(report.written)} upscaled, {len(report.failed)} failed")
     if not report.written:
         raise typer.Exit(1)
 
@@ -514,7 +505,7 @@ def eval_sr_command(
     limit: int = typer.Option(0, min=0, help="Evaluate the first N images only (0: all)."),
     hr_size: int | None = typer.Option(None, help="HR crop size (default: the checkpoint's)."),
     batch_size: int = typer.Option(32, min=1),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
+    device: Device = "auto",
     per_image: bool = typer.Option(False, help="Also print every image's row in the table."),
     as_json: bool = typer.Option(
         False, "--json", help="Print the full result (with per-image rows) as JSON."
@@ -562,8 +553,8 @@ def eval_sr_command(
         f"{m['ssim_bicubic']:.4f}",
         f"{m['ssim_sr']:.4f}",
     )
-    out.print(table)
-    out.print(f"SR gain over bicubic: {result['psnr_gain_db']:+.2f} dB PSNR")
+    stdout.print(table)
+    stdout.print(f"SR gain over bicubic: {result['psnr_gain_db']:+.2f} dB PSNR")
 
 
 @app.command("eval-fer")
@@ -585,8 +576,8 @@ def eval_fer_command(
     upscale_weights: Path | None = typer.Option(None, help="With --sweep: the --upscale-trained classifier."),
     save_dir: Path = typer.Option(Path("srfer-eval-fer"), help="Where the PNG plots go."),
     batch_size: int = typer.Option(256, min=1),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print everything as JSON."),
+    device: Device = "auto",
+    as_json: AsJson = False,
 ) -> None:
     """Expression metrics: accuracy, per-class P/R/F1, confusion matrix, ROC; or a size sweep."""
     from srfer import evaluation, plots
@@ -637,15 +628,15 @@ def eval_fer_command(
     for name, row in result["per_class"].items():
         table.add_row(name, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}",
                       f"{row['auc']:.3f}", str(row["support"]))  # fmt: skip
-    out.print(table)
+    stdout.print(table)
     matrix = Table(title="confusion matrix (rows: true, columns: predicted)")
     matrix.add_column("")
     for name in EMOTIONS:
         matrix.add_column(name[:5], justify="right")
     for name, row in zip(EMOTIONS, result["confusion_matrix"], strict=True):
         matrix.add_row(name, *map(str, row))
-    out.print(matrix)
-    out.print(f"accuracy {result['accuracy']:.2%} · macro F1 {result['macro_f1']:.3f} · "
+    stdout.print(matrix)
+    stdout.print(f"accuracy {result['accuracy']:.2%} · macro F1 {result['macro_f1']:.3f} · "
               f"macro AUC {result['macro_auc']:.3f} · plots in {save_dir}")  # fmt: skip
 
 
@@ -661,4 +652,4 @@ def export_command(
     from srfer.weights import sha256
 
     path = export_weights(checkpoint, target, half)
-    out.print(f"{path} ({path.stat().st_size / 1e6:.1f} MB, sha256 {sha256(path)})")
+    stdout.print(f"{path} ({path.stat().st_size / 1e6:.1f} MB, sha256 {sha256(path)})")

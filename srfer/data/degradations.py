@@ -61,6 +61,9 @@ class LowResPath:
         self.lr_sizes = (lr_sizes,) if isinstance(lr_sizes, int) else tuple(lr_sizes)
         self.restore, self.name = restore, name
 
+    def describe(self) -> dict:
+        return {"lr_sizes": list(self.lr_sizes), "upscaler": self.name}
+
     def __call__(self, x01: torch.Tensor, step: int = 0) -> torch.Tensor:
         with torch.no_grad():
             return degrade_and_restore(x01, self.lr_sizes[step % len(self.lr_sizes)], self.restore)

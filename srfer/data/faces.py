@@ -67,15 +67,21 @@ def _celeba_paths(root: Path, split: str, seed: int, val_fraction: float) -> Fac
     return FaceSource(paths, f"CelebA {root} [{split}: {how}]")
 
 
-def discover_faces(
-    root: str | Path, split: str = "train", seed: int = 0, val_fraction: float = 0.1
-) -> FaceSource:
-    """The images of `split` under `root` (CelebA root, split folders, or a plain folder)."""
+def check_data_root(root: str | Path, split: str) -> Path:
+    """A known split name and an existing folder, or a one-line error."""
     if split not in SPLITS:
         raise SrferError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     root = Path(root)
     if not root.is_dir():
         raise SrferError(f"{root}: data folder not found")
+    return root
+
+
+def discover_faces(
+    root: str | Path, split: str = "train", seed: int = 0, val_fraction: float = 0.1
+) -> FaceSource:
+    """The images of `split` under `root` (CelebA root, split folders, or a plain folder)."""
+    root = check_data_root(root, split)
     if (root / "img_align_celeba").is_dir():
         source = _celeba_paths(root, split, seed, val_fraction)
     elif split != "all" and (root / split).is_dir():

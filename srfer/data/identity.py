@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from srfer.data import sample_rng, split_key
-from srfer.data.faces import CELEBA_PARTITION, SPLITS, center_crop_hr
+from srfer.data.faces import CELEBA_PARTITION, center_crop_hr, check_data_root
 from srfer.errors import SrferError
 from srfer.imageio import IMAGE_SUFFIXES
 
@@ -88,11 +88,7 @@ def _folders(root: Path, split: str, seed: int, val_fraction: float) -> Identity
 def discover_identities(
     root: str | Path, split: str = "all", seed: int = 0, val_fraction: float = 0.1
 ) -> IdentitySource:
-    if split not in SPLITS:
-        raise SrferError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
-    root = Path(root)
-    if not root.is_dir():
-        raise SrferError(f"{root}: data folder not found")
+    root = check_data_root(root, split)
     if (root / "img_align_celeba").is_dir():
         return _celeba(root, split)
     return _folders(root, split, seed, val_fraction)

@@ -19,7 +19,7 @@ from srfer.losses import TripletLoss
 from srfer.metrics import verification_report
 from srfer.models.embedder import Embedder, EmbedderConfig
 from srfer.plots import plot_training_curves
-from srfer.train.engine import Engine, EngineConfig, Recipe, StepContext, check_run_folder
+from srfer.train.engine import Engine, EngineConfig, SingleNetworkRecipe, StepContext, check_run_folder
 from srfer.train.runtime import resolve_device
 
 VAL_PAIRS = 3000
@@ -49,27 +49,22 @@ def pair_distances(
     return (embeddings[a] - embeddings[b]).pow(2).sum(1), same
 
 
-class EmbedRecipe(Recipe):
+class EmbedRecipe(SingleNetworkRecipe):
     kind = "face-embedder"
     monitor = "val_accuracy"
     monitor_mode = "max"
+
+    network_name = "embedder"
 
     def __init__(
         self, config: EmbedderConfig, lr: float, loss: TripletLoss, val_pairs: list[tuple[int, int, bool]],
         low_res: LowResPath | None = None,
     ) -> None:  # fmt: skip
-        self.model = Embedder(config)
+        super().__init__(Embedder(config), lr)
         self.loss, self.low_res, self.val_pairs = loss, low_res, val_pairs
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
-
-    def networks(self) -> dict[str, nn.Module]:
-        return {"embedder": self.model}
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"embedder": self.opt}
 
     def describe(self) -> dict[str, Any]:
-        low_res = {"lr_sizes": self.low_res.lr_sizes, "upscaler": self.low_res.name} if self.low_res else None
+        low_res = self.low_res.describe() if self.low_res else None
         return {"stage": "embed", "margin": self.loss.margin, "mining": self.loss.mining, "low_res": low_res,
                 "distance": "squared L2", "val_pairs": len(self.val_pairs)}  # fmt: skip
 

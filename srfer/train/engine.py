@@ -129,6 +129,22 @@ class Recipe(ABC):
         return {}
 
 
+class SingleNetworkRecipe(Recipe):
+    """A recipe with one network trained by one Adam optimizer (classifier, embedder)."""
+
+    network_name = "model"
+
+    def __init__(self, model: nn.Module, lr: float) -> None:
+        self.model = model
+        self.opt = torch.optim.Adam(model.parameters(), lr=lr)
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {self.network_name: self.model}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {self.network_name: self.opt}
+
+
 class EpochSampler(Sampler[tuple[int, int]]):
     """`size` (index, sample_seed) keys from seeded permutations of range(n) (or, with
     `weights`, seeded draws with replacement ∝ weights), minus the first `skip`.

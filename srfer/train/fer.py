@@ -24,28 +24,23 @@ from srfer.losses import FocalLoss, inverse_frequency
 from srfer.metrics import classification_report
 from srfer.models.fer import FerConfig, build_fer
 from srfer.plots import plot_training_curves
-from srfer.train.engine import Engine, EngineConfig, Recipe, StepContext, check_run_folder
+from srfer.train.engine import Engine, EngineConfig, SingleNetworkRecipe, StepContext, check_run_folder
 from srfer.train.runtime import resolve_device
 
 
-class FerRecipe(Recipe):
+class FerRecipe(SingleNetworkRecipe):
     kind = "fer-classifier"
     monitor = "val_accuracy"
     monitor_mode = "max"
 
+    network_name = "classifier"
+
     def __init__(self, config: FerConfig, lr: float, loss: nn.Module, low_res: LowResPath | None = None):
-        self.model = build_fer(config)
+        super().__init__(build_fer(config), lr)
         self.loss, self.low_res = loss, low_res
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
-
-    def networks(self) -> dict[str, nn.Module]:
-        return {"classifier": self.model}
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"classifier": self.opt}
 
     def describe(self) -> dict[str, Any]:
-        low_res = {"lr_sizes": self.low_res.lr_sizes, "upscaler": self.low_res.name} if self.low_res else None
+        low_res = self.low_res.describe() if self.low_res else None
         return {"stage": "fer", "classes": list(EMOTIONS), "loss": repr(self.loss), "low_res": low_res}
 
     def _inputs(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
