@@ -3,7 +3,7 @@ batches; validation = LFW-protocol verification on unseen people (identity-disjo
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from srfer.losses import TripletLoss
 from srfer.metrics import verification_report
 from srfer.models.embedder import Embedder, EmbedderConfig
 from srfer.plots import plot_training_curves
-from srfer.train.engine import Engine, EngineConfig, SingleNetworkRecipe, StepContext, check_run_folder
+from srfer.train.engine import Engine, RunArgs, SingleNetworkRecipe, StepContext, check_run_folder
 from srfer.train.runtime import resolve_device
 
 VAL_PAIRS = 3000
@@ -91,12 +91,10 @@ class EmbedRecipe(SingleNetworkRecipe):
         plot_training_curves(history, out_dir / "curves.png", [("val_accuracy", ""), ("train_loss", "")])
 
 
-@dataclass
-class EmbedTrainArgs:
+@dataclass(kw_only=True)
+class EmbedTrainArgs(RunArgs):
     """Everything `srfer train-embed` takes (stored in each checkpoint)."""
 
-    data: Path
-    out: Path
     backbone: str = "face-resnet"
     pretrained: str | None = None
     backbone_weights: Path | None = None
@@ -113,13 +111,6 @@ class EmbedTrainArgs:
     upscaler: str = "sr"
     lr_size: str = "32"
     sr_weights: Path | None = None
-    epoch_size: int = 0
-    workers: int = -1
-    device: str = "auto"
-    amp: bool = True
-    resume: bool = False
-    save_every: int = 0
-    seed: int = 0
 
 
 def parse_sizes(text: str) -> tuple[int, ...]:
@@ -157,11 +148,7 @@ def train_embed(args: EmbedTrainArgs) -> dict[str, Any]:
     if args.pretrained or args.backbone_weights:
         load_facenet_weights(recipe.model, args.pretrained or "vggface2", args.backbone_weights)
     batch = args.p * args.k
-    engine_cfg = EngineConfig(
-        out_dir=args.out, epochs=args.epochs, batch_size=batch, device=args.device, amp=args.amp,
-        seed=args.seed, save_every=args.save_every, resume=args.resume, patience=args.patience,
-        epoch_size=args.epoch_size or len(train_set), num_workers=args.workers,
-    )  # fmt: skip
+    engine_cfg = args.engine_config(batch_size=batch, epoch_size=args.epoch_size or len(train_set))
     labels = train_set.labels
 
     def pk_batches(epoch_seed: int, skip: int) -> PKBatchSampler:
@@ -176,7 +163,7 @@ def train_embed(args: EmbedTrainArgs) -> dict[str, Any]:
         "data": {"train": train_src.description, "val": val_src.description, "train_images": len(train_set),
                  "train_identities": len(train_src.names), "val_images": len(val_set),
                  "val_identities": len(val_src.names), "val_pairs": len(val_pairs), "notes": notes},
-        "train_args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
+        "train_args": args.as_meta(),
     }  # fmt: skip
     engine = Engine(recipe, train_set, val_set, engine_cfg, run_meta=run_meta, batch_sampler=pk_batches)
     return engine.fit()

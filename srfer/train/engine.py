@@ -73,6 +73,43 @@ class EngineConfig:
     min_lr_factor: float = 0.01  # cosine floor, as a fraction of the base lr
 
 
+@dataclass(kw_only=True)
+class RunArgs:
+    """What every `srfer train-*` command takes; stage argument classes extend it."""
+
+    data: Path
+    out: Path
+    epochs: int = 10
+    patience: int = 0
+    batch_size: int = 16
+    epoch_size: int = 0
+    workers: int = -1
+    device: str = "auto"
+    amp: bool = True
+    resume: bool = False
+    save_every: int = 0
+    seed: int = 0
+
+    def engine_config(self, batch_size: int | None = None, epoch_size: int | None = None) -> EngineConfig:
+        return EngineConfig(
+            out_dir=self.out,
+            epochs=self.epochs,
+            batch_size=batch_size or self.batch_size,
+            device=self.device,
+            amp=self.amp,
+            seed=self.seed,
+            save_every=self.save_every,
+            resume=self.resume,
+            patience=self.patience,
+            epoch_size=self.epoch_size if epoch_size is None else epoch_size,
+            num_workers=self.workers,
+        )
+
+    def as_meta(self) -> dict[str, Any]:
+        """JSON-ready copy for checkpoints."""
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+
 @dataclass
 class StepContext:
     device: torch.device

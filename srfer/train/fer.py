@@ -8,7 +8,7 @@ the 12→48 generator costs about as much as the classifier itself.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from srfer.losses import FocalLoss, inverse_frequency
 from srfer.metrics import classification_report
 from srfer.models.fer import FerConfig, build_fer
 from srfer.plots import plot_training_curves
-from srfer.train.engine import Engine, EngineConfig, SingleNetworkRecipe, StepContext, check_run_folder
+from srfer.train.engine import Engine, RunArgs, SingleNetworkRecipe, StepContext, check_run_folder
 from srfer.train.runtime import resolve_device
 
 
@@ -89,12 +89,10 @@ def predict_probs(
     return torch.cat(probs), torch.cat(labels)
 
 
-@dataclass
-class FerTrainArgs:
+@dataclass(kw_only=True)
+class FerTrainArgs(RunArgs):
     """Everything `srfer train-fer` takes (stored in each checkpoint)."""
 
-    data: Path
-    out: Path
     ferplus: Path | None = None
     arch: str = "mcnn"
     width: int = 32
@@ -111,13 +109,6 @@ class FerTrainArgs:
     upscaler: str = "sr"
     lr_size: int = 12
     sr_weights: Path | None = None
-    epoch_size: int = 0
-    workers: int = -1
-    device: str = "auto"
-    amp: bool = True
-    resume: bool = False
-    save_every: int = 0
-    seed: int = 0
 
 
 def build_loss(args: FerTrainArgs, class_counts: list[int]) -> nn.Module:
@@ -156,16 +147,12 @@ def train_fer(args: FerTrainArgs) -> dict[str, Any]:
     if args.balanced:  # class-balanced sampling: each draw ∝ 1 / (its class's count)
         counts = torch.tensor(train_samples.class_counts(), dtype=torch.float64)
         weights = 1.0 / counts.clamp(min=1)[train_samples.labels]
-    engine_cfg = EngineConfig(
-        out_dir=args.out, epochs=args.epochs, batch_size=args.batch_size, device=args.device, amp=args.amp,
-        seed=args.seed, save_every=args.save_every, resume=args.resume, patience=args.patience,
-        epoch_size=args.epoch_size, num_workers=args.workers,
-    )  # fmt: skip
+    engine_cfg = args.engine_config()
     run_meta = {
         "data": {"train": train_samples.description, "val": val_samples.description,
                  "train_images": len(train_samples), "val_images": len(val_samples),
                  "train_balance": describe_balance(train_samples)},
-        "train_args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
+        "train_args": args.as_meta(),
     }  # fmt: skip
     train_set, val_set = FerDataset(train_samples, augment=True), FerDataset(val_samples)
     engine = Engine(recipe, train_set, val_set, engine_cfg, run_meta=run_meta, sample_weights=weights)

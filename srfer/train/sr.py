@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from srfer.metrics import PROTOCOL, sr_vs_bicubic
 from srfer.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from srfer.pipeline import super_resolve
 from srfer.plots import plot_training_curves
-from srfer.train.engine import Engine, EngineConfig, Recipe, StepContext, check_run_folder
+from srfer.train.engine import Engine, Recipe, RunArgs, StepContext, check_run_folder
 from srfer.train.runtime import resolve_device
 
 GRID_SAMPLES = 8
@@ -151,15 +151,11 @@ class SRGANRecipe(Recipe):
             )
 
 
-@dataclass
-class SRTrainArgs:
+@dataclass(kw_only=True)
+class SRTrainArgs(RunArgs):
     """Everything `srfer train-sr` takes (stored in each checkpoint)."""
 
-    data: Path
-    out: Path
-    epochs: int = 10
     pretrain_epochs: int = 5
-    batch_size: int = 16
     lr: float = 1e-4
     scale: int = 4
     hr_size: int = 128
@@ -173,16 +169,8 @@ class SRTrainArgs:
     adversarial_weight: float = 1e-3
     pixel_weight: float = 0.0
     texture_weight: float = 0.0
-    epoch_size: int = 0
     val_limit: int = 0
     cache: bool = True
-    workers: int = -1
-    device: str = "auto"
-    amp: bool = True
-    resume: bool = False
-    save_every: int = 0
-    patience: int = 0
-    seed: int = 0
 
 
 def _generator_config(args: SRTrainArgs) -> GeneratorConfig:
@@ -213,19 +201,7 @@ def train_sr(args: SRTrainArgs) -> dict[str, Any]:
         args.content_weight, args.adversarial_weight, args.pixel_weight, args.texture_weight
     )
     recipe = SRGANRecipe(gen_cfg, args.lr, args.pretrain_epochs, args.epochs, backbone, weights)
-    engine_cfg = EngineConfig(
-        out_dir=args.out,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        device=args.device,
-        amp=args.amp,
-        seed=args.seed,
-        save_every=args.save_every,
-        resume=args.resume,
-        patience=args.patience,
-        epoch_size=args.epoch_size,
-        num_workers=args.workers,
-    )
+    engine_cfg = args.engine_config()
     data_meta = {
         "train": train_src.description,
         "val": val_src.description,
@@ -236,7 +212,7 @@ def train_sr(args: SRTrainArgs) -> dict[str, Any]:
     }
     run_meta = {
         "data": data_meta,
-        "train_args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
+        "train_args": args.as_meta(),
     }
     engine = Engine(recipe, train_set, val_set, engine_cfg, collate_skipping_failures, run_meta)
     return engine.fit()
