@@ -27,7 +27,7 @@ test: lint
 
 demo: install
 	$(BIN)/srfer info
-	$(BIN)/srfer upscale examples/faces -o demo_out/upscaled
+	$(BIN)/srfer upscale examples/faces -o demo_out/upscaled --compare
 	@echo "super-resolved faces written to demo_out/upscaled/"
 
 bench: install

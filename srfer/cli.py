@@ -459,6 +459,7 @@ def upscale_command(
         ..., "-o", "--out", help="Output folder; each result is OUT/<input stem>.png."
     ),
     weights: Path | None = typer.Option(None, help="SR checkpoint (default: the shipped CelebA ×4 model)."),
+    compare: bool = typer.Option(False, help="Also write <stem>_compare.png: input | bicubic | SR."),
     device: Device = "auto",
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per input."),
 ) -> None:
@@ -469,7 +470,7 @@ def upscale_command(
     total = len(expand_inputs(inputs))
     with _progress_bar() as progress:
         task = progress.add_task("upscaling", total=total)
-        report = upscale_files(inputs, out_dir, weights, device, lambda: progress.advance(task))
+        report = upscale_files(inputs, out_dir, weights, device, lambda: progress.advance(task), compare)
     for src, dst in report.renamed:
         err_console.print(f"[yellow]name clash:[/yellow] {src} → {dst}")
     _report_skipped(report.failed)

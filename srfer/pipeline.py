@@ -110,11 +110,22 @@ def check_upscale_size(path: Path, width: int, height: int) -> None:
         )
 
 
+def comparison_strip(lr01: torch.Tensor, sr01: torch.Tensor) -> torch.Tensor:
+    """input (nearest) | bicubic | SR, side by side at the SR size, for looking rather than reading."""
+    from srfer.data.degradations import bicubic_resize
+
+    size = tuple(sr01.shape[-2:])
+    nearest = torch.nn.functional.interpolate(lr01[None], size=size, mode="nearest")[0]
+    gap = torch.ones(sr01.shape[0], size[0], 4)
+    return torch.cat([nearest, gap, bicubic_resize(lr01, size), gap, sr01.cpu()], dim=2)
+
+
 def upscale_files(
-    inputs: list[str], out_dir: Path, weights: Path | None = None, device: str = "auto", progress=None
-) -> UpscaleReport:
+    inputs: list[str], out_dir: Path, weights: Path | None = None, device: str = "auto", progress=None,
+    compare: bool = False,
+) -> UpscaleReport:  # fmt: skip
     """Super-resolve every input image into out_dir (PNG, input stem kept); bad files are
-    reported in `failed` and skipped."""
+    reported in `failed` and skipped. `compare` also writes <stem>_compare.png strips."""
     paths = expand_inputs(inputs)
     generator = load_generator(weights, resolve_device(device))
     mode = "L" if generator.config.channels == 1 else "RGB"
@@ -132,6 +143,9 @@ def upscale_files(
             if target.stem != path.stem:
                 report.renamed.append((path, target))
             save_image_atomic(tensor_to_pil(sr), target)
+            if compare:
+                strip = comparison_strip(pil_to_tensor(img), sr)
+                save_image_atomic(tensor_to_pil(strip), target.with_name(f"{target.stem}_compare.png"))
             report.written.append((path, target, img.size, (sr.shape[2], sr.shape[1])))
         if progress is not None:
             progress()

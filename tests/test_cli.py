@@ -102,6 +102,13 @@ def test_upscale_keeps_stems_and_resolves_clashes(trained, tmp_path: Path) -> No
     assert [Path(r["output"]).name for r in rows] == ["f00.png", "f00-1.png", "f01.png"]
     assert rows[1]["output_size"] == [40, 48]
     assert Image.open(tmp_path / "out" / "f00.png").size == (160, 160)
+    assert not (tmp_path / "out" / "f00_compare.png").exists()
+    strips = run("upscale", str(faces / "f03.png"), "-o", str(tmp_path / "cmp"), "--weights", str(weights),
+                 "--compare")  # fmt: skip
+    assert strips.exit_code == 0 and Image.open(tmp_path / "cmp" / "f03_compare.png").size == (
+        3 * 160 + 8,
+        160,
+    )
     assert "name clash" in result.stderr
 
 
