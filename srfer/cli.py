@@ -460,6 +460,7 @@ def upscale_command(
     ),
     weights: Path | None = typer.Option(None, help="SR checkpoint (default: the shipped CelebA ×4 model)."),
     compare: bool = typer.Option(False, help="Also write <stem>_compare.png: input | bicubic | SR."),
+    flip_tta: bool = typer.Option(False, help="Average with the mirrored face's result (2× the compute)."),
     device: Device = "auto",
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per input."),
 ) -> None:
@@ -470,7 +471,9 @@ def upscale_command(
     total = len(expand_inputs(inputs))
     with _progress_bar() as progress:
         task = progress.add_task("upscaling", total=total)
-        report = upscale_files(inputs, out_dir, weights, device, lambda: progress.advance(task), compare)
+        report = upscale_files(
+            inputs, out_dir, weights, device, lambda: progress.advance(task), compare, flip_tta
+        )
     for src, dst in report.renamed:
         err_console.print(f"[yellow]name clash:[/yellow] {src} → {dst}")
     _report_skipped(report.failed)
@@ -508,6 +511,7 @@ def eval_sr_command(
     batch_size: int = typer.Option(32, min=1),
     device: Device = "auto",
     per_image: bool = typer.Option(False, help="Also print every image's row in the table."),
+    flip_tta: bool = typer.Option(False, help="Average with the mirrored face's result (2× the compute)."),
     as_json: bool = typer.Option(
         False, "--json", help="Print the full result (with per-image rows) as JSON."
     ),
@@ -526,6 +530,7 @@ def eval_sr_command(
             limit,
             hr_size,
             lambda n: progress.update(task, completed=n),
+            flip_tta,
         )
     if as_json:
         print_json(result)

@@ -25,6 +25,7 @@ def evaluate_sr(
     limit: int = 0,
     hr_size: int | None = None,
     progress=None,
+    flip_tta: bool = False,
 ) -> dict[str, Any]:
     """PSNR/SSIM of bicubic vs the model on `split` of `data`, per image and mean."""
     dev = resolve_device(device)
@@ -48,7 +49,7 @@ def evaluate_sr(
         skipped += int(batch.pop("skipped"))
         if batch:
             hr = to_unit(batch["hr"]).to(dev)
-            sr = super_resolve(generator, to_unit(batch["lr"]))
+            sr = super_resolve(generator, to_unit(batch["lr"]), flip_tta=flip_tta)
             bic = bicubic_baseline(batch["lr"].to(dev), hr.shape[-2:])
             columns = sr_vs_bicubic(sr, bic, hr)
             for i, index in enumerate(batch["index"].tolist()):
@@ -71,6 +72,7 @@ def evaluate_sr(
         "hr_size": hr_size,
         "lr_size": hr_size // cfg.scale,
         "protocol": PROTOCOL,
+        "flip_tta": flip_tta,
         "mean": mean,
         "psnr_gain_db": mean["psnr_sr"] - mean["psnr_bicubic"],
         "per_image": rows,

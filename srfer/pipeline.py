@@ -48,13 +48,21 @@ _AUTO = object()
 
 
 @torch.no_grad()
-def super_resolve(generator: Generator, images01: torch.Tensor, dtype=_AUTO) -> torch.Tensor:
-    """(N, C, h, w) in [0, 1] → (N, C, h·s, w·s) in [0, 1]; bf16 on CUDA unless `dtype` says."""
+def super_resolve(
+    generator: Generator, images01: torch.Tensor, dtype=_AUTO, flip_tta: bool = False
+) -> torch.Tensor:
+    """(N, C, h, w) in [0, 1] → (N, C, h·s, w·s) in [0, 1]; bf16 on CUDA unless `dtype` says.
+
+    `flip_tta` averages the result with that of the mirrored face (a ×2 self-ensemble, as in
+    EDSR's "+" but with the one symmetry faces have: no rotations, which training never saw)."""
     device = next(generator.parameters()).device
     x = to_signed(images01.to(device)).contiguous(memory_format=torch.channels_last)
     dtype = amp_dtype(device) if dtype is _AUTO else dtype
     with autocast(device, dtype):
-        return to_unit(generator(x).float())
+        out = generator(x).float()
+        if flip_tta:
+            out = (out + generator(x.flip(-1)).float().flip(-1)) / 2
+    return to_unit(out)
 
 
 def make_restorer(upscaler: str, device: torch.device, sr_weights: Path | None = None, role: str = "sr-fer"):
@@ -122,7 +130,7 @@ def comparison_strip(lr01: torch.Tensor, sr01: torch.Tensor) -> torch.Tensor:
 
 def upscale_files(
     inputs: list[str], out_dir: Path, weights: Path | None = None, device: str = "auto", progress=None,
-    compare: bool = False,
+    compare: bool = False, flip_tta: bool = False,
 ) -> UpscaleReport:  # fmt: skip
     """Super-resolve every input image into out_dir (PNG, input stem kept); bad files are
     reported in `failed` and skipped. `compare` also writes <stem>_compare.png strips."""
@@ -135,7 +143,7 @@ def upscale_files(
         try:
             img = load_image(path, mode=mode)
             check_upscale_size(path, *img.size)
-            sr = super_resolve(generator, pil_to_tensor(img).unsqueeze(0))[0]
+            sr = super_resolve(generator, pil_to_tensor(img).unsqueeze(0), flip_tta=flip_tta)[0]
         except SrferError as exc:
             report.failed.append((path, str(exc)))
         else:

@@ -1,0 +1,19 @@
+import torch
+
+from srfer.models import Generator, GeneratorConfig
+from srfer.pipeline import comparison_strip, super_resolve
+
+
+def test_flip_tta_averages_the_mirrored_result() -> None:
+    torch.manual_seed(0)
+    gen = Generator(GeneratorConfig(features=8, blocks=1)).eval()
+    x = torch.rand(2, 3, 8, 8)
+    plain = super_resolve(gen, x)
+    mirrored = super_resolve(gen, x.flip(-1)).flip(-1)
+    assert torch.allclose(super_resolve(gen, x, flip_tta=True), (plain + mirrored) / 2, atol=1e-5)
+    assert plain.shape == (2, 3, 32, 32) and 0 <= plain.min() and plain.max() <= 1
+
+
+def test_comparison_strip_layout() -> None:
+    strip = comparison_strip(torch.rand(3, 8, 8), torch.rand(3, 32, 32))
+    assert strip.shape == (3, 32, 3 * 32 + 8)
