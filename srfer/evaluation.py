@@ -1,4 +1,4 @@
-"""Evaluations behind `eval-sr` and `eval-fer`: metrics on held-out data, JSON-ready."""
+"""Evaluations behind `eval-sr`, `eval-fer` and `eval-embed`: metrics on held-out data, JSON-ready."""
 
 from __future__ import annotations
 
@@ -79,6 +79,13 @@ def evaluate_sr(
     }
 
 
+def check_sweep_sizes(sizes: list[int], low: int, high: int) -> None:
+    """Every size is checked before any work starts."""
+    bad = [s for s in sizes if not low <= s <= high]
+    if bad or not sizes:
+        raise SrferError(f"--sweep sizes {bad or sizes}: use sizes between {low} and {high} px")
+
+
 def load_classifier(weights: Path | None, device: torch.device, role: str = "fer") -> torch.nn.Module:
     """A trained expression classifier (default: the shipped one for `role`)."""
     return load_network(role, weights, "fer-classifier", device)
@@ -138,14 +145,21 @@ def sweep_fer(
     loader, description = _fer_loader(data, split, ferplus, batch_size)
     runs = {"hr_classifier+bicubic": (hr_model, "bicubic"), "hr_classifier+sr": (hr_model, "sr"),
             "upscale_classifier+sr": (up_model, "sr")}  # fmt: skip
+    check_sweep_sizes(sizes, 4, 48)
     table: dict[str, list[float]] = {name: [] for name in runs}
+
+    def accuracy(model: torch.nn.Module, lr_size: int | None, how: str) -> float:
+        probs, labels = _fer_probs(model, loader, dev, lr_size, restorers[how])
+        return float((probs.argmax(1) == labels).float().mean())
+
     for size in sizes:
-        if not 4 <= size <= 48:
-            raise SrferError(f"--sweep size {size}: use sizes between 4 and 48 px")
-        for name, (model, how) in runs.items():
-            lr_size = None if size >= 48 else size
-            probs, labels = _fer_probs(model, loader, dev, lr_size, restorers[how])
-            table[name].append(float((probs.argmax(1) == labels).float().mean()))
+        if size >= 48:  # full-size input is not degraded: one pass per model serves every restorer
+            per_model = {id(m): accuracy(m, None, "bicubic") for m in (hr_model, up_model)}
+            results = {name: per_model[id(model)] for name, (model, _) in runs.items()}
+        else:
+            results = {name: accuracy(model, size, how) for name, (model, how) in runs.items()}
+        for name in runs:
+            table[name].append(results[name])
             if progress is not None:
                 progress()
     return {"data": description, "sizes": sizes, "accuracy": table, "weights": str(hr_model.source),
@@ -232,13 +246,17 @@ def sweep_embed(
         "bicubic": make_restorer("bicubic", dev),
         "sr": make_restorer("sr", dev, sr_weights, role="sr"),
     }
+    check_sweep_sizes(sizes, 8, size)
     table: dict[str, list[float]] = {name: [] for name in restorers}
     for s in sizes:
-        if not 8 <= s <= size:
-            raise SrferError(f"--sweep size {s}: use sizes between 8 and {size} px")
-        for name, restore in restorers.items():
-            report = _verify(model, dataset, pairs, dev, None if s >= size else s, restore, batch_size)
-            table[name].append(report["accuracy"])
+        if s >= size:  # full-size probes are not degraded: one pass serves every restorer
+            accuracy = _verify(model, dataset, pairs, dev, None, None, batch_size)["accuracy"]
+            results = dict.fromkeys(restorers, accuracy)
+        else:
+            results = {name: _verify(model, dataset, pairs, dev, s, restore, batch_size)["accuracy"]
+                       for name, restore in restorers.items()}  # fmt: skip
+        for name in restorers:
+            table[name].append(results[name])
             if progress is not None:
                 progress()
     return {"data": source.description, "sizes": sizes, "accuracy": table, "pairs": len(pairs),

@@ -17,3 +17,14 @@ def test_flip_tta_averages_the_mirrored_result() -> None:
 def test_comparison_strip_layout() -> None:
     strip = comparison_strip(torch.rand(3, 8, 8), torch.rand(3, 32, 32))
     assert strip.shape == (3, 32, 3 * 32 + 8)
+
+
+def test_sweep_sizes_are_all_checked_before_any_work() -> None:
+    import pytest
+
+    from srfer.errors import SrferError
+    from srfer.evaluation import check_sweep_sizes
+
+    check_sweep_sizes([48, 12, 8], 4, 48)
+    with pytest.raises(SrferError, match=r"\[2, 96\]"):
+        check_sweep_sizes([48, 2, 12, 96], 4, 48)
