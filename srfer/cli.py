@@ -468,11 +468,11 @@ def upscale_command(
     from srfer.imageio import expand_inputs
     from srfer.pipeline import upscale_files
 
-    total = len(expand_inputs(inputs))
+    paths = expand_inputs(inputs)
     with _progress_bar() as progress:
-        task = progress.add_task("upscaling", total=total)
+        task = progress.add_task("upscaling", total=len(paths))
         report = upscale_files(
-            inputs, out_dir, weights, device, lambda: progress.advance(task), compare, flip_tta
+            paths, out_dir, weights, device, lambda: progress.advance(task), compare, flip_tta
         )
     for src, dst in report.renamed:
         err_console.print(f"[yellow]name clash:[/yellow] {src} → {dst}")

@@ -13,7 +13,7 @@ from torch import nn
 from srfer.checkpoint import load_checkpoint, save_checkpoint
 from srfer.data.degradations import to_signed, to_unit
 from srfer.errors import SrferError
-from srfer.imageio import expand_inputs, load_image, pil_to_tensor, save_image_atomic, tensor_to_pil
+from srfer.imageio import load_image, pil_to_tensor, save_image_atomic, tensor_to_pil
 from srfer.models import Generator, build_model
 from srfer.train.runtime import amp_dtype, autocast, resolve_device
 from srfer.weights import resolve_weights, weights_status
@@ -129,12 +129,11 @@ def comparison_strip(lr01: torch.Tensor, sr01: torch.Tensor) -> torch.Tensor:
 
 
 def upscale_files(
-    inputs: list[str], out_dir: Path, weights: Path | None = None, device: str = "auto", progress=None,
+    paths: list[Path], out_dir: Path, weights: Path | None = None, device: str = "auto", progress=None,
     compare: bool = False, flip_tta: bool = False,
 ) -> UpscaleReport:  # fmt: skip
-    """Super-resolve every input image into out_dir (PNG, input stem kept); bad files are
+    """Super-resolve every image (see `expand_inputs`) into out_dir (PNG, input stem kept); bad files are
     reported in `failed` and skipped. `compare` also writes <stem>_compare.png strips."""
-    paths = expand_inputs(inputs)
     generator = load_generator(weights, resolve_device(device))
     mode = "L" if generator.config.channels == 1 else "RGB"
     report, taken = UpscaleReport(), set()
