@@ -192,7 +192,10 @@ def train_embed_command(
     pretrained: str | None = typer.Option(None, help="inception-resnet-v1 only: vggface2 or casia-webface."),
     backbone_weights: Path | None = typer.Option(None, help="facenet-pytorch weights file (offline use)."),
     dim: int = typer.Option(128, min=8, help="Embedding size (face-resnet)."),
-    size: int = typer.Option(128, min=32, help="Face crop size in px."),
+    size: int = typer.Option(128, min=32, help="Face crop size in px (the SR output size)."),
+    input_size: int = typer.Option(
+        0, min=0, help="face-resnet: resize crops to this before the network (0: --size); 64 is ~4× cheaper."
+    ),
     epochs: int = typer.Option(50, min=1),
     patience: int = typer.Option(10, min=0, help="Early stop after N epochs without val accuracy gain."),
     p: int = typer.Option(16, "--p", min=2, help="Identities per batch (P×K sampling)."),
@@ -413,6 +416,30 @@ def gallery_remove_command(
     stdout.print(f"removed {name!r} ({removed} embedding(s))")
 
 
+@app.command("weights")
+@friendly_errors
+def weights_command(as_json: AsJson = False) -> None:
+    """The default weights: where each was found, its sha256 check and the metrics recorded for it."""
+    from srfer.weights import weights_report
+
+    rows = weights_report()
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(
+        title="default weights (CLI option → $SRFER_WEIGHTS → shipped weights/)", title_justify="left"
+    )
+    for name in ("role", "file", "status", "recorded metrics"):
+        table.add_column(name)
+    for row in rows:
+        metrics = ", ".join(
+            f"{k} {v}" for k, v in row.get("metrics", {}).items() if isinstance(v, int | float)
+        )
+        status = row["status"] if row["path"] else f"[red]missing[/red] — train: {row['train']}"
+        table.add_row(row["role"], row["file"], status, metrics or "—")
+    stdout.print(table)
+
+
 @app.command("info")
 @friendly_errors
 def info_command(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
@@ -449,6 +476,84 @@ def _progress_bar():
         console=err_console,
         transient=True,
     )
+
+
+@app.command("predict")
+@friendly_errors
+def predict_command(
+    inputs: list[str] = typer.Argument(
+        ..., help="Photos or face crops: files, folders (recursive) or globs."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="One JSON line per face (schema: README)."),
+    save_dir: Path | None = typer.Option(
+        None, help="Write <stem>_annotated.png (boxes + labels) and <stem>_face<i>_sr.png strips here."
+    ),
+    sr: str = typer.Option("auto", help="auto: super-resolve faces under 64 px; always; never."),
+    gallery: Path | None = typer.Option(None, help="SQLite gallery (srfer enroll) to name the faces."),
+    threshold: float | None = typer.Option(None, help="Gallery τ on squared L2 (default: the model's)."),
+    embeddings: bool = typer.Option(False, "--embeddings", help="Add each face's embedding to --json."),
+    sr_weights: Path | None = typer.Option(None, help="SR checkpoint (default: the shipped CelebA ×4)."),
+    fer_weights: Path | None = typer.Option(None, help="Expression checkpoint (default: shipped)."),
+    embed_weights: Path | None = typer.Option(None, help="Embedder checkpoint (default: shipped)."),
+    detect: bool = typer.Option(True, help="--no-detect: each input is one face crop."),
+    min_face: int = typer.Option(20, min=12, help="Smallest face MTCNN looks for, in px (slower when low)."),
+    det_threshold: float = typer.Option(0.9, help="MTCNN's final-stage face probability threshold."),
+    margin: float = typer.Option(
+        0.13, min=0.0, help="Crop = (1 + margin) × the face box (training framing)."
+    ),
+    batch_size: int = typer.Option(16, min=1, help="Images per batch."),
+    device: Device = "auto",
+) -> None:
+    """Find faces, super-resolve the small ones, and say each face's expression (and identity)."""
+    from srfer.imageio import expand_inputs
+    from srfer.pipeline import PredictOptions, Predictor
+
+    paths = expand_inputs(inputs)
+    options = PredictOptions(sr=sr, detect=detect, min_face=min_face, det_threshold=det_threshold,
+                             margin=margin, batch_size=batch_size, threshold=threshold,
+                             embeddings=embeddings)  # fmt: skip
+    predictor = Predictor(options, device, sr_weights, fer_weights, embed_weights, gallery)
+
+    def stream(result) -> None:
+        if as_json:
+            for face in result.faces:
+                typer.echo(json.dumps(face.to_json()))
+        if not result.faces:
+            err_console.print(f"[yellow]no face found:[/yellow] {result.path}", soft_wrap=True)
+
+    try:
+        with _progress_bar() as progress:
+            task = progress.add_task("predicting", total=len(paths))
+            report = predictor.run(paths, save_dir, lambda n: progress.advance(task, n), stream)
+    finally:
+        predictor.close()
+    _report_skipped(report.failed)
+    if not as_json:
+        for result in report.images:
+            _print_faces(result)
+        stdout.print(f"{len(report.images)} image(s), {report.faces} face(s), {len(report.failed)} skipped"
+                     + (f"; annotated images in {save_dir}" if save_dir else ""))  # fmt: skip
+    if not report.images:
+        raise typer.Exit(1)
+
+
+def _print_faces(result) -> None:
+    if not result.faces:
+        return
+    table = Table(title=f"{result.path} ({result.size[0]}×{result.size[1]})", title_justify="left")
+    for name, justify in (("#", "right"), ("box (x1, y1, x2, y2)", "left"), ("face px", "right"),
+                          ("SR", "center"), ("expression", "left"), ("identity", "left")):  # fmt: skip
+        table.add_column(name, justify=justify)
+    for f in result.faces:
+        identity = (
+            "—" if f.identity is None else f"{f.identity} (d = {f.distance:.3f}, τ = {f.threshold:.3f})"
+        )
+        box = ", ".join(f"{v:.0f}" for v in f.box)
+        sr_used = "yes" if f.sr else "no"
+        table.add_row(
+            str(f.index), box, str(f.face_px), sr_used, f"{f.expression} {f.confidence:.0%}", identity
+        )
+    stdout.print(table)
 
 
 @app.command("upscale")

@@ -24,18 +24,25 @@ from torchmetrics.functional.image import (
 
 from srfer.data.degradations import quantize_8bit
 
-PROTOCOL = "PSNR/SSIM on 8-bit-quantised [0,1] images, all channels, full frame, data_range=1"
+PROTOCOL = (
+    "PSNR/SSIM on 8-bit-quantised [0,1] images, all channels, full frame, data_range=1, PSNR capped at 100 dB"
+)
+
+
+PSNR_CAP_DB = 100.0
 
 
 def psnr_per_image(pred01: torch.Tensor, target01: torch.Tensor) -> torch.Tensor:
-    """(N, C, H, W) pairs → (N,) PSNR in dB."""
-    return peak_signal_noise_ratio(
+    """(N, C, H, W) pairs → (N,) PSNR in dB, capped at PSNR_CAP_DB: identical images (e.g. the
+    blank frames in FER2013, which bicubic restores exactly) would make a mean infinite."""
+    psnr = peak_signal_noise_ratio(
         quantize_8bit(pred01).float(),
         quantize_8bit(target01).float(),
         data_range=1.0,
         reduction="none",
         dim=(1, 2, 3),
     )
+    return psnr.clamp(max=PSNR_CAP_DB)
 
 
 def ssim_per_image(pred01: torch.Tensor, target01: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Inference chain: load checkpoints, super-resolve images, evaluate SR quality."""
+"""Inference chain: load checkpoints, super-resolve faces (`upscale`), and the main job
+(`predict`): detect → super-resolve small faces → expression + embedding → identity."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from srfer.checkpoint import load_checkpoint, save_checkpoint
@@ -223,3 +225,266 @@ def model_id(model: nn.Module) -> str:
     from srfer.weights import sha256
 
     return sha256(Path(model.source))
+
+
+# ---------------------------------------------------------------------------------------------
+# srfer predict: detect → (super-resolve) → expression + embedding → identity
+# ---------------------------------------------------------------------------------------------
+
+WORK_SIZE = 128  # the recognisers' face size: the CelebA SR output and the embedder's crops
+SR_AUTO_BELOW = WORK_SIZE // 2  # --sr auto: faces with under half the working size get SR
+MIN_FACE_SIDE = MIN_UPSCALE_SIDE
+DETECT_MAX_SIDE = 1600  # MTCNN sees a copy at most this big; crops come from the full image
+SR_MODES = ("auto", "always", "never")
+
+
+@dataclass
+class PredictOptions:
+    sr: str = "auto"
+    detect: bool = True
+    min_face: int = 20
+    det_threshold: float = 0.9
+    margin: float = 0.13
+    batch_size: int = 16
+    threshold: float | None = None  # τ override for the gallery
+    embeddings: bool = False  # put the embedding into each result
+
+    def __post_init__(self) -> None:
+        if self.sr not in SR_MODES:
+            raise SrferError(f"--sr {self.sr!r}: use one of {', '.join(SR_MODES)}")
+
+
+@dataclass
+class FaceResult:
+    """One face's answer; `to_json` is the documented --json schema."""
+
+    image: Path
+    index: int
+    box: tuple[float, float, float, float]
+    face_px: int
+    detector_score: float | None
+    sr: bool
+    expression: str
+    confidence: float
+    probabilities: dict[str, float]
+    identity: str | None = None
+    nearest: str | None = None
+    distance: float | None = None
+    threshold: float | None = None
+    embedding: list[float] | None = None
+    crop01: torch.Tensor | None = field(default=None, repr=False)  # the face as cut (RGB, [0, 1])
+    face01: torch.Tensor | None = field(default=None, repr=False)  # at WORK_SIZE (SR or bicubic)
+
+    def to_json(self) -> dict[str, Any]:
+        out = {
+            "image": str(self.image), "face": self.index, "box": [round(v, 1) for v in self.box],
+            "face_px": self.face_px, "detector_score": _round(self.detector_score), "sr": self.sr,
+            "expression": self.expression, "confidence": round(self.confidence, 4),
+            "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
+            "identity": self.identity, "nearest": self.nearest, "distance": _round(self.distance),
+            "threshold": _round(self.threshold),
+        }  # fmt: skip
+        if self.embedding is not None:
+            out["embedding"] = [round(v, 6) for v in self.embedding]
+        return out
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+@dataclass
+class ImageResult:
+    path: Path
+    size: tuple[int, int]
+    faces: list[FaceResult]
+    outputs: list[Path] = field(default_factory=list)  # files written under --save-dir
+
+
+@dataclass
+class PredictReport:
+    images: list[ImageResult] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+    @property
+    def faces(self) -> int:
+        return sum(len(r.faces) for r in self.images)
+
+
+def to_gray(x01: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) → (N, 1, H, W) with ITU-R 601 luma, as PIL's convert("L") and FER2013."""
+    weights = torch.tensor([0.299, 0.587, 0.114], device=x01.device).view(1, 3, 1, 1)
+    return (x01 * weights).sum(1, keepdim=True)
+
+
+class Predictor:
+    """The main job: faces in photos → expression (and identity), super-resolving small faces.
+
+    Models load once; `run` takes any number of images, `batch_size` at a time."""
+
+    def __init__(
+        self, options: PredictOptions, device: str = "auto", sr_weights: Path | None = None,
+        fer_weights: Path | None = None, embed_weights: Path | None = None, gallery: Path | None = None,
+    ) -> None:  # fmt: skip
+        from srfer.data.fer import EMOTIONS
+        from srfer.detect import FaceDetector
+        from srfer.evaluation import embedder_threshold, load_classifier, load_embedder
+        from srfer.gallery import Gallery
+
+        self.options, self.device = options, resolve_device(device)
+        self._taken_names: set[str] = set()  # --save-dir stems already used (a/x.png vs b/x.png)
+        self.emotions = EMOTIONS
+        self.gallery = Gallery(gallery) if gallery is not None else None  # fail fast: before loading models
+        self.classifier = load_classifier(fer_weights, self.device)
+        self.generator = None if options.sr == "never" else load_generator(sr_weights, self.device)
+        if self.generator is not None and self.generator.config.channels != 3:
+            raise SrferError(f"{self.generator.source}: predict needs an RGB SR model (the CelebA ×4 one)")
+        self.embedder = None
+        if self.gallery is not None or options.embeddings:
+            self.embedder = load_embedder(embed_weights, self.device)
+            self.embedder_id = model_id(self.embedder)
+            self.tau = (
+                options.threshold if options.threshold is not None else embedder_threshold(self.embedder)
+            )
+            if self.gallery is not None:
+                self.gallery.check_model(self.embedder_id)
+                if not self.gallery.identities():
+                    raise SrferError(f"{gallery}: the gallery is empty (srfer enroll adds people)")
+        self.detector = (
+            FaceDetector(self.device, options.min_face, options.det_threshold, options.margin)
+            if options.detect else None
+        )  # fmt: skip
+
+    def close(self) -> None:
+        if self.gallery is not None:
+            self.gallery.close()
+
+    def models(self) -> dict[str, str | None]:
+        """role → checkpoint file in use (None: not loaded)."""
+        nets = {"sr": self.generator, "fer": self.classifier, "embed": self.embedder}
+        return {role: (str(net.source) if net is not None else None) for role, net in nets.items()}
+
+    def run(
+        self, paths: list[Path], save_dir: Path | None = None, progress=None, on_image=None
+    ) -> PredictReport:
+        """Every image in `paths`; a bad file lands in `failed` and the rest still run.
+        `on_image(ImageResult)` is called as each image is done (streaming output)."""
+        report = PredictReport()
+        step = max(1, self.options.batch_size)
+        for start in range(0, len(paths), step):
+            for result in self._run_batch(paths[start : start + step], report, save_dir):
+                report.images.append(result)
+                if on_image is not None:
+                    on_image(result)
+            if progress is not None:
+                progress(len(paths[start : start + step]))
+        return report
+
+    def _run_batch(
+        self, paths: list[Path], report: PredictReport, save_dir: Path | None
+    ) -> list[ImageResult]:
+        from srfer.detect import whole_image_face
+
+        loaded = []
+        for path in paths:
+            try:
+                loaded.append((path, load_image(path, "RGB")))
+            except SrferError as exc:
+                report.failed.append((path, str(exc)))
+        if not loaded:
+            return []
+        images = [img for _, img in loaded]
+        found = self._detect(images) if self.detector is not None else [[whole_image_face(i)] for i in images]
+        results = []
+        for (path, img), faces in zip(loaded, found, strict=True):
+            try:
+                result = ImageResult(path, img.size, self._recognise(path, img, faces))
+            except SrferError as exc:
+                report.failed.append((path, str(exc)))
+                continue
+            if save_dir is not None:
+                from srfer.annotate import save_annotations
+
+                stem = unique_output(save_dir, path.stem, self._taken_names).stem
+                result.outputs = save_annotations(img, result, save_dir, stem)
+            results.append(result)
+        return results
+
+    def _detect(self, images: list) -> list:
+        """MTCNN on copies no bigger than DETECT_MAX_SIDE; boxes mapped back to full size."""
+        from srfer.detect import square_crop
+
+        scales = [min(1.0, DETECT_MAX_SIDE / max(img.size)) for img in images]
+        small = [
+            img if s == 1.0 else img.resize((round(img.width * s), round(img.height * s)), resample=3)
+            for img, s in zip(images, scales, strict=True)
+        ]
+        found = self.detector.detect(small)
+        for faces, s in zip(found, scales, strict=True):
+            if s == 1.0:
+                continue
+            for face in faces:
+                face.box = tuple(v / s for v in face.box)
+                if face.score is not None:
+                    face.crop = square_crop(face.box, self.options.margin)
+        return found
+
+    @torch.no_grad()
+    def _recognise(self, path: Path, img, faces: list) -> list[FaceResult]:
+        from srfer.data.degradations import bicubic_resize
+        from srfer.detect import cut_face
+
+        if not faces:
+            return []
+        crops = [pil_to_tensor(cut_face(img, f)) for f in faces]
+        if any(min(c.shape[-2:]) < MIN_FACE_SIDE for c in crops):
+            side = min(min(c.shape[-2:]) for c in crops)
+            raise SrferError(
+                f"{path}: a {side} px face is too small to recognise (at least {MIN_FACE_SIDE} px)"
+            )
+        use_sr = [self._wants_sr(f.size_px) for f in faces]
+        work = torch.stack([bicubic_resize(c, WORK_SIZE) for c in crops])
+        if any(use_sr):
+            idx = [i for i, s in enumerate(use_sr) if s]
+            lr_size = WORK_SIZE // self.generator.config.scale
+            lr = torch.stack([bicubic_resize(crops[i], lr_size) for i in idx])
+            work[idx] = super_resolve(self.generator, lr).cpu()
+        probs = self._expressions(work)
+        out = []
+        for i, face in enumerate(faces):
+            top = int(probs[i].argmax())
+            out.append(FaceResult(
+                image=path, index=i, box=tuple(float(v) for v in face.box), face_px=face.size_px,
+                detector_score=face.score, sr=use_sr[i], expression=self.emotions[top],
+                confidence=float(probs[i, top]),
+                probabilities={e: float(p) for e, p in zip(self.emotions, probs[i].tolist(), strict=True)},
+                crop01=crops[i], face01=work[i],
+            ))  # fmt: skip
+        if self.embedder is not None:
+            self._identities(work, out)
+        return out
+
+    def _wants_sr(self, face_px: int) -> bool:
+        mode = self.options.sr
+        return mode == "always" or (mode == "auto" and face_px < SR_AUTO_BELOW)
+
+    def _expressions(self, faces01: torch.Tensor) -> torch.Tensor:
+        size = self.classifier.config.input_size
+        x = to_gray(faces01) if self.classifier.config.in_channels == 1 else faces01
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return self.classifier(x.to(self.device)).float().softmax(1).cpu()
+
+    def _identities(self, faces01: torch.Tensor, results: list[FaceResult]) -> None:
+        embeddings = self.embedder(faces01.to(self.device)).float().cpu()
+        matches = self.gallery.identify(embeddings, self.embedder_id, self.tau) if self.gallery else None
+        for i, result in enumerate(results):
+            if self.options.embeddings:
+                result.embedding = embeddings[i].tolist()
+            if matches is not None:
+                m = matches[i]
+                result.identity, result.nearest, result.distance, result.threshold = (
+                    m.name,
+                    m.nearest,
+                    m.distance,
+                    m.threshold,
+                )

@@ -1,12 +1,16 @@
-"""Where default weights come from: CLI option → `SRFER_WEIGHTS` folder → the repo's
-`weights/` folder. `weights/manifest.json` records each file's sha256 and metrics."""
+"""Where default weights come from: CLI option → `SRFER_WEIGHTS` folder → the shipped
+`weights/` folder (the repo's in a checkout or editable install; installed as the package
+`srfer.default_weights` by a non-editable `pip install .`). `manifest.json` there records
+each file's sha256, training command and measured metrics."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from srfer.errors import SrferError
 
@@ -30,7 +34,20 @@ DEFAULTS: dict[str, tuple[str, str]] = {
         "srfer train-embed --data CELEBA_ROOT --out runs/embed (then srfer export)",
     ),
 }
-PACKAGE_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+
+
+def _shipped_weights_dir() -> Path:
+    """pyproject.toml maps the repo's weights/ to the package `srfer.default_weights`."""
+    try:
+        spec = importlib.util.find_spec("srfer.default_weights")
+    except ImportError:
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        return Path(list(spec.submodule_search_locations)[0])
+    return Path(__file__).resolve().parent.parent / "weights"  # a source tree on PYTHONPATH
+
+
+PACKAGE_WEIGHTS = _shipped_weights_dir()
 
 
 def search_dirs() -> list[Path]:
@@ -68,17 +85,28 @@ def manifest() -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def weights_status() -> dict[str, str]:
-    """role → 'present (sha256 ok)' / 'present (sha256 MISMATCH)' / 'missing'."""
+def weights_report() -> list[dict[str, Any]]:
+    """Per role: file, where it was found, sha256 check against the manifest, recorded metrics."""
     entries = manifest()
-    status = {}
-    for role, (name, _) in DEFAULTS.items():
+    rows = []
+    for role, (name, how) in DEFAULTS.items():
+        entry = entries.get(name, {})
+        row: dict[str, Any] = {"role": role, "file": name, "path": None, "status": "missing", "train": how}
         try:
             path = resolve_weights(role)
         except SrferError:
-            status[role] = f"missing ({name})"
+            rows.append(row)
             continue
-        expected = entries.get(name, {}).get("sha256")
-        check = "" if not expected else " sha256 ok" if sha256(path) == expected else " sha256 MISMATCH"
-        status[role] = f"{path}{check}"
-    return status
+        expected = entry.get("sha256")
+        check = "no manifest entry" if not expected else "ok" if sha256(path) == expected else "MISMATCH"
+        row.update(path=str(path), status=f"sha256 {check}", metrics=entry.get("metrics", {}))
+        rows.append(row)
+    return rows
+
+
+def weights_status() -> dict[str, str]:
+    """role → '<path> sha256 ok' / '<path> sha256 MISMATCH' / 'missing (<file>)'."""
+    return {
+        r["role"]: f"{r['path']} {r['status']}" if r["path"] else f"missing ({r['file']})"
+        for r in weights_report()
+    }

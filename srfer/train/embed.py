@@ -100,6 +100,7 @@ class EmbedTrainArgs(RunArgs):
     backbone_weights: Path | None = None
     dim: int = 128
     size: int = 128
+    input_size: int = 0  # 0: same as size
     epochs: int = 50
     patience: int = 10
     p: int = 16
@@ -131,7 +132,7 @@ def train_embed(args: EmbedTrainArgs) -> dict[str, Any]:
     check_run_folder(Path(args.out), args.resume)
     loss = TripletLoss(args.margin, args.mining)
     try:
-        input_size = 160 if args.backbone == "inception-resnet-v1" else args.size
+        input_size = 160 if args.backbone == "inception-resnet-v1" else args.input_size or args.size
         config = EmbedderConfig(backbone=args.backbone, dim=args.dim, input_size=input_size)
     except ValueError as exc:
         raise SrferError(str(exc)) from None

@@ -1,0 +1,131 @@
+"""Face detection with facenet-pytorch's MTCNN (Zhang et al., 2016; weights ship in the wheel)
+and square crops framed like srfer's training faces.
+
+Batching: MTCNN only batches images of one size, so images are grouped by size. We call
+`MTCNN.detect` (never `MTCNN.forward`, whose `select_boxes` crashes on batches where some
+images have no face: timesler/facenet-pytorch#224) and normalise its per-image results,
+which come back as None, object arrays or float arrays depending on the batch.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from srfer.errors import SrferError
+
+# Images whose shorter side is at most this are taken as one face crop, not searched: MTCNN's
+# last stage works on 48×48 windows, and a 48×48 FER2013 face or a 32×32 SR input leaves it
+# no context to find a face in.
+DIRECT_FACE_MAX_SIDE = 48
+
+# The training crops (CelebA aligned, center 128×128) measured against MTCNN boxes on 60
+# CelebA faces: crop side ≈ 1.13 × the box's longer side, centred 0.13 box sides above the
+# box centre (the box reaches the chin; the crop includes the forehead).
+FRAME_MARGIN = 0.13
+FRAME_SHIFT_UP = 0.13
+
+
+@dataclass
+class Face:
+    """A detected (or given) face: the MTCNN box in image pixels and the square crop used."""
+
+    box: tuple[float, float, float, float]
+    score: float | None  # detector confidence; None when the whole image was taken as the face
+    crop: tuple[int, int, int, int]  # square (left, top, right, bottom), may extend past the image
+
+    @property
+    def size_px(self) -> int:
+        """The face's size in the source image: its box's longer side."""
+        x1, y1, x2, y2 = self.box
+        return max(1, round(max(x2 - x1, y2 - y1)))
+
+
+def square_crop(
+    box: tuple[float, float, float, float], margin: float = FRAME_MARGIN, shift_up: float = FRAME_SHIFT_UP
+) -> tuple[int, int, int, int]:
+    """A square around `box`: side (1 + margin) × its longer side, raised by shift_up × that side."""
+    x1, y1, x2, y2 = box
+    side = max(x2 - x1, y2 - y1)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2 - shift_up * side
+    half = max(1, round(side * (1 + margin) / 2))
+    left, top = round(cx) - half, round(cy) - half
+    return left, top, left + 2 * half, top + 2 * half
+
+
+def whole_image_face(img: Image.Image) -> Face:
+    """The whole image as one face (small crops, `--no-detect`), squared by centre crop."""
+    side = min(img.size)
+    left, top = (img.width - side) // 2, (img.height - side) // 2
+    crop = (left, top, left + side, top + side)
+    return Face(box=tuple(float(v) for v in crop), score=None, crop=crop)  # type: ignore[arg-type]
+
+
+def cut_face(img: Image.Image, face: Face) -> Image.Image:
+    """The face's square crop; parts outside the image are filled with edge-neutral grey."""
+    return img.crop(face.crop) if _inside(img, face.crop) else _padded_crop(img, face.crop)
+
+
+def _inside(img: Image.Image, crop: tuple[int, int, int, int]) -> bool:
+    left, top, right, bottom = crop
+    return left >= 0 and top >= 0 and right <= img.width and bottom <= img.height
+
+
+def _padded_crop(img: Image.Image, crop: tuple[int, int, int, int]) -> Image.Image:
+    left, top, right, bottom = crop
+    canvas = Image.new(img.mode, (right - left, bottom - top), 128 if img.mode == "L" else (128, 128, 128))
+    canvas.paste(img, (-left, -top))
+    return canvas
+
+
+def _as_rows(boxes, probs) -> list[tuple[tuple[float, float, float, float], float]]:
+    if boxes is None:
+        return []
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    probs = np.asarray(probs, dtype=np.float64).reshape(-1)
+    return [(tuple(b.tolist()), float(p)) for b, p in zip(boxes, probs, strict=True)]
+
+
+class FaceDetector:
+    """MTCNN over PIL RGB images → faces per image (largest first)."""
+
+    def __init__(
+        self, device: torch.device, min_face: int = 20, threshold: float = 0.9, margin: float = FRAME_MARGIN
+    ) -> None:
+        try:
+            from facenet_pytorch import MTCNN
+        except ImportError:  # pragma: no cover - a dependency; say what to install
+            raise SrferError(
+                "face detection needs facenet-pytorch: pip install facenet-pytorch==2.5.3"
+            ) from None
+        if not 0 < threshold < 1:
+            raise SrferError(f"--det-threshold {threshold}: use a probability between 0 and 1")
+        if min_face < 12:
+            raise SrferError(f"--min-face {min_face}: MTCNN cannot find faces under 12 px")
+        self.margin = margin
+        # The last of the three cascade thresholds decides what counts as a face.
+        self.mtcnn = MTCNN(keep_all=True, min_face_size=min_face, thresholds=[0.6, 0.7, threshold],
+                           select_largest=True, device=device)  # fmt: skip
+
+    def detect(self, images: list[Image.Image]) -> list[list[Face]]:
+        """Faces of every image; images at most DIRECT_FACE_MAX_SIDE px are one face each."""
+        results: list[list[Face]] = [[] for _ in images]
+        by_size: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for i, img in enumerate(images):
+            if min(img.size) <= DIRECT_FACE_MAX_SIDE:
+                results[i] = [whole_image_face(img)]
+            else:
+                by_size[img.size].append(i)
+        for indices in by_size.values():
+            batch = [images[i] for i in indices]
+            boxes, probs = self.mtcnn.detect(batch)
+            for i, b, p in zip(indices, boxes, probs, strict=True):
+                results[i] = [
+                    Face(box=box, score=score, crop=square_crop(box, self.margin))
+                    for box, score in _as_rows(b, p)
+                ]
+        return results

@@ -1,0 +1,178 @@
+"""`srfer predict` end to end with tiny random-weight models (no shipped weights needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from synthetic import synthetic_face
+from typer.testing import CliRunner
+
+from srfer.checkpoint import save_checkpoint
+from srfer.cli import app
+from srfer.detect import FaceDetector, square_crop
+from srfer.gallery import Gallery
+from srfer.models import Generator, GeneratorConfig
+from srfer.models.embedder import Embedder, EmbedderConfig
+from srfer.models.fer import FerConfig, build_fer
+from srfer.pipeline import model_id
+
+runner = CliRunner()
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SCHEMA = {"image", "face", "box", "face_px", "detector_score", "sr", "expression", "confidence",
+          "probabilities", "identity", "nearest", "distance", "threshold"}  # fmt: skip
+EMOTIONS = {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}
+
+
+def _save(path: Path, kind: str, model: torch.nn.Module, meta: dict | None = None) -> Path:
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    return save_checkpoint(path, kind, model.config.to_dict(), tensors, meta)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> dict[str, Path]:
+    """Random-weight SR ×4, expression and embedder checkpoints: tiny, but the real networks."""
+    root = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    return {
+        "sr": _save(root / "sr.safetensors", "sr-generator", Generator(GeneratorConfig(features=4, blocks=1))),
+        "fer": _save(root / "fer.safetensors", "fer-classifier", build_fer(FerConfig(width=4, fused=16))),
+        "embed": _save(root / "embed.safetensors", "face-embedder",
+                       Embedder(EmbedderConfig(widths=(4, 8, 8, 8), dim=16, input_size=32)),
+                       {"metrics": {"val_threshold": 0.5}}),
+    }  # fmt: skip
+
+
+def predict(weights: dict[str, Path], *args: str):
+    w = ["--sr-weights", str(weights["sr"]), "--fer-weights", str(weights["fer"]),
+         "--embed-weights", str(weights["embed"]), "--device", "cpu"]  # fmt: skip
+    return runner.invoke(app, ["predict", *args, *w])
+
+
+def json_lines(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture
+def crops(tmp_path: Path) -> Path:
+    """Two drawn 32×32 face-like crops (small images are taken as one face each)."""
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    for i in range(2):
+        synthetic_face((32, 32), i).save(folder / f"face{i}.png")
+    return folder
+
+
+def test_schema_and_sr_modes(weights, crops: Path) -> None:
+    auto = predict(weights, str(crops), "--json")
+    assert auto.exit_code == 0, auto.output
+    faces = json_lines(auto.stdout)
+    assert len(faces) == 2 and all(set(f) == SCHEMA for f in faces)
+    face = faces[0]
+    assert face["sr"] is True and face["face_px"] == 32 and face["detector_score"] is None
+    assert set(face["probabilities"]) == EMOTIONS and face["expression"] in EMOTIONS
+    assert abs(sum(face["probabilities"].values()) - 1) < 1e-3
+    never = json_lines(predict(weights, str(crops), "--json", "--sr", "never").stdout)
+    assert [f["sr"] for f in never] == [False, False]
+    big = synthetic_face((100, 100), 3)
+    big.save(crops / "big.png")
+    always = json_lines(
+        predict(weights, str(crops / "big.png"), "--json", "--no-detect", "--sr", "always").stdout
+    )
+    assert always[0]["sr"] is True and always[0]["face_px"] == 100
+
+
+def test_sr_never_needs_no_sr_weights(weights, crops: Path) -> None:
+    result = runner.invoke(app, ["predict", str(crops), "--sr", "never", "--json", "--device", "cpu",
+                                 "--fer-weights", str(weights["fer"]), "--sr-weights", "/nonexistent"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+
+def test_corrupt_file_is_skipped_and_no_face_is_not_an_error(weights, crops: Path, tmp_path: Path) -> None:
+    (crops / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    Image.new("RGB", (160, 120), (40, 90, 200)).save(crops / "sky.png")  # no face in it
+    result = predict(weights, str(crops), "--json", "--save-dir", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert len(json_lines(result.stdout)) == 2
+    assert "broken.png" in result.stderr and "skipped" in result.stderr
+    assert "no face found" in result.stderr and "sky.png" in result.stderr
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["face0_annotated.png", "face0_face0_sr.png", "face1_annotated.png", "face1_face0_sr.png",
+                       "sky_annotated.png"]  # fmt: skip
+    only_bad = predict(weights, str(crops / "broken.png"))
+    assert only_bad.exit_code == 1 and "Traceback" not in only_bad.output
+
+
+def test_no_face_image_exits_zero_with_a_message(weights, tmp_path: Path) -> None:
+    Image.new("RGB", (200, 200), (128, 128, 128)).save(tmp_path / "grey.png")
+    result = predict(weights, str(tmp_path / "grey.png"), "--json")
+    assert result.exit_code == 0 and result.stdout.strip() == "" and "no face found" in result.stderr
+
+
+def test_tiny_face_and_bad_options_are_one_line_errors(weights, tmp_path: Path) -> None:
+    synthetic_face((5, 5), 0).save(tmp_path / "five.png")
+    tiny = predict(weights, str(tmp_path / "five.png"))
+    assert tiny.exit_code == 1 and "too small" in tiny.stderr
+    bad = predict(weights, str(tmp_path / "five.png"), "--sr", "sometimes")
+    assert bad.exit_code == 1 and "--sr 'sometimes'" in bad.stderr
+
+
+def test_detects_the_astronaut_and_writes_annotations(weights, tmp_path: Path) -> None:
+    result = predict(weights, str(EXAMPLES / "astronaut.png"), "--save-dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "1 face(s)" in result.stdout and "astronaut.png" in result.stdout
+    assert (tmp_path / "astronaut_annotated.png").is_file()
+    faces = json_lines(predict(weights, str(EXAMPLES / "astronaut.png"), "--json").stdout)
+    assert len(faces) == 1 and faces[0]["detector_score"] > 0.9 and faces[0]["sr"] is False
+    x1, y1, x2, y2 = faces[0]["box"]
+    assert 150 < (x1 + x2) / 2 < 250 and 60 < (y1 + y2) / 2 < 160  # her face, not the flag or the suit
+
+
+def test_gallery_names_faces(weights, crops: Path, tmp_path: Path) -> None:
+    gallery = tmp_path / "g.sqlite"
+    enroll = runner.invoke(app, ["enroll", "ann", str(crops / "face0.png"), "--gallery", str(gallery),
+                                 "--weights", str(weights["embed"]), "--device", "cpu"])  # fmt: skip
+    assert enroll.exit_code == 0, enroll.output
+    result = predict(
+        weights, str(crops), "--json", "--gallery", str(gallery), "--threshold", "1e9", "--embeddings"
+    )
+    faces = json_lines(result.stdout)
+    assert [f["identity"] for f in faces] == ["ann", "ann"] and len(faces[0]["embedding"]) == 16
+    strict = json_lines(
+        predict(weights, str(crops), "--json", "--gallery", str(gallery), "--threshold", "-1").stdout
+    )
+    assert [f["identity"] for f in strict] == ["unknown", "unknown"] and strict[0]["nearest"] == "ann"
+    missing = predict(weights, str(crops), "--gallery", str(tmp_path / "none.sqlite"))
+    assert missing.exit_code == 1 and "gallery not found" in missing.stderr
+
+
+def test_gallery_of_another_model_is_refused(weights, crops: Path, tmp_path: Path) -> None:
+    gallery = tmp_path / "g.sqlite"
+    with Gallery(gallery, create=True) as g:
+        g.add("bob", torch.nn.functional.normalize(torch.randn(1, 16), dim=1), ["x"], "another-model")
+    result = predict(weights, str(crops), "--gallery", str(gallery))
+    assert result.exit_code == 1 and "another-model"[:12] in result.stderr
+
+
+def test_square_crop_frames_like_training() -> None:
+    left, top, right, bottom = square_crop((100, 100, 180, 200), margin=0.1, shift_up=0.1)
+    assert right - left == bottom - top == 110  # 1.1 × the longer side (100)
+    assert (left + right) / 2 == 140 and (top + bottom) / 2 == 140  # centre raised by 0.1 × 100
+
+
+def test_detector_handles_mixed_batches() -> None:
+    """One MTCNN batch with a face image and a face-less one of the same size (the batch-mode
+    crash of facenet-pytorch#224), plus a small crop taken whole."""
+    astronaut = Image.open(EXAMPLES / "astronaut.png").convert("RGB")
+    blank = Image.new("RGB", astronaut.size, (0, 0, 0))
+    found = FaceDetector(torch.device("cpu")).detect([astronaut, blank, synthetic_face((32, 32), 0)])
+    assert [len(f) for f in found] == [1, 0, 1] and found[2][0].score is None
+
+
+def test_model_id_is_the_file_hash(weights) -> None:
+    from srfer.evaluation import load_embedder
+
+    assert len(model_id(load_embedder(weights["embed"], torch.device("cpu")))) == 64
