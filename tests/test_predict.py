@@ -27,6 +27,9 @@ SCHEMA = {"image", "face", "box", "face_px", "detector_score", "sr", "expression
 EMOTIONS = {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}
 
 
+TINY_SR = Generator(GeneratorConfig(features=4, blocks=1))
+
+
 def _save(path: Path, kind: str, model: torch.nn.Module, meta: dict | None = None) -> Path:
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     return save_checkpoint(path, kind, model.config.to_dict(), tensors, meta)
@@ -38,7 +41,7 @@ def weights(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("weights")
     torch.manual_seed(0)
     return {
-        "sr": _save(root / "sr.safetensors", "sr-generator", Generator(GeneratorConfig(features=4, blocks=1))),
+        "sr": _save(root / "sr.safetensors", "sr-generator", TINY_SR),
         "fer": _save(root / "fer.safetensors", "fer-classifier", build_fer(FerConfig(width=4, fused=16))),
         "embed": _save(root / "embed.safetensors", "face-embedder",
                        Embedder(EmbedderConfig(widths=(4, 8, 8, 8), dim=16, input_size=32)),
@@ -86,8 +89,8 @@ def test_schema_and_sr_modes(weights, crops: Path) -> None:
 
 
 def test_sr_never_needs_no_sr_weights(weights, crops: Path) -> None:
-    result = runner.invoke(app, ["predict", str(crops), "--sr", "never", "--json", "--device", "cpu",
-                                 "--fer-weights", str(weights["fer"]), "--sr-weights", "/nonexistent"])  # fmt: skip
+    args = ["--fer-weights", str(weights["fer"]), "--sr-weights", "/nonexistent", "--device", "cpu"]
+    result = runner.invoke(app, ["predict", str(crops), "--sr", "never", "--json", *args])
     assert result.exit_code == 0, result.output
 
 
@@ -100,8 +103,8 @@ def test_corrupt_file_is_skipped_and_no_face_is_not_an_error(weights, crops: Pat
     assert "broken.png" in result.stderr and "skipped" in result.stderr
     assert "no face found" in result.stderr and "sky.png" in result.stderr
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert written == ["face0_annotated.png", "face0_face0_sr.png", "face1_annotated.png", "face1_face0_sr.png",
-                       "sky_annotated.png"]  # fmt: skip
+    expected = [f"face{i}_{kind}.png" for i in range(2) for kind in ("annotated", "face0_sr")]
+    assert written == [*expected, "sky_annotated.png"]
     only_bad = predict(weights, str(crops / "broken.png"))
     assert only_bad.exit_code == 1 and "Traceback" not in only_bad.output
 
