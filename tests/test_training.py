@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,8 @@ def test_early_stopping(face_folder: Path, tmp_path: Path) -> None:
     )
     result = train_sr(args)  # lr 0 never improves after epoch 1
     assert result["epochs_run"] == 3 and result["best_epoch"] == 1
+    resumed = train_sr(dataclasses.replace(args, resume=True))  # an early-stopped run stays stopped
+    assert resumed["epochs_run"] == 3
 
 
 def test_sigterm_saves_state_like_ctrl_c(

@@ -443,6 +443,10 @@ class Engine:
         val_loader = self._loader(self.val_set, None, self.cfg.seed) if self.val_set is not None else None
         while self.state.epoch < self.cfg.epochs:
             epoch = self.state.epoch
+            stalled = epoch - self.state.best_epoch
+            if self.cfg.patience and self.state.history and stalled >= self.cfg.patience:
+                info(f"early stop: no {self.recipe.monitor} improvement for {self.cfg.patience} epochs")
+                break  # checked before each epoch, so a resumed early-stopped run stays stopped
             try:
                 record = self._train_epoch(epoch)
                 for net in self.recipe.networks().values():
@@ -471,9 +475,6 @@ class Engine:
                 f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float) and not k.startswith("lr")
             )
             info(f"epoch {epoch + 1}/{self.cfg.epochs} · {shown}{' · best' if improved else ''}")
-            if self.cfg.patience and epoch + 1 - self.state.best_epoch >= self.cfg.patience:
-                info(f"early stop: no {self.recipe.monitor} improvement for {self.cfg.patience} epochs")
-                break
         return {
             "best": self.state.best,
             "best_epoch": self.state.best_epoch,
