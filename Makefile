@@ -6,7 +6,7 @@ DATA   ?= ../shared/data
 RUNS   ?= runs
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint demo bench train-sr train-sr-fer train-fer train-embed clean
+.PHONY: install test lint demo bench train-all train-sr train-sr-fer train-fer train-embed clean
 
 install: $(STAMP)
 
@@ -32,6 +32,12 @@ demo: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_sr.py --data $(DATA)/celeba
+
+# Every stage in order (SR → FER-domain SR → expression on SR-restored faces → embedder),
+# resumable, ending with the evaluation numbers. PROFILE=cpu|full|smoke (auto: full on CUDA).
+PROFILE ?= auto
+train-all: install
+	$(BIN)/srfer pipeline train --data-root $(DATA) --runs $(RUNS) --profile $(PROFILE)
 
 # Recipes on the shared data. CPU defaults: pixel-MSE SRResNet (no VGG19 weights offline);
 # on a GPU with VGG19 weights: make train-sr SR_ARGS="--epochs 30 --pretrain-epochs 10 --vgg-weights V.pth"

@@ -416,6 +416,46 @@ def gallery_remove_command(
     stdout.print(f"removed {name!r} ({removed} embedding(s))")
 
 
+pipeline_app = typer.Typer(help="All stages in order (SR → expression → identity).", no_args_is_help=True)
+app.add_typer(pipeline_app, name="pipeline")
+
+
+@pipeline_app.command("train")
+@friendly_errors
+def pipeline_train_command(
+    data_root: Path = typer.Option(..., help="Folder holding celeba/ and fer2013/ (e.g. ../shared/data)."),
+    runs: Path = typer.Option(Path("runs"), help="Where each stage's run folder goes (resumed if present)."),
+    profile: str = typer.Option(
+        "auto",
+        help="cpu (sized for a 2-core CPU), full (the seed recipes), smoke (1 short epoch each); "
+        "auto: full on CUDA, else cpu.",
+    ),
+    vgg_weights: Path | None = typer.Option(
+        None, help="VGG19 state dict for the full profile's SRGAN phase."
+    ),
+    evaluate: bool = typer.Option(True, help="End with the validation tables."),
+    device: Device = "auto",
+    as_json: AsJson = False,
+) -> None:
+    """Train SR → expression (on SR-restored 12 px faces) → embedder, resumable, then evaluate."""
+    from srfer.train.all_stages import train_all
+
+    result = train_all(data_root, runs, profile, device, vgg_weights, evaluate)
+    if as_json:
+        print_json(result)
+        return
+    table = Table(title=f"pipeline ({result['profile']} profile)", title_justify="left")
+    table.add_column("stage")
+    table.add_column("best", justify="right")
+    table.add_column("epochs run", justify="right")
+    for name, stage in result["stages"].items():
+        best = "—" if stage["best"] is None else f"{stage['monitor']} {stage['best']:.4f}"
+        table.add_row(name, best, str(stage["epochs_run"]))
+    stdout.print(table)
+    for key, value in result.get("evaluation", {}).items():
+        stdout.print(f"{key}: {value:.4f}")
+
+
 @app.command("weights")
 @friendly_errors
 def weights_command(as_json: AsJson = False) -> None:

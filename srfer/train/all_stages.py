@@ -1,0 +1,118 @@
+"""`srfer pipeline train`: every stage in dependency order, each resumable, then the
+evaluation tables. Stage recipes are the per-stage commands' own argument classes, so this
+file only decides *which* arguments (a CPU-sized profile, or the seed's full recipes).
+
+Order: CelebA ×4 SR → FER-domain gray 12→48 SR → expression classifier trained on
+SR-restored 12 px faces (`--upscale sr`, using the SR just trained) → face embedder.
+A stage whose run folder already holds a checkpoint is resumed (a finished one returns at
+once), so re-running the command after an interruption continues where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from srfer.console import info
+from srfer.errors import SrferError
+from srfer.train.runtime import resolve_device
+
+PROFILES = ("auto", "cpu", "full", "smoke")
+
+
+@dataclass
+class Stage:
+    name: str
+    run: str  # run folder name under --runs
+    train: Callable[[Any], dict[str, Any]]
+    args: Any
+
+
+def _stages(root: Path, runs: Path, profile: str, device: str, vgg_weights: Path | None) -> list[Stage]:
+    from srfer.train.embed import EmbedTrainArgs, train_embed
+    from srfer.train.fer import FerTrainArgs, train_fer
+    from srfer.train.sr import SRTrainArgs, train_sr
+
+    celeba, fer = root / "celeba", root / "fer2013"
+    common = {"device": device, "seed": 0}
+    sr_fer_best = runs / "sr_fer2013_x4" / "best.safetensors"
+    if profile in ("cpu", "smoke"):  # what fits a 2-core CPU in about 4 hours (README: measured times)
+        sr = SRTrainArgs(data=celeba, out=runs / "sr_celeba_x4", epochs=19, pretrain_epochs=19,
+                         epoch_size=3008, val_limit=320, lr=3e-4, **common)  # fmt: skip
+        sr_fer = SRTrainArgs(data=fer, out=runs / "sr_fer2013_x4", channels=1, hr_size=48, epochs=6,
+                             pretrain_epochs=6, epoch_size=8192, val_limit=512, lr=3e-4, batch_size=32,
+                             **common)  # fmt: skip
+        expr = FerTrainArgs(data=fer, out=runs / "fer_mcnn_upscale", width=16, epochs=14, upscale=True,
+                            sr_weights=sr_fer_best, **common)  # fmt: skip
+        embed = EmbedTrainArgs(data=celeba, out=runs / "embed_celeba", input_size=64, epochs=40, **common)
+    else:  # the seed recipes: SRResNet then SRGAN with VGG19 content loss, 300-epoch FER, 128 px embedder
+        sr = SRTrainArgs(data=celeba, out=runs / "sr_celeba_x4", epochs=30, pretrain_epochs=10,
+                         vgg_weights=vgg_weights, **common)  # fmt: skip
+        sr_fer = SRTrainArgs(data=fer, out=runs / "sr_fer2013_x4", channels=1, hr_size=48, epochs=20,
+                             pretrain_epochs=20, lr=3e-4, batch_size=64, **common)  # fmt: skip
+        expr = FerTrainArgs(data=fer, out=runs / "fer_mcnn_upscale", upscale=True, sr_weights=sr_fer_best,
+                            **common)  # fmt: skip
+        embed = EmbedTrainArgs(data=celeba, out=runs / "embed_celeba", epochs=50, **common)
+    if profile == "smoke":  # tiny networks, one short epoch per stage: checks data and set-up
+        for args in (sr, sr_fer, expr, embed):
+            args.epochs, args.epoch_size = 1, 32
+        for args in (sr, sr_fer):
+            args.pretrain_epochs, args.val_limit, args.blocks, args.features = 1, 32, 1, 8
+        expr.width = 4
+        embed.p, embed.k, embed.input_size = 8, 2, 32
+    return [
+        Stage("super-resolution (CelebA ×4)", "sr_celeba_x4", train_sr, sr),
+        Stage("super-resolution (FER2013 gray ×4)", "sr_fer2013_x4", train_sr, sr_fer),
+        Stage("expression (12 px → SR → 48 px)", "fer_mcnn_upscale", train_fer, expr),
+        Stage("identity embedder", "embed_celeba", train_embed, embed),
+    ]
+
+
+def pick_profile(profile: str, device: str) -> str:
+    if profile not in PROFILES:
+        raise SrferError(f"--profile {profile!r}: use one of {', '.join(PROFILES)}")
+    if profile != "auto":
+        return profile
+    return "full" if resolve_device(device).type == "cuda" else "cpu"
+
+
+def train_all(
+    data_root: Path, runs: Path, profile: str = "auto", device: str = "auto", vgg_weights: Path | None = None,
+    evaluate: bool = True,
+) -> dict[str, Any]:  # fmt: skip
+    """Train (or resume) every stage, then evaluate each on its validation split."""
+    for needed in ("celeba", "fer2013"):
+        if not (data_root / needed).is_dir():
+            raise SrferError(f"{data_root / needed}: not found (--data-root holds celeba/ and fer2013/)")
+    profile = pick_profile(profile, device)
+    results: dict[str, Any] = {"profile": profile, "stages": {}}
+    for stage in _stages(data_root, runs, profile, device, vgg_weights):
+        stage.args.resume = (stage.args.out / "last.safetensors").is_file()
+        info(f"[bold]{stage.name}[/bold] → {stage.args.out}" + (" (resuming)" if stage.args.resume else ""))
+        results["stages"][stage.run] = stage.train(stage.args)
+    if evaluate:
+        results["evaluation"] = evaluate_all(data_root, runs, device)
+    return results
+
+
+def evaluate_all(data_root: Path, runs: Path, device: str = "auto") -> dict[str, Any]:
+    """The headline numbers of each stage's best checkpoint on its validation split."""
+    from srfer.evaluation import evaluate_embed, evaluate_fer, evaluate_sr
+
+    best = {name: runs / name / "best.safetensors" for name in
+            ("sr_celeba_x4", "sr_fer2013_x4", "fer_mcnn_upscale", "embed_celeba")}  # fmt: skip
+    celeba, fer = data_root / "celeba", data_root / "fer2013"
+    sr = evaluate_sr(celeba, "val", best["sr_celeba_x4"], device)
+    expr = evaluate_fer(fer, "val", best["fer_mcnn_upscale"], device, upscale=True,
+                        sr_weights=best["sr_fer2013_x4"])  # fmt: skip
+    embed = evaluate_embed(celeba, "val", weights=best["embed_celeba"], device=device)
+    embed_sr = evaluate_embed(celeba, "val", weights=best["embed_celeba"], device=device, upscale=True,
+                              sr_weights=best["sr_celeba_x4"])  # fmt: skip
+    return {
+        "sr_psnr_db": sr["mean"]["psnr_sr"], "bicubic_psnr_db": sr["mean"]["psnr_bicubic"],
+        "fer_accuracy_12px_sr": expr["accuracy"], "fer_macro_f1_12px_sr": expr["macro_f1"],
+        "verification_accuracy_128px": embed["accuracy"],
+        "verification_accuracy_32px_sr": embed_sr["accuracy"],
+    }  # fmt: skip
