@@ -42,6 +42,7 @@ class Match:
 class Gallery:
     def __init__(self, path: Path, create: bool = False) -> None:
         self.path = Path(path)
+        self._matrix: tuple[list[str], torch.Tensor] | None = None
         if not create and not self.path.is_file():
             raise SrferError(f"{self.path}: gallery not found (srfer enroll creates one)")
         try:
@@ -73,6 +74,7 @@ class Gallery:
 
     def add(self, name: str, embeddings: torch.Tensor, sources: list[str], model_id: str) -> int:
         self.check_model(model_id)
+        self._matrix = None
         now = time.time()
         with self.db:
             self.db.execute("INSERT OR IGNORE INTO gallery_meta VALUES ('model_id', ?)", (model_id,))
@@ -84,6 +86,7 @@ class Gallery:
         return len(sources)
 
     def remove(self, name: str) -> int:
+        self._matrix = None
         with self.db:
             removed = self.db.execute("DELETE FROM embeddings WHERE name = ?", (name,)).rowcount
         if not removed:
@@ -94,12 +97,14 @@ class Gallery:
         return self.db.execute("SELECT name, COUNT(*) FROM embeddings GROUP BY name ORDER BY name").fetchall()
 
     def matrix(self) -> tuple[list[str], torch.Tensor]:
-        rows = self.db.execute("SELECT name, embedding FROM embeddings ORDER BY id").fetchall()
-        if not rows:
-            return [], torch.empty(0, 0)
-        return [r[0] for r in rows], torch.from_numpy(
-            np.stack([np.frombuffer(r[1], np.float32) for r in rows])
-        )
+        """All names and embeddings, read once and kept until the gallery changes."""
+        if self._matrix is None:
+            rows = self.db.execute("SELECT name, embedding FROM embeddings ORDER BY id").fetchall()
+            embeddings = (
+                np.stack([np.frombuffer(r[1], np.float32) for r in rows]) if rows else np.empty((0, 0))
+            )
+            self._matrix = [r[0] for r in rows], torch.from_numpy(embeddings.astype(np.float32))
+        return self._matrix
 
     def identify(self, embeddings: torch.Tensor, model_id: str, threshold: float) -> list[Match]:
         """Nearest enrolled embedding per query (squared L2); 'unknown' when d > τ."""

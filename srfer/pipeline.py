@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import platform
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -333,6 +335,7 @@ class Predictor:
 
         self.options, self.device = options, resolve_device(device)
         self._taken_names: set[str] = set()  # --save-dir stems already used (a/x.png vs b/x.png)
+        self.timings: dict[str, float] = dict.fromkeys(("load", "detect", "sr", "fer", "embed"), 0.0)
         self.emotions = EMOTIONS
         self.gallery = Gallery(gallery) if gallery is not None else None  # fail fast: before loading models
         self.classifier = load_classifier(fer_weights, self.device)
@@ -358,6 +361,15 @@ class Predictor:
     def close(self) -> None:
         if self.gallery is not None:
             self.gallery.close()
+
+    @contextmanager
+    def _timed(self, stage: str):
+        """Adds the stage's wall time to `timings` (synchronising CUDA so the split is honest)."""
+        start = time.perf_counter()
+        yield
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.timings[stage] += time.perf_counter() - start
 
     def models(self) -> dict[str, str | None]:
         """role → checkpoint file in use (None: not loaded)."""
@@ -386,15 +398,17 @@ class Predictor:
         from srfer.detect import whole_image_face
 
         loaded = []
-        for path in paths:
-            try:
-                loaded.append((path, load_image(path, "RGB")))
-            except SrferError as exc:
-                report.failed.append((path, str(exc)))
+        with self._timed("load"):
+            for path in paths:
+                try:
+                    loaded.append((path, load_image(path, "RGB")))
+                except SrferError as exc:
+                    report.failed.append((path, str(exc)))
         if not loaded:
             return []
         images = [img for _, img in loaded]
-        found = self._detect(images) if self.detector is not None else [[whole_image_face(i)] for i in images]
+        with self._timed("detect"):
+            found = self._detect(images) if self.detector else [[whole_image_face(i)] for i in images]
         results = []
         for (path, img), faces in zip(loaded, found, strict=True):
             try:
@@ -445,11 +459,13 @@ class Predictor:
         use_sr = [self._wants_sr(f.size_px) for f in faces]
         work = torch.stack([bicubic_resize(c, WORK_SIZE) for c in crops])
         if any(use_sr):
-            idx = [i for i, s in enumerate(use_sr) if s]
-            lr_size = WORK_SIZE // self.generator.config.scale
-            lr = torch.stack([bicubic_resize(crops[i], lr_size) for i in idx])
-            work[idx] = super_resolve(self.generator, lr).cpu()
-        probs = self._expressions(work)
+            with self._timed("sr"):
+                idx = [i for i, s in enumerate(use_sr) if s]
+                lr_size = WORK_SIZE // self.generator.config.scale
+                lr = torch.stack([bicubic_resize(crops[i], lr_size) for i in idx])
+                work[idx] = super_resolve(self.generator, lr).cpu()
+        with self._timed("fer"):
+            probs = self._expressions(work)
         out = []
         for i, face in enumerate(faces):
             top = int(probs[i].argmax())
@@ -461,7 +477,8 @@ class Predictor:
                 crop01=crops[i], face01=work[i],
             ))  # fmt: skip
         if self.embedder is not None:
-            self._identities(work, out)
+            with self._timed("embed"):
+                self._identities(work, out)
         return out
 
     def _wants_sr(self, face_px: int) -> bool:
