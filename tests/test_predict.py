@@ -179,3 +179,15 @@ def test_model_id_is_the_file_hash(weights) -> None:
     from srfer.evaluation import load_embedder
 
     assert len(model_id(load_embedder(weights["embed"], torch.device("cpu")))) == 64
+
+
+def test_gray_rgba_and_16_bit_inputs_work(weights, tmp_path: Path) -> None:
+    import numpy as np
+
+    face = synthetic_face((32, 32), 5)
+    face.convert("L").save(tmp_path / "gray.png")
+    face.convert("RGBA").save(tmp_path / "rgba.png")
+    wide = (np.asarray(face.convert("L"), dtype=np.uint16) * 257).astype(np.uint16)
+    Image.fromarray(wide).save(tmp_path / "deep.png")  # uint16 → mode I;16
+    faces = json_lines(predict(weights, str(tmp_path), "--json").stdout)
+    assert sorted(Path(f["image"]).name for f in faces) == ["deep.png", "gray.png", "rgba.png"]
