@@ -309,6 +309,8 @@ def _print_sweep(result: dict, title: str) -> None:
         table.add_row(str(size), *(f"{v[i]:.2%}" for v in result["accuracy"].values()))
     stdout.print(table)
     stdout.print(f"plot: {result['plot']}")
+    for note in result.get("notes", []):
+        err_console.print(f"[yellow]note:[/yellow] {note}", soft_wrap=True)
 
 
 @app.command("enroll")
@@ -742,7 +744,7 @@ def eval_fer_command(
                 f"--sweep {sweep!r}: expected comma-separated sizes like 48,24,16,12,8"
             ) from None
         with _progress_bar() as progress:
-            task = progress.add_task("sweeping", total=3 * len(sizes))
+            task = progress.add_task("sweeping", total=len(sizes))
             result = evaluation.sweep_fer(
                 data,
                 sizes,

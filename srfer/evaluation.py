@@ -135,16 +135,25 @@ def sweep_fer(
     ferplus: Path | None = None, batch_size: int = 256, progress=None,
 ) -> dict[str, Any]:  # fmt: skip
     """Accuracy vs face size: HR classifier on bicubic- and SR-restored input, and the
-    `--upscale`-trained classifier (on SR-restored input), same images and protocol."""
+    `--upscale`-trained classifier (on SR-restored input), same images and protocol. Without
+    `upscale_weights` and no shipped one, that column is left out (and said so in `notes`)."""
     from srfer.pipeline import make_restorer
 
     dev = resolve_device(device)
     hr_model = load_classifier(weights, dev)
-    up_model = load_classifier(upscale_weights, dev, role="fer-upscale")
+    notes: list[str] = []
+    try:
+        up_model = load_classifier(upscale_weights, dev, role="fer-upscale")
+    except SrferError as exc:
+        if upscale_weights is not None:
+            raise
+        up_model = None
+        notes.append(f"no upscale-trained classifier column: {exc}")
     restorers = {"bicubic": make_restorer("bicubic", dev), "sr": make_restorer("sr", dev, sr_weights)}
     loader, description = _fer_loader(data, split, ferplus, batch_size)
-    runs = {"hr_classifier+bicubic": (hr_model, "bicubic"), "hr_classifier+sr": (hr_model, "sr"),
-            "upscale_classifier+sr": (up_model, "sr")}  # fmt: skip
+    runs = {"hr_classifier+bicubic": (hr_model, "bicubic"), "hr_classifier+sr": (hr_model, "sr")}
+    if up_model is not None:
+        runs["upscale_classifier+sr"] = (up_model, "sr")
     check_sweep_sizes(sizes, 4, 48)
     table: dict[str, list[float]] = {name: [] for name in runs}
 
@@ -154,16 +163,18 @@ def sweep_fer(
 
     for size in sizes:
         if size >= 48:  # full-size input is not degraded: one pass per model serves every restorer
-            per_model = {id(m): accuracy(m, None, "bicubic") for m in (hr_model, up_model)}
+            models = {id(m): m for m, _ in runs.values()}
+            per_model = {key: accuracy(m, None, "bicubic") for key, m in models.items()}
             results = {name: per_model[id(model)] for name, (model, _) in runs.items()}
         else:
             results = {name: accuracy(model, size, how) for name, (model, how) in runs.items()}
         for name in runs:
             table[name].append(results[name])
-            if progress is not None:
-                progress()
+        if progress is not None:
+            progress()
     return {"data": description, "sizes": sizes, "accuracy": table, "weights": str(hr_model.source),
-            "upscale_weights": str(up_model.source), "sr_weights": str(restorers["sr"].source)}  # fmt: skip
+            "upscale_weights": str(up_model.source) if up_model else None,
+            "sr_weights": str(restorers["sr"].source), "notes": notes}  # fmt: skip
 
 
 def load_embedder(weights: Path | None, device: torch.device) -> torch.nn.Module:
