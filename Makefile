@@ -25,10 +25,14 @@ lint: install
 test: lint
 	$(BIN)/python -m pytest
 
+# The main job on the shipped weights: the astronaut at 512 px, ~24 px and as a 32×32 crop.
+# The gallery holds her full-resolution face, so the low-resolution copies get a name.
+DEMO_IMAGES := examples/astronaut.png examples/astronaut_small.png examples/faces/astronaut_face_32.png
 demo: install
 	$(BIN)/srfer info
-	$(BIN)/srfer upscale examples/faces -o demo_out/upscaled --compare
-	@echo "super-resolved faces written to demo_out/upscaled/"
+	rm -f demo_out/gallery.sqlite
+	$(BIN)/srfer enroll astronaut examples/gallery/astronaut_128.png --gallery demo_out/gallery.sqlite
+	$(BIN)/srfer predict $(DEMO_IMAGES) --gallery demo_out/gallery.sqlite --save-dir demo_out
 
 bench: install
 	$(BIN)/python benchmarks/bench_sr.py --data $(DATA)/celeba

@@ -45,6 +45,8 @@ class Gallery:
         self._matrix: tuple[list[str], torch.Tensor] | None = None
         if not create and not self.path.is_file():
             raise SrferError(f"{self.path}: gallery not found (srfer enroll creates one)")
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.db = sqlite3.connect(self.path)
             self.db.executescript(SCHEMA)
