@@ -191,3 +191,25 @@ def test_gray_rgba_and_16_bit_inputs_work(weights, tmp_path: Path) -> None:
     Image.fromarray(wide).save(tmp_path / "deep.png")  # uint16 → mode I;16
     faces = json_lines(predict(weights, str(tmp_path), "--json").stdout)
     assert sorted(Path(f["image"]).name for f in faces) == ["deep.png", "gray.png", "rgba.png"]
+
+
+def test_weights_resolution_order(weights, tmp_path: Path, monkeypatch) -> None:
+    """CLI option, then $SRFER_WEIGHTS, then the shipped folder."""
+    import shutil
+
+    import srfer.weights as w
+
+    shipped, env = tmp_path / "shipped", tmp_path / "env"
+    for folder in (shipped, env):
+        folder.mkdir()
+        shutil.copy(weights["fer"], folder / w.DEFAULTS["fer"][0])
+    monkeypatch.setattr(w, "PACKAGE_WEIGHTS", shipped)
+    monkeypatch.delenv("SRFER_WEIGHTS", raising=False)
+    assert w.resolve_weights("fer") == shipped / "fer_mcnn.safetensors"
+    monkeypatch.setenv("SRFER_WEIGHTS", str(env))
+    assert w.resolve_weights("fer") == env / "fer_mcnn.safetensors"
+    assert w.resolve_weights("fer", weights["fer"]) == weights["fer"]
+    (env / "fer_mcnn.safetensors").unlink()
+    assert w.resolve_weights("fer") == shipped / "fer_mcnn.safetensors"  # falls through
+    report = {r["role"]: r for r in w.weights_report()}
+    assert report["fer"]["status"] == "sha256 no manifest entry" and report["embed"]["status"] == "missing"
