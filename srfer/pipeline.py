@@ -421,6 +421,8 @@ class Predictor:
 
                 stem = unique_output(save_dir, path.stem, self._taken_names).stem
                 result.outputs = save_annotations(img, result, save_dir, stem)
+            for face in result.faces:  # pixels are only needed for the strips: free them
+                face.crop01 = face.face01 = None
             results.append(result)
         return results
 
