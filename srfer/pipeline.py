@@ -16,6 +16,7 @@ from torch import nn
 
 from srfer.checkpoint import load_checkpoint, save_checkpoint
 from srfer.data.degradations import to_signed, to_unit
+from srfer.detect import FRAME_MARGIN
 from srfer.errors import SrferError
 from srfer.imageio import load_image, pil_to_tensor, save_image_atomic, tensor_to_pil
 from srfer.models import Generator, build_model
@@ -246,7 +247,7 @@ class PredictOptions:
     detect: bool = True
     min_face: int = 20
     det_threshold: float = 0.9
-    margin: float = 0.13
+    margin: float = FRAME_MARGIN
     batch_size: int = 16
     threshold: float | None = None  # τ override for the gallery
     embeddings: bool = False  # put the embedding into each result
