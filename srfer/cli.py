@@ -799,10 +799,13 @@ def export_command(
     checkpoint: Path = typer.Argument(..., help="A training checkpoint (e.g. RUN/best.safetensors)."),
     target: Path = typer.Argument(..., help="Where to write the weights-only checkpoint."),
     half: bool = typer.Option(True, help="Store fp16 tensors (half the size)."),
+    threshold: float | None = typer.Option(
+        None, help="Embedders: the verification τ to store (from eval-embed); identify and predict use it."
+    ),
 ) -> None:
     """Write a weights-only copy of a checkpoint (no optimizer state), e.g. for weights/."""
     from srfer.pipeline import export_weights
     from srfer.weights import sha256
 
-    path = export_weights(checkpoint, target, half)
+    path = export_weights(checkpoint, target, half, threshold)
     stdout.print(f"{path} ({path.stat().st_size / 1e6:.1f} MB, sha256 {sha256(path)})")

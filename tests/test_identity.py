@@ -171,3 +171,14 @@ def test_embedder_checkpoint_serves_as_perceptual_backbone(trained: Path) -> Non
     backbone = build_perceptual(f"ckpt:{trained}")
     maps = backbone(torch.rand(2, 3, 32, 32) * 2 - 1)
     assert len(maps) == 4 and all(not p.requires_grad for p in backbone.parameters())
+
+
+def test_export_stores_the_threshold_identify_uses(trained: Path, tmp_path: Path) -> None:
+    from srfer.evaluation import embedder_threshold, load_embedder
+
+    target = tmp_path / "embed.safetensors"
+    assert run("export", str(trained), str(target), "--threshold", "0.75").exit_code == 0
+    assert embedder_threshold(load_embedder(target, torch.device("cpu"))) == 0.75
+    again = tmp_path / "again.safetensors"
+    assert run("export", str(target), str(again)).exit_code == 0  # a stored τ survives re-export
+    assert embedder_threshold(load_embedder(again, torch.device("cpu"))) == 0.75
