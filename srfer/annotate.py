@@ -21,14 +21,18 @@ def face_label(face) -> str:
     return label + (" · SR" if face.sr else "")
 
 
+MIN_CANVAS = 512  # small inputs are drawn on an enlarged copy so labels stay readable
+
+
 def annotate(img: Image.Image, faces: list) -> Image.Image:
     """A copy of `img` with each face's box and label; line and text scale with the image."""
-    out = img.convert("RGB").copy()
+    zoom = max(1, -(-MIN_CANVAS // max(img.size)))  # ceil: a 123 px photo is drawn at ×5
+    out = img.convert("RGB").resize((img.width * zoom, img.height * zoom), Image.Resampling.NEAREST)
     draw = ImageDraw.Draw(out)
     line = max(1, round(max(out.size) / 400))
     font = ImageFont.load_default(size=max(10, round(max(out.size) / 45)))
     for face in faces:
-        x1, y1, x2, y2 = face.box
+        x1, y1, x2, y2 = (v * zoom for v in face.box)
         draw.rectangle((x1, y1, x2, y2), outline=BOX_COLOUR, width=line)
         text = f"{face.index}: {face_label(face)}"
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
