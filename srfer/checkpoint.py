@@ -85,8 +85,15 @@ def save_checkpoint(
     save_file(body, str(tmp), metadata={"srfer": json.dumps(header)})
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
+    os.chmod(tmp, 0o666 & ~_umask())  # safetensors writes 0600; exported weights are meant to be shared
     os.replace(tmp, path)
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def load_checkpoint(path: str | Path, expect_kind: str | tuple[str, ...] | None = None) -> Checkpoint:

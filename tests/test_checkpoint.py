@@ -51,3 +51,18 @@ def test_wrong_files_are_clear_errors(tmp_path: Path) -> None:
     disc = save_checkpoint(tmp_path / "d.safetensors", "sr-discriminator", {}, {"model.w": torch.zeros(1)})
     with pytest.raises(SrferError, match="expected 'sr-generator'"):
         load_checkpoint(disc, expect_kind="sr-generator")
+
+
+def test_checkpoints_follow_the_umask(tmp_path) -> None:
+    import os
+
+    import torch
+
+    from srfer.checkpoint import save_checkpoint
+
+    old = os.umask(0o022)
+    try:
+        path = save_checkpoint(tmp_path / "w.safetensors", "sr-generator", {}, {"model.w": torch.zeros(1)})
+    finally:
+        os.umask(old)
+    assert os.stat(path).st_mode & 0o777 == 0o644
