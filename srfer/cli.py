@@ -120,6 +120,10 @@ def train_sr_command(
     content_weight: float = typer.Option(0.006, help="Weight of the perceptual MSE (SRGAN: 0.006)."),
     adversarial_weight: float = typer.Option(1e-3, help="Weight of the adversarial BCE."),
     pixel_weight: float = typer.Option(0.0, help="Weight of a pixel MSE term in the GAN phase."),
+    init: Path | None = typer.Option(
+        None,
+        help="Start the generator from these weights (fine-tune), e.g. weights/sr_celeba_x4.safetensors.",
+    ),
     texture_weight: float = typer.Option(0.0, help="Weight of the Gram-matrix texture loss."),
     epoch_size: int = typer.Option(0, min=0, help="Samples per epoch (0: the whole training split)."),
     val_limit: int = typer.Option(0, min=0, help="Validate on the first N val images only (0: all)."),

@@ -151,3 +151,18 @@ def test_sigterm_saves_state_like_ctrl_c(
     resumed, _ = make_engine(face_folder, tmp_path / "t", tiny_gen, epochs=1, pretrain=1, resume=True)
     resumed.load(tmp_path / "t" / "last.safetensors")
     assert resumed.state.batches_done == 1
+
+
+def test_init_starts_from_trained_weights(face_folder: Path, tmp_path: Path) -> None:
+    from srfer.checkpoint import load_checkpoint
+
+    base = dict(data=face_folder, epochs=1, pretrain_epochs=1, batch_size=4, hr_size=32, blocks=1, features=4,
+                epoch_size=4, workers=0, device="cpu")  # fmt: skip
+    train_sr(SRTrainArgs(out=tmp_path / "a", lr=1e-3, **base))
+    first = tmp_path / "a" / "best.safetensors"
+    train_sr(SRTrainArgs(out=tmp_path / "b", lr=0.0, init=first, **base))  # lr 0: weights stay as loaded
+    a = load_checkpoint(first).section("model")
+    b = load_checkpoint(tmp_path / "b" / "best.safetensors").section("model")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(SrferError, match="--init"):
+        train_sr(SRTrainArgs(out=tmp_path / "c", lr=0.0, init=first, **{**base, "features": 8}))

@@ -171,6 +171,7 @@ class SRTrainArgs(RunArgs):
     texture_weight: float = 0.0
     val_limit: int = 0
     cache: bool = True
+    init: Path | None = None  # start the generator from these weights (fine-tuning)
 
 
 def _generator_config(args: SRTrainArgs) -> GeneratorConfig:
@@ -181,6 +182,20 @@ def _generator_config(args: SRTrainArgs) -> GeneratorConfig:
     if args.hr_size % args.scale:
         raise SrferError(f"--hr-size {args.hr_size} is not divisible by --scale {args.scale}")
     return config
+
+
+def _start_from(generator: torch.nn.Module, config: GeneratorConfig, weights: Path) -> None:
+    """Copy a trained generator's weights in (e.g. to fine-tune the shipped one with an
+    identity loss); its architecture must be the one this run builds."""
+    from srfer.pipeline import load_generator
+
+    source = load_generator(weights)
+    if source.config.to_dict() != config.to_dict():
+        raise SrferError(
+            f"--init {weights}: its generator ({source.config.to_dict()}) differs from this run's "
+            f"({config.to_dict()}); match --channels/--blocks/--features/--scale"
+        )
+    generator.load_state_dict(source.state_dict())
 
 
 def train_sr(args: SRTrainArgs) -> dict[str, Any]:
@@ -201,6 +216,8 @@ def train_sr(args: SRTrainArgs) -> dict[str, Any]:
         args.content_weight, args.adversarial_weight, args.pixel_weight, args.texture_weight
     )
     recipe = SRGANRecipe(gen_cfg, args.lr, args.pretrain_epochs, args.epochs, backbone, weights)
+    if args.init is not None and not args.resume:  # a resumed run restores its own weights
+        _start_from(recipe.generator, gen_cfg, args.init)
     engine_cfg = args.engine_config()
     data_meta = {
         "train": train_src.description,
