@@ -22,6 +22,7 @@ from srfer.errors import SrferError
 # last stage works on 48×48 windows, and a 48×48 FER2013 face or a 32×32 SR input leaves it
 # no context to find a face in.
 DIRECT_FACE_MAX_SIDE = 48
+DETECT_MAX_SIDE = 1600  # MTCNN searches a copy at most this big; boxes are mapped back to full size
 
 # The training crops (CelebA aligned, center 128×128) measured against MTCNN boxes on 60
 # CelebA faces: crop side ≈ 1.13 × the box's longer side, centred 0.13 box sides above the
@@ -112,20 +113,28 @@ class FaceDetector:
                            select_largest=True, device=device)  # fmt: skip
 
     def detect(self, images: list[Image.Image]) -> list[list[Face]]:
-        """Faces of every image; images at most DIRECT_FACE_MAX_SIDE px are one face each."""
+        """Faces of every image, boxes and crops in its own pixels; images at most
+        DIRECT_FACE_MAX_SIDE px are one face each."""
         results: list[list[Face]] = [[] for _ in images]
+        searched: list[Image.Image | None] = [None] * len(images)
         by_size: dict[tuple[int, int], list[int]] = defaultdict(list)
         for i, img in enumerate(images):
             if min(img.size) <= DIRECT_FACE_MAX_SIDE:
                 results[i] = [whole_image_face(img)]
             else:
-                by_size[img.size].append(i)
+                searched[i] = _no_bigger_than(img, DETECT_MAX_SIDE)
+                by_size[searched[i].size].append(i)
         for indices in by_size.values():
-            batch = [images[i] for i in indices]
-            boxes, probs = self.mtcnn.detect(batch)
+            boxes, probs = self.mtcnn.detect([searched[i] for i in indices])
             for i, b, p in zip(indices, boxes, probs, strict=True):
-                results[i] = [
-                    Face(box=box, score=score, crop=square_crop(box, self.margin))
-                    for box, score in _as_rows(b, p)
-                ]
+                scale = images[i].width / searched[i].width
+                full_size = [(tuple(v * scale for v in box), score) for box, score in _as_rows(b, p)]
+                results[i] = [Face(box, score, square_crop(box, self.margin)) for box, score in full_size]
         return results
+
+
+def _no_bigger_than(img: Image.Image, side: int) -> Image.Image:
+    scale = side / max(img.size)
+    return (
+        img if scale >= 1 else img.resize((round(img.width * scale), round(img.height * scale)), resample=3)
+    )

@@ -244,7 +244,6 @@ def model_id(model: nn.Module) -> str:
 WORK_SIZE = 128  # the recognisers' face size: the CelebA SR output and the embedder's crops
 SR_AUTO_BELOW = WORK_SIZE // 2  # --sr auto: faces with under half the working size get SR
 MIN_FACE_SIDE = MIN_UPSCALE_SIDE
-DETECT_MAX_SIDE = 1600  # MTCNN sees a copy at most this big; crops come from the full image
 SR_MODES = ("auto", "always", "never")
 
 
@@ -416,7 +415,7 @@ class Predictor:
             return []
         images = [img for _, img in loaded]
         with self._timed("detect"):
-            found = self._detect(images) if self.detector else [[whole_image_face(i)] for i in images]
+            found = self.detector.detect(images) if self.detector else [[whole_image_face(i)] for i in images]
         results = []
         for (path, img), faces in zip(loaded, found, strict=True):
             try:
@@ -434,25 +433,6 @@ class Predictor:
             results.append(result)
         return results
 
-    def _detect(self, images: list) -> list:
-        """MTCNN on copies no bigger than DETECT_MAX_SIDE; boxes mapped back to full size."""
-        from srfer.detect import square_crop
-
-        scales = [min(1.0, DETECT_MAX_SIDE / max(img.size)) for img in images]
-        small = [
-            img if s == 1.0 else img.resize((round(img.width * s), round(img.height * s)), resample=3)
-            for img, s in zip(images, scales, strict=True)
-        ]
-        found = self.detector.detect(small)
-        for faces, s in zip(found, scales, strict=True):
-            if s == 1.0:
-                continue
-            for face in faces:
-                face.box = tuple(v / s for v in face.box)
-                if face.score is not None:
-                    face.crop = square_crop(face.box, self.options.margin)
-        return found
-
     @torch.no_grad()
     def _recognise(self, path: Path, img, faces: list) -> list[FaceResult]:
         from srfer.data.degradations import bicubic_resize
@@ -467,7 +447,9 @@ class Predictor:
                 f"{path}: a {side} px face is too small to recognise (at least {MIN_FACE_SIDE} px)"
             )
         use_sr = [self._wants_sr(f.size_px) for f in faces]
-        work = torch.stack([bicubic_resize(c, WORK_SIZE) for c in crops])
+        work = torch.empty(len(crops), 3, WORK_SIZE, WORK_SIZE)
+        for i in (i for i, s in enumerate(use_sr) if not s):
+            work[i] = bicubic_resize(crops[i], WORK_SIZE)
         if any(use_sr):
             with self._timed("sr"):
                 idx = [i for i, s in enumerate(use_sr) if s]
