@@ -182,3 +182,12 @@ def test_export_stores_the_threshold_identify_uses(trained: Path, tmp_path: Path
     again = tmp_path / "again.safetensors"
     assert run("export", str(target), str(again)).exit_code == 0  # a stored τ survives re-export
     assert embedder_threshold(load_embedder(again, torch.device("cpu"))) == 0.75
+
+
+def test_export_threshold_is_for_embedders_only(tmp_path: Path) -> None:
+    gen = Generator(GeneratorConfig(features=4, blocks=1))
+    sr = save_checkpoint(tmp_path / "sr.safetensors", "sr-generator", gen.config.to_dict(),
+                         {f"model.{k}": v for k, v in gen.state_dict().items()})  # fmt: skip
+    result = run("export", str(sr), str(tmp_path / "x.safetensors"), "--threshold", "1")
+    assert result.exit_code == 1 and "face embedders" in result.stderr
+    assert not (tmp_path / "x.safetensors").exists()

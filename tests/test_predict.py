@@ -213,3 +213,18 @@ def test_weights_resolution_order(weights, tmp_path: Path, monkeypatch) -> None:
     assert w.resolve_weights("fer") == shipped / "fer_mcnn.safetensors"  # falls through
     report = {r["role"]: r for r in w.weights_report()}
     assert report["fer"]["status"] == "sha256 no manifest entry" and report["embed"]["status"] == "missing"
+
+
+def test_large_photos_are_searched_small_but_answered_in_their_own_pixels() -> None:
+    astronaut = Image.open(EXAMPLES / "astronaut.png").convert("RGB")
+    big = astronaut.resize((2048, 2048), Image.Resampling.BICUBIC)  # searched at 1600 px
+    (face,) = FaceDetector(torch.device("cpu")).detect([big])[0]
+    x1, y1, x2, y2 = face.box
+    assert 600 < (x1 + x2) / 2 < 1000 and 240 < (y1 + y2) / 2 < 640  # 4 × the 512 px box centre
+    assert face.crop == square_crop(face.box)
+
+
+def test_wrong_checkpoint_kind_is_one_line(weights, crops: Path) -> None:
+    args = ["predict", str(crops), "--fer-weights", str(weights["sr"]), "--device", "cpu"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "Traceback" not in result.output and "sr-generator" in result.stderr
