@@ -35,6 +35,10 @@ Amp = Annotated[bool, typer.Option(help="bf16 autocast on CUDA (ignored on CPU).
 Resume = Annotated[bool, typer.Option(help="Continue the run in --out from last.safetensors.")]
 SaveEvery = Annotated[int, typer.Option(min=0, help="Also keep a checkpoint every N epochs.")]
 Seed = Annotated[int, typer.Option(help="Seed for data order, augmentation and initialisation.")]
+Init = Annotated[
+    Path | None,
+    typer.Option(help="Start from these trained weights (fine-tuning); same architecture options."),
+]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
@@ -118,19 +122,23 @@ def train_sr_command(
     perceptual: str = typer.Option("vgg19", help="Content loss backbone: vgg19, none or ckpt:PATH."),
     vgg_weights: Path | None = typer.Option(None, help="torchvision VGG19 state dict (offline use)."),
     content_weight: float = typer.Option(0.006, help="Weight of the perceptual MSE (SRGAN: 0.006)."),
-    adversarial_weight: float = typer.Option(1e-3, help="Weight of the adversarial BCE."),
-    pixel_weight: float = typer.Option(0.0, help="Weight of a pixel MSE term in the GAN phase."),
-    init: Path | None = typer.Option(
-        None,
-        help="Start the generator from these weights (fine-tune), e.g. weights/sr_celeba_x4.safetensors.",
+    adversarial_weight: float = typer.Option(
+        1e-3, help="Weight of the adversarial BCE (0: no discriminator is trained)."
     ),
+    pixel_weight: float = typer.Option(0.0, help="Weight of a pixel MSE term in the GAN phase."),
     texture_weight: float = typer.Option(0.0, help="Weight of the Gram-matrix texture loss."),
+    identity_weight: float = typer.Option(
+        0.0,
+        help="Weight of ‖e(SR) − e(HR)‖² with --perceptual ckpt:<face embedder> (identity-aware SR); "
+        "best.safetensors is then the identity-closest epoch.",
+    ),
     epoch_size: int = typer.Option(0, min=0, help="Samples per epoch (0: the whole training split)."),
     val_limit: int = typer.Option(0, min=0, help="Validate on the first N val images only (0: all)."),
     cache: bool = typer.Option(True, help="Decode every crop once into memory."),
     workers: Workers = -1,
     device: Device = "auto",
     amp: Amp = True,
+    init: Init = None,
     resume: Resume = False,
     save_every: SaveEvery = 0,
     patience: int = typer.Option(0, min=0, help="Early stop after N epochs without PSNR gain (0: off)."),
@@ -172,6 +180,7 @@ def train_fer_command(
     workers: Workers = -1,
     device: Device = "auto",
     amp: Amp = True,
+    init: Init = None,
     resume: Resume = False,
     save_every: SaveEvery = 0,
     seed: Seed = 0,
@@ -217,6 +226,7 @@ def train_embed_command(
     workers: Workers = -1,
     device: Device = "auto",
     amp: Amp = True,
+    init: Init = None,
     resume: Resume = False,
     save_every: SaveEvery = 0,
     seed: Seed = 0,

@@ -1,9 +1,11 @@
 """SRGAN losses: pixel, perceptual content (VGG19 φ5,4 or any srfer backbone), Gram
-texture and adversarial terms.
+texture, identity and adversarial terms.
 
 Perceptual backbones are frozen feature extractors taking images in [-1, 1] and returning
 a list of feature maps, shallow to deep: the content loss uses the deepest, the texture
-(style) loss all of them.
+(style) loss all of them. A face embedder's checkpoint also gives the identity term, the
+squared distance between the embeddings of SR and HR (identity-aware SR, cf. Lai et al.,
+ICIP 2019).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ VGG19_FILE = "vgg19-dcbb9e9d.pth"  # torchvision's IMAGENET1K_V1 file name in th
 class FeatureBackbone(nn.Module):
     """Frozen, eval-mode feature extractor: (N, C, H, W) in [-1, 1] → list of maps."""
 
+    has_embedding = False  # True where `embedding` gives an identity vector (face embedders)
+
     def freeze(self) -> FeatureBackbone:
         self.eval()
         for p in self.parameters():
@@ -35,6 +39,10 @@ class FeatureBackbone(nn.Module):
 
     def train(self, mode: bool = True) -> FeatureBackbone:  # stays in eval mode (BN stats)
         return super().train(False)
+
+    def embedding(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) in [-1, 1] → (N, D) identity embedding, for backbones that have one."""
+        raise SrferError(f"the {type(self).__name__} backbone gives no identity embedding")
 
 
 class VGG19Features(FeatureBackbone):
@@ -114,10 +122,17 @@ class CheckpointFeatures(FeatureBackbone):
         if not hasattr(self.net, "feature_maps"):
             raise SrferError(f"{path}: a {ckpt.kind!r} network has no feature backbone to use")
         self.net.load_state_dict(ckpt.section("model"))
+        self.path, self.kind = path, ckpt.kind
+        self.has_embedding = ckpt.kind == "face-embedder"
         self.freeze()
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.net.feature_maps(x)
+
+    def embedding(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.has_embedding:
+            raise SrferError(f"{self.path}: a {self.kind!r} network gives no identity embedding")
+        return self.net((x + 1) / 2)  # embedders take [0, 1]
 
 
 def build_perceptual(spec: str, vgg_weights: Path | None = None) -> FeatureBackbone | None:
@@ -140,12 +155,14 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class SRLossWeights:
-    """Defaults follow SRGAN: VGG MSE rescaled by 1/12.75² ≈ 0.006, adversarial 1e-3."""
+    """Defaults follow SRGAN: VGG MSE rescaled by 1/12.75² ≈ 0.006, adversarial 1e-3.
+    `identity` weighs ‖e(SR) − e(HR)‖² of unit embeddings (0 … 4; a face embedder only)."""
 
     content: float = 0.006
     adversarial: float = 1e-3
     pixel: float = 0.0
     texture: float = 0.0
+    identity: float = 0.0
 
 
 class SRGANGeneratorLoss(nn.Module):
@@ -162,6 +179,10 @@ class SRGANGeneratorLoss(nn.Module):
         terms: dict[str, torch.Tensor] = {}
         if w.pixel or self.backbone is None:
             terms["pixel"] = (w.pixel or 1.0) * F.mse_loss(sr, hr)
+        if self.backbone is not None and w.identity:
+            with torch.no_grad():
+                target = self.backbone.embedding(hr)
+            terms["identity"] = w.identity * (self.backbone.embedding(sr) - target).pow(2).sum(1).mean()
         if self.backbone is not None and (w.content or w.texture):
             sr_maps, hr_maps = self.backbone(sr), self.backbone(hr)
             if w.content:

@@ -106,3 +106,17 @@ def test_train_fer_bad_options(fer_root: Path, tmp_path: Path, extra: list[str],
         app, ["train-fer", "--data", str(fer_root), "--out", str(tmp_path / "r"), *TINY, *extra]
     )
     assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
+
+
+def test_train_fer_init_fine_tunes_a_trained_classifier(fer_root: Path, gray_sr: Path, tmp_path: Path):
+    def train(out: str, *extra: str):
+        data = ["--data", str(fer_root), "--out", str(tmp_path / out)]
+        return runner.invoke(app, ["train-fer", *data, *TINY, *extra])
+
+    assert train("hr").exit_code == 0
+    init = ["--init", str(tmp_path / "hr" / "best.safetensors")]
+    tuned = train("up", *init, "--upscale", "--sr-weights", str(gray_sr))
+    assert tuned.exit_code == 0, tuned.output
+    wider = train("w", *init, "--width", "8")
+    assert wider.exit_code != 0 and "--init" in wider.output and "width" in wider.output
+    assert "Traceback" not in wider.output

@@ -70,3 +70,30 @@ def test_perceptual_spec_errors(tmp_path: Path) -> None:
     )
     with pytest.raises(SrferError, match="no feature backbone"):
         build_perceptual(f"ckpt:{gen}")
+
+
+def test_identity_term_is_the_embedding_distance(tmp_path: Path) -> None:
+    from srfer.models.embedder import Embedder, EmbedderConfig
+
+    net = Embedder(EmbedderConfig(widths=(4, 4, 4, 4), dim=8, input_size=16))
+    tensors = {f"model.{k}": v for k, v in net.state_dict().items()}
+    path = save_checkpoint(tmp_path / "e.safetensors", "face-embedder", net.config.to_dict(), tensors)
+    backbone = build_perceptual(f"ckpt:{path}")
+    loss = SRGANGeneratorLoss(backbone, SRLossWeights(content=0.0, identity=2.0))
+    hr = torch.rand(3, 3, 16, 16) * 2 - 1
+    _, same = loss(hr.clone(), hr)
+    assert same["identity"] == pytest.approx(0.0, abs=1e-6)
+    sr = (torch.rand(3, 3, 16, 16) * 2 - 1).requires_grad_()
+    total, terms = loss(sr, hr)
+    with torch.no_grad():
+        expected = 2.0 * (net.eval()((sr + 1) / 2) - net((hr + 1) / 2)).pow(2).sum(1).mean()
+    assert terms["identity"] == pytest.approx(float(expected), rel=1e-4)
+    total.backward()
+    assert torch.isfinite(sr.grad).all() and sr.grad.abs().sum() > 0
+
+
+def test_a_discriminator_gives_no_identity_embedding(tmp_path: Path) -> None:
+    backbone = build_perceptual(f"ckpt:{tiny_disc_checkpoint(tmp_path)}")
+    assert not backbone.has_embedding
+    with pytest.raises(SrferError, match="no identity embedding"):
+        backbone.embedding(torch.zeros(1, 3, 32, 32))

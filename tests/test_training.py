@@ -166,3 +166,41 @@ def test_init_starts_from_trained_weights(face_folder: Path, tmp_path: Path) -> 
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(SrferError, match="--init"):
         train_sr(SRTrainArgs(out=tmp_path / "c", lr=0.0, init=first, **{**base, "features": 8}))
+
+
+def tiny_embedder_checkpoint(tmp_path: Path) -> Path:
+    from srfer.checkpoint import save_checkpoint
+    from srfer.models.embedder import Embedder, EmbedderConfig
+
+    net = Embedder(EmbedderConfig(widths=(4, 4, 4, 4), dim=8, input_size=32))
+    tensors = {f"model.{k}": v for k, v in net.state_dict().items()}
+    return save_checkpoint(tmp_path / "e.safetensors", "face-embedder", net.config.to_dict(), tensors)
+
+
+def test_identity_aware_fine_tune_trains_without_a_discriminator(
+    face_folder: Path, tiny_gen: GeneratorConfig, tmp_path: Path
+) -> None:
+    from srfer.losses import SRLossWeights, build_perceptual
+    from srfer.train.engine import StepContext
+
+    backbone = build_perceptual(f"ckpt:{tiny_embedder_checkpoint(tmp_path)}")
+    weights = SRLossWeights(content=0.0, adversarial=0.0, pixel=1.0, identity=0.5)
+    recipe = SRGANRecipe(tiny_gen, pretrain_epochs=0, epochs=1, backbone=backbone, weights=weights)
+    assert set(recipe.networks()) == {"generator"}  # adversarial weight 0: no discriminator to train
+    assert (recipe.monitor, recipe.monitor_mode) == ("val_identity_distance", "min")
+    data = SRPairDataset(discover_faces(face_folder, "all"), hr_size=32, scale=4)
+    batch = collate_skipping_failures([data[i] for i in range(4)])
+    terms = recipe.train_step(batch, StepContext(torch.device("cpu"), None))
+    assert set(terms) == {"g_loss", "pixel", "identity"} and terms["identity"] > 0
+    loader = torch.utils.data.DataLoader(data, batch_size=4, collate_fn=collate_skipping_failures)
+    scores = recipe.validate(loader, StepContext(torch.device("cpu"), None))
+    assert scores["val_identity_distance"] >= 0 and "val_identity_distance_bicubic" in scores
+
+
+def test_identity_weight_needs_a_face_embedder(face_folder: Path, tiny_gen: GeneratorConfig) -> None:
+    from srfer.losses import SRLossWeights
+
+    with pytest.raises(SrferError, match="--identity-weight needs"):
+        SRGANRecipe(tiny_gen, pretrain_epochs=0, epochs=1, weights=SRLossWeights(identity=1.0))
+    with pytest.raises(SrferError, match="--identity-weight needs"):  # a pixel-only run has no second phase
+        SRGANRecipe(tiny_gen, pretrain_epochs=1, epochs=1, weights=SRLossWeights(identity=1.0))

@@ -89,6 +89,7 @@ class RunArgs:
     resume: bool = False
     save_every: int = 0
     seed: int = 0
+    init: Path | None = None  # start the (main) network from these trained weights: fine-tuning
 
     def engine_config(self, batch_size: int | None = None, epoch_size: int | None = None) -> EngineConfig:
         return EngineConfig(
@@ -180,6 +181,19 @@ class SingleNetworkRecipe(Recipe):
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {self.network_name: self.opt}
+
+
+def start_from(network: nn.Module, weights: Path, kind: str) -> None:
+    """Copy a trained network's weights into `network` (`--init`, fine-tuning): the file must
+    hold a `kind` network built from the same config as this run's."""
+    from srfer.pipeline import load_network
+
+    source = load_network("", weights, kind)
+    theirs, ours = source.config.to_dict(), network.config.to_dict()
+    if theirs != ours:
+        differ = ", ".join(f"{k} {theirs.get(k)}≠{ours.get(k)}" for k in ours if theirs.get(k) != ours[k])
+        raise SrferError(f"--init {weights}: its network differs from this run's ({differ}); match options")
+    network.load_state_dict(source.state_dict())
 
 
 class EpochSampler(Sampler[tuple[int, int]]):

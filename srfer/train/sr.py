@@ -1,4 +1,11 @@
-"""Stage 1 recipe: SRResNet pre-training (pixel MSE), then SRGAN adversarial training."""
+"""Stage 1 recipe: SRResNet pre-training (pixel MSE), then SRGAN adversarial training.
+
+The second phase is the generator loss of `srfer.losses` (content, texture, identity,
+pixel, adversarial terms); with `--adversarial-weight 0` it trains without a
+discriminator (e.g. the identity-aware fine-tune, where half the compute would otherwise
+go to a network whose term is switched off). With an identity term, validation also
+measures how far SR and bicubic faces land from their HR face in the embedder's space,
+and `best` is the checkpoint closest to HR identity (not the PSNR-best)."""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 from torch.utils.data import DataLoader
 from torchvision.utils import make_grid
 
@@ -26,7 +34,7 @@ from srfer.metrics import PROTOCOL, sr_vs_bicubic
 from srfer.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from srfer.pipeline import super_resolve
 from srfer.plots import plot_training_curves
-from srfer.train.engine import Engine, Recipe, RunArgs, StepContext, check_run_folder
+from srfer.train.engine import Engine, Recipe, RunArgs, StepContext, check_run_folder, start_from
 from srfer.train.runtime import resolve_device
 
 GRID_SAMPLES = 8
@@ -54,17 +62,26 @@ class SRGANRecipe(Recipe):
     ) -> None:
         self.generator = Generator(generator)
         self.pretrain_epochs, self.epochs = pretrain_epochs, epochs
-        self.adversarial = epochs > pretrain_epochs
         self.weights = weights or SRLossWeights()
+        self.second_phase = epochs > pretrain_epochs
+        self.adversarial = self.second_phase and self.weights.adversarial > 0
+        if self.weights.identity and not (self.second_phase and backbone and backbone.has_embedding):
+            raise SrferError(
+                "--identity-weight needs --perceptual ckpt:<face embedder> and epochs after --pretrain-epochs"
+            )
+        self.identity = backbone if self.weights.identity else None
+        if self.identity is not None:  # pick `best` by identity, not by PSNR
+            self.monitor, self.monitor_mode = "val_identity_distance", "min"
         betas = (0.9, 0.999)
         self.opts = {"generator": torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas)}
         self.nets: dict[str, torch.nn.Module] = {"generator": self.generator}
-        if self.adversarial:  # the discriminator only exists when a GAN phase will run
+        if self.second_phase:
+            self.gan_loss = SRGANGeneratorLoss(backbone, self.weights)
+        if self.adversarial:  # the discriminator only exists when its term will be trained
             disc_cfg = discriminator or DiscriminatorConfig(channels=generator.channels)
             self.discriminator = Discriminator(disc_cfg)
             self.nets["discriminator"] = self.discriminator
             self.opts["discriminator"] = torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=betas)
-            self.gan_loss = SRGANGeneratorLoss(backbone, self.weights)
         self._grid: torch.Tensor | None = None
 
     def networks(self) -> dict[str, torch.nn.Module]:
@@ -78,7 +95,7 @@ class SRGANRecipe(Recipe):
 
     def describe(self) -> dict[str, Any]:
         losses = {"pretrain": "pixel MSE", "pretrain_epochs": self.pretrain_epochs}
-        if self.adversarial:
+        if self.second_phase:
             losses["adversarial_phase"] = {k: v for k, v in vars(self.weights).items() if v}
             losses["perceptual"] = type(self.gan_loss.backbone).__name__ if self.gan_loss.backbone else "none"
         return {"stage": "sr", "losses": losses, "metric_protocol": PROTOCOL}
@@ -86,7 +103,7 @@ class SRGANRecipe(Recipe):
     def train_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, float]:
         lr = batch["lr"].to(ctx.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         hr = batch["hr"].to(ctx.device, non_blocking=True)
-        if ctx.epoch < self.pretrain_epochs or not self.adversarial:
+        if ctx.epoch < self.pretrain_epochs or not self.second_phase:
             return self._pixel_step(lr, hr, ctx)
         return self._adversarial_step(lr, hr, ctx)
 
@@ -100,20 +117,27 @@ class SRGANRecipe(Recipe):
         return {"mse": float(loss.detach())}
 
     def _adversarial_step(self, lr: torch.Tensor, hr: torch.Tensor, ctx: StepContext) -> dict[str, float]:
-        g_opt, d_opt = self.opts["generator"], self.opts["discriminator"]
+        g_opt = self.opts["generator"]
         self.gan_loss.to(ctx.device)  # the frozen perceptual backbone is not an engine network
         with ctx.autocast():
             sr = self.generator(lr)
-            d_loss = discriminator_loss(self.discriminator(hr), self.discriminator(sr.detach()))
-        d_opt.zero_grad(set_to_none=True)
-        d_loss.backward()
-        d_opt.step()
+        record, fake_logits = {}, None
+        if self.adversarial:
+            d_opt = self.opts["discriminator"]
+            with ctx.autocast():
+                d_loss = discriminator_loss(self.discriminator(hr), self.discriminator(sr.detach()))
+            d_opt.zero_grad(set_to_none=True)
+            d_loss.backward()
+            d_opt.step()
+            record["d_loss"] = float(d_loss.detach())
+            with ctx.autocast():
+                fake_logits = self.discriminator(sr)
         with ctx.autocast():
-            g_loss, terms = self.gan_loss(sr.float(), hr, self.discriminator(sr))
+            g_loss, terms = self.gan_loss(sr.float(), hr, fake_logits)
         g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         g_opt.step()
-        return {"g_loss": float(g_loss.detach()), "d_loss": float(d_loss.detach()), **terms}
+        return {"g_loss": float(g_loss.detach()), **record, **terms}
 
     def validate(self, loader: DataLoader, ctx: StepContext) -> dict[str, float]:
         sums: dict[str, float] = {}
@@ -125,7 +149,10 @@ class SRGANRecipe(Recipe):
             lr, hr = batch["lr"].to(ctx.device), to_unit(batch["hr"].to(ctx.device))
             sr = super_resolve(self.generator, to_unit(lr), ctx.dtype)
             bic = bicubic_baseline(lr, hr.shape[-2:])
-            for key, values in sr_vs_bicubic(sr, bic, hr).items():
+            scores = sr_vs_bicubic(sr, bic, hr)
+            if self.identity is not None:
+                scores |= self._identity_distances(sr, bic, hr)
+            for key, values in scores.items():
                 sums[key] = sums.get(key, 0.0) + float(values.sum())
             seen += len(hr)
             if len(grid) < GRID_SAMPLES:
@@ -138,17 +165,27 @@ class SRGANRecipe(Recipe):
         means["val_images"] = float(seen)
         return means
 
+    @torch.no_grad()
+    def _identity_distances(self, sr: Tensor, bic: Tensor, hr: Tensor) -> dict[str, Tensor]:
+        """Per face ‖e(x) − e(HR)‖² for x = SR and bicubic (inputs in [0, 1])."""
+        self.identity.to(sr.device)
+        target = self.identity.embedding(hr * 2 - 1)
+
+        def distance(x: Tensor) -> Tensor:
+            return (self.identity.embedding(x * 2 - 1) - target).pow(2).sum(1)
+
+        return {"identity_distance_sr": distance(sr), "identity_distance_bicubic": distance(bic)}
+
     def on_epoch_end(self, epoch: int, history: list[dict[str, Any]], out_dir: Path) -> None:
         if self._grid is not None:  # rows: LR (nearest) | bicubic | SR | HR
             grid = make_grid(self._grid, nrow=4, padding=2, pad_value=1.0)
             save_image_atomic(tensor_to_pil(grid), out_dir / "samples" / f"epoch-{epoch:04d}.png")
         history = [r for r in history if "val_psnr" in r]
+        panels = [("val_psnr", "val_psnr_bicubic"), ("val_ssim", "val_ssim_bicubic")]
+        if history and "val_identity_distance" in history[-1]:
+            panels.append(("val_identity_distance", "val_identity_distance_bicubic"))
         if history:
-            plot_training_curves(
-                history,
-                out_dir / "curves.png",
-                [("val_psnr", "val_psnr_bicubic"), ("val_ssim", "val_ssim_bicubic")],
-            )
+            plot_training_curves(history, out_dir / "curves.png", panels)
 
 
 @dataclass(kw_only=True)
@@ -169,9 +206,9 @@ class SRTrainArgs(RunArgs):
     adversarial_weight: float = 1e-3
     pixel_weight: float = 0.0
     texture_weight: float = 0.0
+    identity_weight: float = 0.0
     val_limit: int = 0
     cache: bool = True
-    init: Path | None = None  # start the generator from these weights (fine-tuning)
 
 
 def _generator_config(args: SRTrainArgs) -> GeneratorConfig:
@@ -184,20 +221,6 @@ def _generator_config(args: SRTrainArgs) -> GeneratorConfig:
     return config
 
 
-def _start_from(generator: torch.nn.Module, config: GeneratorConfig, weights: Path) -> None:
-    """Copy a trained generator's weights in (e.g. to fine-tune the shipped one with an
-    identity loss); its architecture must be the one this run builds."""
-    from srfer.pipeline import load_generator
-
-    source = load_generator(weights)
-    if source.config.to_dict() != config.to_dict():
-        raise SrferError(
-            f"--init {weights}: its generator ({source.config.to_dict()}) differs from this run's "
-            f"({config.to_dict()}); match --channels/--blocks/--features/--scale"
-        )
-    generator.load_state_dict(source.state_dict())
-
-
 def train_sr(args: SRTrainArgs) -> dict[str, Any]:
     """Build data, recipe and engine from `args` and train; returns the best record."""
     resolve_device(args.device)  # cheap checks first, before decoding thousands of images
@@ -205,19 +228,23 @@ def train_sr(args: SRTrainArgs) -> dict[str, Any]:
     gen_cfg = _generator_config(args)
     train_src = discover_faces(args.data, "train", seed=args.seed)
     val_src = discover_faces(args.data, "val", seed=args.seed)
-    adversarial = args.epochs > args.pretrain_epochs
-    backbone = build_perceptual(args.perceptual, args.vgg_weights) if adversarial else None
+    second_phase = args.epochs > args.pretrain_epochs
+    backbone = build_perceptual(args.perceptual, args.vgg_weights) if second_phase else None
     if args.val_limit:
         val_src.paths = val_src.paths[: args.val_limit]
     pair = dict(hr_size=args.hr_size, scale=args.scale, channels=args.channels, cache=args.cache)
     train_set = SRPairDataset(train_src, augment=True, **pair)
     val_set = SRPairDataset(val_src, augment=False, **pair)
     weights = SRLossWeights(
-        args.content_weight, args.adversarial_weight, args.pixel_weight, args.texture_weight
+        content=args.content_weight,
+        adversarial=args.adversarial_weight,
+        pixel=args.pixel_weight,
+        texture=args.texture_weight,
+        identity=args.identity_weight,
     )
     recipe = SRGANRecipe(gen_cfg, args.lr, args.pretrain_epochs, args.epochs, backbone, weights)
     if args.init is not None and not args.resume:  # a resumed run restores its own weights
-        _start_from(recipe.generator, gen_cfg, args.init)
+        start_from(recipe.generator, args.init, recipe.kind)
     engine_cfg = args.engine_config()
     data_meta = {
         "train": train_src.description,
