@@ -251,6 +251,9 @@ def eval_embed_command(
     lr_size: int = typer.Option(32, help="With --upscale: the low resolution in px."),
     sr_weights: Path | None = typer.Option(None, help="SR checkpoint (default: the shipped CelebA ×4)."),
     sweep: str | None = typer.Option(None, help="Comma-separated probe sizes, e.g. 128,64,32,24,16."),
+    identity_sr_weights: Path | None = typer.Option(
+        None, help="With --sweep: the identity-aware SR for a third column (default: the shipped one)."
+    ),
     save_dir: Path = typer.Option(Path("srfer-eval-embed"), help="Where the PNG plots go."),
     batch_size: int = typer.Option(128, min=1),
     device: Device = "auto",
@@ -263,7 +266,7 @@ def eval_embed_command(
     if sweep:
         sizes = _parse_sizes(sweep)
         with _progress_bar() as progress:
-            task = progress.add_task("sweeping", total=2 * len(sizes))
+            task = progress.add_task("sweeping", total=len(sizes))
             result = evaluation.sweep_embed(
                 data,
                 sizes,
@@ -276,6 +279,7 @@ def eval_embed_command(
                 batch_size,
                 seed,
                 progress=lambda: progress.advance(task),
+                identity_sr_weights=identity_sr_weights,
             )
         title = "verification accuracy vs probe size"
         result["plot"] = str(

@@ -244,20 +244,29 @@ def evaluate_embed(
 def sweep_embed(
     data: Path, sizes: list[int], split: str = "all", pairs_file: Path | None = None, n_pairs: int = 6000,
     weights: Path | None = None, sr_weights: Path | None = None, device: str = "auto", batch_size: int = 128,
-    seed: int = 0, progress=None,
+    seed: int = 0, progress=None, identity_sr_weights: Path | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Verification accuracy vs probe size, bicubic vs SR restoration, same pairs."""
+    """Verification accuracy vs probe size, same pairs: bicubic, the (PSNR) SR and the
+    identity-aware SR. Without `identity_sr_weights` and no shipped one, that column is
+    left out (and said so in `notes`)."""
     from srfer.pipeline import make_restorer
 
     dev = resolve_device(device)
     model = load_embedder(weights, dev)
     size = int(model.meta.get("train_args", {}).get("size", 128))
+    check_sweep_sizes(sizes, 8, size)
     source, dataset, pairs = _identity_eval_set(data, split, pairs_file, n_pairs, size, seed)
     restorers = {
         "bicubic": make_restorer("bicubic", dev),
         "sr": make_restorer("sr", dev, sr_weights, role="sr"),
     }
-    check_sweep_sizes(sizes, 8, size)
+    notes: list[str] = []
+    try:
+        restorers["identity_sr"] = make_restorer("sr", dev, identity_sr_weights, role="sr-identity")
+    except SrferError as exc:
+        if identity_sr_weights is not None:
+            raise
+        notes.append(f"no identity-aware SR column: {exc}")
     table: dict[str, list[float]] = {name: [] for name in restorers}
     for s in sizes:
         if s >= size:  # full-size probes are not degraded: one pass serves every restorer
@@ -268,7 +277,8 @@ def sweep_embed(
                        for name, restore in restorers.items()}  # fmt: skip
         for name in restorers:
             table[name].append(results[name])
-            if progress is not None:
-                progress()
+        if progress is not None:
+            progress()
+    sources = {f"{name}_weights": str(r.source) for name, r in restorers.items() if name != "bicubic"}
     return {"data": source.description, "sizes": sizes, "accuracy": table, "pairs": len(pairs),
-            "weights": str(model.source), "sr_weights": str(restorers["sr"].source)}  # fmt: skip
+            "weights": str(model.source), "identity_sr_weights": None, **sources, "notes": notes}  # fmt: skip

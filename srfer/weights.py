@@ -33,6 +33,12 @@ DEFAULTS: dict[str, tuple[str, str]] = {
         "embed_celeba.safetensors",
         "srfer train-embed --data CELEBA_ROOT --out runs/embed (then srfer export)",
     ),
+    "sr-identity": (
+        "sr_celeba_x4_identity.safetensors",
+        "srfer train-sr --data CELEBA_ROOT --init SR_WEIGHTS --perceptual ckpt:EMBED_WEIGHTS "
+        "--pretrain-epochs 0 --identity-weight 0.5 --pixel-weight 1 --content-weight 0 "
+        "--adversarial-weight 0 --out runs/sr_id (then srfer export)",
+    ),
 }
 
 

@@ -46,9 +46,11 @@ def test_smoke_pipeline_trains_every_stage_then_resumes(tmp_path: Path) -> None:
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     report = json.loads(first.stdout)
-    assert list(report["stages"]) == ["sr_celeba_x4", "sr_fer2013_x4", "fer_mcnn_upscale", "embed_celeba"]
+    assert list(report["stages"]) == ["sr_celeba_x4", "sr_fer2013_x4", "fer_mcnn_upscale", "embed_celeba",
+                                      "sr_celeba_x4_identity"]  # fmt: skip
     assert all((runs / name / "best.safetensors").is_file() for name in report["stages"])
     assert 0 <= report["evaluation"]["fer_accuracy_12px_sr"] <= 1
+    assert 0 <= report["evaluation"]["verification_accuracy_32px_identity_sr"] <= 1
     again = runner.invoke(app, [*args, "--no-evaluate"])  # finished stages resume and return at once
     assert again.exit_code == 0, again.output
     assert (

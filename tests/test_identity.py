@@ -85,28 +85,15 @@ def test_eval_embed_json_and_sweep(people: Path, trained: Path, tmp_path: Path) 
     gen = Generator(GeneratorConfig(features=4, blocks=1))
     sr = save_checkpoint(tmp_path / "sr.safetensors", "sr-generator", gen.config.to_dict(),
                          {f"model.{k}": v for k, v in gen.state_dict().items()})  # fmt: skip
-    sweep = run(
-        "eval-embed",
-        "--data",
-        str(people),
-        "--weights",
-        str(trained),
-        "--sr-weights",
-        str(sr),
-        "--sweep",
-        "32,16,8",
-        "--n-pairs",
-        "40",
-        "--json",
-        "--save-dir",
-        str(tmp_path),
-        "--device",
-        "cpu",
-    )
+    sweep_args = ["eval-embed", "--data", str(people), "--weights", str(trained), "--sr-weights", str(sr),
+                  "--sweep", "32,16,8", "--n-pairs", "40", "--save-dir", str(tmp_path)]  # fmt: skip
+    sweep = run(*sweep_args, "--identity-sr-weights", str(sr), "--json")
     assert sweep.exit_code == 0, sweep.output
-    assert (
-        set(json.loads(sweep.stdout)["accuracy"]) == {"bicubic", "sr"} and (tmp_path / "sweep.png").is_file()
-    )
+    table = json.loads(sweep.stdout)["accuracy"]
+    assert set(table) == {"bicubic", "sr", "identity_sr"} and all(len(v) == 3 for v in table.values())
+    assert (tmp_path / "sweep.png").is_file()
+    missing = run(*sweep_args, "--identity-sr-weights", str(tmp_path / "none.safetensors"))
+    assert missing.exit_code != 0 and "not found" in missing.output
 
 
 def test_gallery_round_trip(people: Path, trained: Path, tmp_path: Path) -> None:

@@ -3,7 +3,8 @@ evaluation tables. Stage recipes are the per-stage commands' own argument classe
 file only decides *which* arguments (a CPU-sized profile, or the seed's full recipes).
 
 Order: CelebA ×4 SR → FER-domain gray 12→48 SR → expression classifier trained on
-SR-restored 12 px faces (`--upscale sr`, using the SR just trained) → face embedder.
+SR-restored 12 px faces (`--upscale sr`, using the SR just trained) → face embedder →
+identity-aware SR (the CelebA SR fine-tuned with the embedder's identity loss).
 A stage whose run folder already holds a checkpoint is resumed (a finished one returns at
 once), so re-running the command after an interruption continues where it stopped.
 """
@@ -38,6 +39,12 @@ def _stages(root: Path, runs: Path, profile: str, device: str, vgg_weights: Path
     celeba, fer = root / "celeba", root / "fer2013"
     common = {"device": device, "seed": 0}
     sr_fer_best = runs / "sr_fer2013_x4" / "best.safetensors"
+    identity = {  # fine-tunes the CelebA SR through the embedder trained just before
+        "data": celeba, "out": runs / "sr_celeba_x4_identity",
+        "init": runs / "sr_celeba_x4" / "best.safetensors",
+        "perceptual": f"ckpt:{runs / 'embed_celeba' / 'best.safetensors'}", "pretrain_epochs": 0,
+        "identity_weight": 0.5, "pixel_weight": 1.0, "content_weight": 0.0, "lr": 3e-5, **common,
+    }  # fmt: skip
     if profile in ("cpu", "smoke"):  # what fits a 2-core CPU in about 4 hours (README: measured times)
         sr = SRTrainArgs(data=celeba, out=runs / "sr_celeba_x4", epochs=19, pretrain_epochs=19,
                          epoch_size=3008, val_limit=320, lr=3e-4, **common)  # fmt: skip
@@ -47,6 +54,7 @@ def _stages(root: Path, runs: Path, profile: str, device: str, vgg_weights: Path
         expr = FerTrainArgs(data=fer, out=runs / "fer_mcnn_upscale", width=16, epochs=14, upscale=True,
                             sr_weights=sr_fer_best, **common)  # fmt: skip
         embed = EmbedTrainArgs(data=celeba, out=runs / "embed_celeba", input_size=64, epochs=40, **common)
+        sr_id = SRTrainArgs(epochs=16, epoch_size=1024, val_limit=300, adversarial_weight=0.0, **identity)
     else:  # the seed recipes: SRResNet then SRGAN with VGG19 content loss, 300-epoch FER, 128 px embedder
         sr = SRTrainArgs(data=celeba, out=runs / "sr_celeba_x4", epochs=30, pretrain_epochs=10,
                          vgg_weights=vgg_weights, **common)  # fmt: skip
@@ -55,11 +63,13 @@ def _stages(root: Path, runs: Path, profile: str, device: str, vgg_weights: Path
         expr = FerTrainArgs(data=fer, out=runs / "fer_mcnn_upscale", upscale=True, sr_weights=sr_fer_best,
                             **common)  # fmt: skip
         embed = EmbedTrainArgs(data=celeba, out=runs / "embed_celeba", epochs=50, **common)
+        sr_id = SRTrainArgs(epochs=10, vgg_weights=vgg_weights, **identity)  # with the adversarial term
     if profile == "smoke":  # tiny networks, one short epoch per stage: checks data and set-up
-        for args in (sr, sr_fer, expr, embed):
+        for args in (sr, sr_fer, expr, embed, sr_id):
             args.epochs, args.epoch_size = 1, 32
-        for args in (sr, sr_fer):
+        for args in (sr, sr_fer, sr_id):
             args.pretrain_epochs, args.val_limit, args.blocks, args.features = 1, 32, 1, 8
+        sr_id.pretrain_epochs = 0
         expr.width = 4
         embed.p, embed.k, embed.input_size = 8, 2, 32
     return [
@@ -67,6 +77,7 @@ def _stages(root: Path, runs: Path, profile: str, device: str, vgg_weights: Path
         Stage("super-resolution (FER2013 gray ×4)", "sr_fer2013_x4", train_sr, sr_fer),
         Stage("expression (12 px → SR → 48 px)", "fer_mcnn_upscale", train_fer, expr),
         Stage("identity embedder", "embed_celeba", train_embed, embed),
+        Stage("identity-aware super-resolution", "sr_celeba_x4_identity", train_sr, sr_id),
     ]
 
 
@@ -101,8 +112,8 @@ def evaluate_all(data_root: Path, runs: Path, device: str = "auto") -> dict[str,
     """The headline numbers of each stage's best checkpoint on its validation split."""
     from srfer.evaluation import evaluate_embed, evaluate_fer, evaluate_sr
 
-    best = {name: runs / name / "best.safetensors" for name in
-            ("sr_celeba_x4", "sr_fer2013_x4", "fer_mcnn_upscale", "embed_celeba")}  # fmt: skip
+    names = ("sr_celeba_x4", "sr_fer2013_x4", "fer_mcnn_upscale", "embed_celeba", "sr_celeba_x4_identity")
+    best = {name: runs / name / "best.safetensors" for name in names}
     celeba, fer = data_root / "celeba", data_root / "fer2013"
     sr = evaluate_sr(celeba, "val", best["sr_celeba_x4"], device)
     expr = evaluate_fer(fer, "val", best["fer_mcnn_upscale"], device, upscale=True,
@@ -110,9 +121,12 @@ def evaluate_all(data_root: Path, runs: Path, device: str = "auto") -> dict[str,
     embed = evaluate_embed(celeba, "val", weights=best["embed_celeba"], device=device)
     embed_sr = evaluate_embed(celeba, "val", weights=best["embed_celeba"], device=device, upscale=True,
                               sr_weights=best["sr_celeba_x4"])  # fmt: skip
+    embed_id_sr = evaluate_embed(celeba, "val", weights=best["embed_celeba"], device=device, upscale=True,
+                                 sr_weights=best["sr_celeba_x4_identity"])  # fmt: skip
     return {
         "sr_psnr_db": sr["mean"]["psnr_sr"], "bicubic_psnr_db": sr["mean"]["psnr_bicubic"],
         "fer_accuracy_12px_sr": expr["accuracy"], "fer_macro_f1_12px_sr": expr["macro_f1"],
         "verification_accuracy_128px": embed["accuracy"],
         "verification_accuracy_32px_sr": embed_sr["accuracy"],
+        "verification_accuracy_32px_identity_sr": embed_id_sr["accuracy"],
     }  # fmt: skip
