@@ -127,6 +127,9 @@ def train_sr_command(
     ),
     pixel_weight: float = typer.Option(0.0, help="Weight of a pixel MSE term in the GAN phase."),
     texture_weight: float = typer.Option(0.0, help="Weight of the Gram-matrix texture loss."),
+    lr_sizes: str = typer.Option(
+        "", help="LR face sizes drawn per step, e.g. 32,16 (target: HR resized to size × scale)."
+    ),
     identity_weight: float = typer.Option(
         0.0,
         help="Weight of ‖e(SR) − e(HR)‖² with --perceptual ckpt:<face embedder> (identity-aware SR); "

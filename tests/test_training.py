@@ -185,16 +185,22 @@ def test_identity_aware_fine_tune_trains_without_a_discriminator(
 
     backbone = build_perceptual(f"ckpt:{tiny_embedder_checkpoint(tmp_path)}")
     weights = SRLossWeights(content=0.0, adversarial=0.0, pixel=1.0, identity=0.5)
-    recipe = SRGANRecipe(tiny_gen, pretrain_epochs=0, epochs=1, backbone=backbone, weights=weights)
+    recipe = SRGANRecipe(tiny_gen, pretrain_epochs=0, epochs=1, backbone=backbone, weights=weights,
+                         lr_sizes=(8, 4))  # fmt: skip
     assert set(recipe.networks()) == {"generator"}  # adversarial weight 0: no discriminator to train
-    assert (recipe.monitor, recipe.monitor_mode) == ("val_identity_distance", "min")
+    assert (recipe.monitor, recipe.monitor_mode) == ("val_identity_distance_mean", "min")
     data = SRPairDataset(discover_faces(face_folder, "all"), hr_size=32, scale=4)
     batch = collate_skipping_failures([data[i] for i in range(4)])
-    terms = recipe.train_step(batch, StepContext(torch.device("cpu"), None))
-    assert set(terms) == {"g_loss", "pixel", "identity"} and terms["identity"] > 0
+    for step in (0, 1):  # step 1 draws the 4 px faces (HR target resized to 16 px)
+        terms = recipe.train_step(batch, StepContext(torch.device("cpu"), None, step=step))
+        assert set(terms) == {"g_loss", "pixel", "identity"} and terms["identity"] > 0
+    lr4, hr16 = recipe._pair_at(torch.rand(2, 3, 32, 32), 4)
+    assert lr4.shape[-1] == 4 and hr16.shape[-1] == 16
     loader = torch.utils.data.DataLoader(data, batch_size=4, collate_fn=collate_skipping_failures)
     scores = recipe.validate(loader, StepContext(torch.device("cpu"), None))
-    assert scores["val_identity_distance"] >= 0 and "val_identity_distance_bicubic" in scores
+    assert {"val_psnr_4px", "val_identity_distance_bicubic_4px"} <= set(scores)
+    per_size = (scores["val_identity_distance"], scores["val_identity_distance_4px"])
+    assert scores["val_identity_distance_mean"] == pytest.approx(sum(per_size) / 2)
 
 
 def test_identity_weight_needs_a_face_embedder(face_folder: Path, tiny_gen: GeneratorConfig) -> None:
@@ -204,3 +210,7 @@ def test_identity_weight_needs_a_face_embedder(face_folder: Path, tiny_gen: Gene
         SRGANRecipe(tiny_gen, pretrain_epochs=0, epochs=1, weights=SRLossWeights(identity=1.0))
     with pytest.raises(SrferError, match="--identity-weight needs"):  # a pixel-only run has no second phase
         SRGANRecipe(tiny_gen, pretrain_epochs=1, epochs=1, weights=SRLossWeights(identity=1.0))
+    base = dict(data=face_folder, out=face_folder.parent / "r", hr_size=32, device="cpu")
+    for bad in ("32,16", "8,x"):  # 32 px > 32 / 4
+        with pytest.raises(SrferError, match="--lr-sizes"):
+            train_sr(SRTrainArgs(lr_sizes=bad, **base))

@@ -5,7 +5,12 @@ pixel, adversarial terms); with `--adversarial-weight 0` it trains without a
 discriminator (e.g. the identity-aware fine-tune, where half the compute would otherwise
 go to a network whose term is switched off). With an identity term, validation also
 measures how far SR and bicubic faces land from their HR face in the embedder's space,
-and `best` is the checkpoint closest to HR identity (not the PSNR-best)."""
+and `best` is the checkpoint closest to HR identity (not the PSNR-best).
+
+`lr_sizes` (`--lr-sizes 32,16`) trains on faces of several sizes, one drawn per step: a
+face of size s is made from the HR crop (antialiased bicubic, 8-bit) and its target is the
+HR crop resized to s × scale. The ×4 generator then learns the 16 px faces it meets in the
+size sweeps instead of only the 32 px it was trained on; validation reports each size."""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from torchvision.utils import make_grid
 
-from srfer.data.degradations import bicubic_resize, to_unit
+from srfer.data.degradations import bicubic_resize, quantize_8bit, to_signed, to_unit
 from srfer.data.faces import SRPairDataset, collate_skipping_failures, discover_faces
 from srfer.errors import SrferError
 from srfer.imageio import save_image_atomic, tensor_to_pil
@@ -30,7 +35,7 @@ from srfer.losses import (
     discriminator_loss,
     pixel_mse,
 )
-from srfer.metrics import PROTOCOL, sr_vs_bicubic
+from srfer.metrics import PROTOCOL, psnr_per_image, sr_vs_bicubic
 from srfer.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from srfer.pipeline import super_resolve
 from srfer.plots import plot_training_curves
@@ -59,8 +64,10 @@ class SRGANRecipe(Recipe):
         backbone: FeatureBackbone | None = None,
         weights: SRLossWeights | None = None,
         discriminator: DiscriminatorConfig | None = None,
+        lr_sizes: tuple[int, ...] = (),
     ) -> None:
         self.generator = Generator(generator)
+        self.lr_sizes = tuple(lr_sizes)
         self.pretrain_epochs, self.epochs = pretrain_epochs, epochs
         self.weights = weights or SRLossWeights()
         self.second_phase = epochs > pretrain_epochs
@@ -71,7 +78,7 @@ class SRGANRecipe(Recipe):
             )
         self.identity = backbone if self.weights.identity else None
         if self.identity is not None:  # pick `best` by identity, not by PSNR
-            self.monitor, self.monitor_mode = "val_identity_distance", "min"
+            self.monitor, self.monitor_mode = "val_identity_distance_mean", "min"
         betas = (0.9, 0.999)
         self.opts = {"generator": torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas)}
         self.nets: dict[str, torch.nn.Module] = {"generator": self.generator}
@@ -98,11 +105,20 @@ class SRGANRecipe(Recipe):
         if self.second_phase:
             losses["adversarial_phase"] = {k: v for k, v in vars(self.weights).items() if v}
             losses["perceptual"] = type(self.gan_loss.backbone).__name__ if self.gan_loss.backbone else "none"
-        return {"stage": "sr", "losses": losses, "metric_protocol": PROTOCOL}
+        return {"stage": "sr", "losses": losses, "metric_protocol": PROTOCOL, "lr_sizes": list(self.lr_sizes)}
+
+    def _pair_at(self, hr01: Tensor, size: int) -> tuple[Tensor, Tensor]:
+        """(LR of `size` px, HR resized to size × scale) from HR crops in [0, 1], both 8-bit."""
+        target = size * self.generator.config.scale
+        return quantize_8bit(bicubic_resize(hr01, size)), quantize_8bit(bicubic_resize(hr01, target))
 
     def train_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, float]:
-        lr = batch["lr"].to(ctx.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        lr = batch["lr"].to(ctx.device, non_blocking=True)
         hr = batch["hr"].to(ctx.device, non_blocking=True)
+        size = self.lr_sizes[ctx.step % len(self.lr_sizes)] if self.lr_sizes else lr.shape[-1]
+        if size != lr.shape[-1]:  # deterministic in the step, so a resumed run draws the same
+            lr, hr = (to_signed(x) for x in self._pair_at(to_unit(hr), size))
+        lr = lr.contiguous(memory_format=torch.channels_last)
         if ctx.epoch < self.pretrain_epochs or not self.second_phase:
             return self._pixel_step(lr, hr, ctx)
         return self._adversarial_step(lr, hr, ctx)
@@ -152,6 +168,8 @@ class SRGANRecipe(Recipe):
             scores = sr_vs_bicubic(sr, bic, hr)
             if self.identity is not None:
                 scores |= self._identity_distances(sr, bic, hr)
+            for size in (s for s in self.lr_sizes if s != lr.shape[-1]):
+                scores |= self._scores_at(hr, size, ctx)
             for key, values in scores.items():
                 sums[key] = sums.get(key, 0.0) + float(values.sum())
             seen += len(hr)
@@ -162,8 +180,22 @@ class SRGANRecipe(Recipe):
         self._grid = torch.cat(grid) if grid else None
         means = {f"val_{k.replace('_sr', '')}": v / max(1, seen) for k, v in sums.items()}
         means["val_psnr_gain"] = means["val_psnr"] - means["val_psnr_bicubic"]
+        if self.identity is not None:  # what `best` minimises: over every training size
+            keys = [k for k in means if k.startswith("val_identity_distance") and "bicubic" not in k]
+            per_size = [means[k] for k in keys]
+            means["val_identity_distance_mean"] = sum(per_size) / len(per_size)
         means["val_images"] = float(seen)
         return means
+
+    def _scores_at(self, hr01: Tensor, size: int, ctx: StepContext) -> dict[str, Tensor]:
+        """PSNR (and identity distances) of faces made `size` px, keys suffixed `_{size}px`."""
+        lr01, target = self._pair_at(hr01, size)
+        sr = super_resolve(self.generator, lr01, ctx.dtype)
+        bic = bicubic_resize(lr01, target.shape[-2:])
+        scores = {"psnr_sr": psnr_per_image(sr, target), "psnr_bicubic": psnr_per_image(bic, target)}
+        if self.identity is not None:
+            scores |= self._identity_distances(sr, bic, target)
+        return {f"{k}_{size}px": v for k, v in scores.items()}
 
     @torch.no_grad()
     def _identity_distances(self, sr: Tensor, bic: Tensor, hr: Tensor) -> dict[str, Tensor]:
@@ -207,6 +239,7 @@ class SRTrainArgs(RunArgs):
     pixel_weight: float = 0.0
     texture_weight: float = 0.0
     identity_weight: float = 0.0
+    lr_sizes: str = ""  # e.g. "32,16": LR sizes drawn per step (default: hr_size / scale only)
     val_limit: int = 0
     cache: bool = True
 
@@ -221,11 +254,23 @@ def _generator_config(args: SRTrainArgs) -> GeneratorConfig:
     return config
 
 
+def _lr_sizes(args: SRTrainArgs) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(x) for x in args.lr_sizes.split(",") if x.strip())
+    except ValueError:
+        raise SrferError(f"--lr-sizes {args.lr_sizes!r}: expected sizes like 32,16") from None
+    largest = args.hr_size // args.scale
+    if any(not 4 <= s <= largest for s in sizes):
+        raise SrferError(f"--lr-sizes {args.lr_sizes!r}: sizes must be 4 … {largest} px (hr-size / scale)")
+    return sizes
+
+
 def train_sr(args: SRTrainArgs) -> dict[str, Any]:
     """Build data, recipe and engine from `args` and train; returns the best record."""
     resolve_device(args.device)  # cheap checks first, before decoding thousands of images
     check_run_folder(Path(args.out), args.resume)
     gen_cfg = _generator_config(args)
+    lr_sizes = _lr_sizes(args)
     train_src = discover_faces(args.data, "train", seed=args.seed)
     val_src = discover_faces(args.data, "val", seed=args.seed)
     second_phase = args.epochs > args.pretrain_epochs
@@ -242,7 +287,8 @@ def train_sr(args: SRTrainArgs) -> dict[str, Any]:
         texture=args.texture_weight,
         identity=args.identity_weight,
     )
-    recipe = SRGANRecipe(gen_cfg, args.lr, args.pretrain_epochs, args.epochs, backbone, weights)
+    recipe = SRGANRecipe(gen_cfg, args.lr, args.pretrain_epochs, args.epochs, backbone, weights,
+                         lr_sizes=lr_sizes)  # fmt: skip
     if args.init is not None and not args.resume:  # a resumed run restores its own weights
         start_from(recipe.generator, args.init, recipe.kind)
     engine_cfg = args.engine_config()
