@@ -558,6 +558,9 @@ def predict_command(
     sr_weights: Path | None = typer.Option(None, help="SR checkpoint (default: the shipped CelebA ×4)."),
     fer_weights: Path | None = typer.Option(None, help="Expression checkpoint (default: shipped)."),
     embed_weights: Path | None = typer.Option(None, help="Embedder checkpoint (default: shipped)."),
+    identity_sr_weights: Path | None = typer.Option(
+        None, help="SR for the faces the embedder sees (default: the shipped identity-aware SR, if any)."
+    ),
     detect: bool = typer.Option(True, help="--no-detect: each input is one face crop."),
     min_face: int = typer.Option(20, min=12, help="Smallest face MTCNN looks for, in px (slower when low)."),
     det_threshold: float = typer.Option(0.9, help="MTCNN's final-stage face probability threshold."),
@@ -575,7 +578,9 @@ def predict_command(
     options = PredictOptions(sr=sr, detect=detect, min_face=min_face, det_threshold=det_threshold,
                              margin=margin, batch_size=batch_size, threshold=threshold,
                              embeddings=embeddings)  # fmt: skip
-    predictor = Predictor(options, device, sr_weights, fer_weights, embed_weights, gallery)
+    predictor = Predictor(
+        options, device, sr_weights, fer_weights, embed_weights, gallery, identity_sr_weights
+    )
 
     def stream(result) -> None:
         if as_json:

@@ -334,6 +334,7 @@ class Predictor:
     def __init__(
         self, options: PredictOptions, device: str = "auto", sr_weights: Path | None = None,
         fer_weights: Path | None = None, embed_weights: Path | None = None, gallery: Path | None = None,
+        identity_sr_weights: Path | None = None,
     ) -> None:  # fmt: skip
         from srfer.data.fer import EMOTIONS
         from srfer.detect import FaceDetector
@@ -360,10 +361,26 @@ class Predictor:
                 self.gallery.check_model(self.embedder_id)
                 if not self.gallery.identities():
                     raise SrferError(f"{gallery}: the gallery is empty (srfer enroll adds people)")
+        self.identity_generator = self._identity_sr(identity_sr_weights)
         self.detector = (
             FaceDetector(self.device, options.min_face, options.det_threshold, options.margin)
             if options.detect else None
         )  # fmt: skip
+
+    def _identity_sr(self, weights: Path | None) -> Generator | None:
+        """The SR whose faces the embedder sees: the identity-aware one (`sr-identity`) when
+        shipped or given, else None (the PSNR SR's faces serve both heads)."""
+        if self.embedder is None or self.generator is None:
+            return None
+        try:
+            generator = load_generator(weights, self.device, role="sr-identity")
+        except SrferError:
+            if weights is not None:
+                raise
+            return None
+        if generator.config.to_dict() != self.generator.config.to_dict():
+            raise SrferError(f"{generator.source}: the identity-aware SR must match the SR's architecture")
+        return generator
 
     def close(self) -> None:
         if self.gallery is not None:
@@ -380,7 +397,8 @@ class Predictor:
 
     def models(self) -> dict[str, str | None]:
         """role → checkpoint file in use (None: not loaded)."""
-        nets = {"sr": self.generator, "fer": self.classifier, "embed": self.embedder}
+        nets = {"sr": self.generator, "fer": self.classifier, "embed": self.embedder,
+                "sr-identity": self.identity_generator}  # fmt: skip
         return {role: (str(net.source) if net is not None else None) for role, net in nets.items()}
 
     def run(
@@ -450,9 +468,9 @@ class Predictor:
         work = torch.empty(len(crops), 3, WORK_SIZE, WORK_SIZE)
         for i in (i for i, s in enumerate(use_sr) if not s):
             work[i] = bicubic_resize(crops[i], WORK_SIZE)
-        if any(use_sr):
+        idx = [i for i, s in enumerate(use_sr) if s]
+        if idx:
             with self._timed("sr"):
-                idx = [i for i, s in enumerate(use_sr) if s]
                 lr_size = WORK_SIZE // self.generator.config.scale
                 lr = torch.stack([bicubic_resize(crops[i], lr_size) for i in idx])
                 work[idx] = super_resolve(self.generator, lr).cpu()
@@ -469,8 +487,13 @@ class Predictor:
                 crop01=crops[i], face01=work[i],
             ))  # fmt: skip
         if self.embedder is not None:
+            for_identity = work
+            if idx and self.identity_generator is not None:
+                with self._timed("sr"):
+                    for_identity = work.clone()
+                    for_identity[idx] = super_resolve(self.identity_generator, lr).cpu()
             with self._timed("embed"):
-                self._identities(work, out)
+                self._identities(for_identity, out)
         return out
 
     def _wants_sr(self, face_px: int) -> bool:

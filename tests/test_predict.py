@@ -42,6 +42,7 @@ def weights(tmp_path_factory) -> dict[str, Path]:
     torch.manual_seed(0)
     return {
         "sr": _save(root / "sr.safetensors", "sr-generator", TINY_SR),
+        "sr_id": _save(root / "sr_id.safetensors", "sr-generator", Generator(TINY_SR.config)),
         "fer": _save(root / "fer.safetensors", "fer-classifier", build_fer(FerConfig(width=4, fused=16))),
         "embed": _save(root / "embed.safetensors", "face-embedder",
                        Embedder(EmbedderConfig(widths=(4, 8, 8, 8), dim=16, input_size=32)),
@@ -49,9 +50,10 @@ def weights(tmp_path_factory) -> dict[str, Path]:
     }  # fmt: skip
 
 
-def predict(weights: dict[str, Path], *args: str):
+def predict(weights: dict[str, Path], *args: str, identity_sr: str = "sr"):
     w = ["--sr-weights", str(weights["sr"]), "--fer-weights", str(weights["fer"]),
-         "--embed-weights", str(weights["embed"]), "--device", "cpu"]  # fmt: skip
+         "--embed-weights", str(weights["embed"]), "--identity-sr-weights", str(weights[identity_sr]),
+         "--device", "cpu"]  # fmt: skip
     return runner.invoke(app, ["predict", *args, *w])
 
 
@@ -228,3 +230,12 @@ def test_wrong_checkpoint_kind_is_one_line(weights, crops: Path) -> None:
     args = ["predict", str(crops), "--fer-weights", str(weights["sr"]), "--device", "cpu"]
     result = runner.invoke(app, args)
     assert result.exit_code == 1 and "Traceback" not in result.output and "sr-generator" in result.stderr
+
+
+def test_identity_aware_sr_feeds_only_the_embedder(weights, crops: Path) -> None:
+    args = (str(crops), "--json", "--embeddings")
+    same, other = (json_lines(predict(weights, *args, identity_sr=k).stdout) for k in ("sr", "sr_id"))
+    assert [f["probabilities"] for f in same] == [f["probabilities"] for f in other]  # expression: the SR
+    assert all(a["embedding"] != b["embedding"] for a, b in zip(same, other, strict=True))
+    bicubic = json_lines(predict(weights, *args, "--sr", "never", identity_sr="sr_id").stdout)
+    assert all(not f["sr"] for f in bicubic)  # --sr never: no SR at all, identity-aware or not
