@@ -103,7 +103,7 @@ class SRGANRecipe(Recipe):
     def describe(self) -> dict[str, Any]:
         losses = {"pretrain": "pixel MSE", "pretrain_epochs": self.pretrain_epochs}
         if self.second_phase:
-            losses["adversarial_phase"] = {k: v for k, v in vars(self.weights).items() if v}
+            losses["second_phase"] = {k: v for k, v in vars(self.weights).items() if v}
             losses["perceptual"] = type(self.gan_loss.backbone).__name__ if self.gan_loss.backbone else "none"
         return {"stage": "sr", "losses": losses, "metric_protocol": PROTOCOL, "lr_sizes": list(self.lr_sizes)}
 
@@ -121,7 +121,7 @@ class SRGANRecipe(Recipe):
         lr = lr.contiguous(memory_format=torch.channels_last)
         if ctx.epoch < self.pretrain_epochs or not self.second_phase:
             return self._pixel_step(lr, hr, ctx)
-        return self._adversarial_step(lr, hr, ctx)
+        return self._second_phase_step(lr, hr, ctx)
 
     def _pixel_step(self, lr: torch.Tensor, hr: torch.Tensor, ctx: StepContext) -> dict[str, float]:
         opt = self.opts["generator"]
@@ -132,7 +132,7 @@ class SRGANRecipe(Recipe):
         opt.step()
         return {"mse": float(loss.detach())}
 
-    def _adversarial_step(self, lr: torch.Tensor, hr: torch.Tensor, ctx: StepContext) -> dict[str, float]:
+    def _second_phase_step(self, lr: torch.Tensor, hr: torch.Tensor, ctx: StepContext) -> dict[str, float]:
         g_opt = self.opts["generator"]
         self.gan_loss.to(ctx.device)  # the frozen perceptual backbone is not an engine network
         with ctx.autocast():
