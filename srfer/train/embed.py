@@ -19,14 +19,7 @@ from srfer.losses import TripletLoss
 from srfer.metrics import verification_report
 from srfer.models.embedder import Embedder, EmbedderConfig
 from srfer.plots import plot_training_curves
-from srfer.train.engine import (
-    Engine,
-    RunArgs,
-    SingleNetworkRecipe,
-    StepContext,
-    check_run_folder,
-    start_from,
-)
+from srfer.train.engine import Engine, RunArgs, SingleNetworkRecipe, StepContext, check_run_folder
 from srfer.train.runtime import resolve_device
 
 VAL_PAIRS = 3000
@@ -155,8 +148,6 @@ def train_embed(args: EmbedTrainArgs) -> dict[str, Any]:
     recipe = EmbedRecipe(config, args.lr, loss, val_pairs, low_res)
     if args.pretrained or args.backbone_weights:
         load_facenet_weights(recipe.model, args.pretrained or "vggface2", args.backbone_weights)
-    if args.init is not None and not args.resume:  # a resumed run restores its own weights
-        start_from(recipe.model, args.init, recipe.kind)
     batch = args.p * args.k
     engine_cfg = args.engine_config(batch_size=batch, epoch_size=args.epoch_size or len(train_set))
     labels = train_set.labels

@@ -67,6 +67,7 @@ class EngineConfig:
     seed: int = 0
     save_every: int = 0  # also keep epoch-NNNN checkpoints every N epochs (0: never)
     resume: bool = False
+    init: Path | None = None  # a fresh run starts its primary network from these weights
     patience: int = 0  # early stopping: epochs without improvement (0: off)
     epoch_size: int = 0  # samples per epoch (0: the whole training set)
     num_workers: int = -1  # -1: one per spare core, at most 4
@@ -101,6 +102,7 @@ class RunArgs:
             seed=self.seed,
             save_every=self.save_every,
             resume=self.resume,
+            init=self.init,
             patience=self.patience,
             epoch_size=self.epoch_size if epoch_size is None else epoch_size,
             num_workers=self.workers,
@@ -446,6 +448,8 @@ class Engine:
 
     def _fit(self) -> dict[str, Any]:
         check_run_folder(self.out_dir, self.cfg.resume)
+        if self.cfg.init is not None and not self.cfg.resume:  # a resumed run restores its own weights
+            start_from(next(iter(self.recipe.networks().values())), self.cfg.init, self.recipe.kind)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.cfg.resume:
             self.load(self.last_path)

@@ -24,14 +24,7 @@ from srfer.losses import FocalLoss, inverse_frequency
 from srfer.metrics import classification_report
 from srfer.models.fer import FerConfig, build_fer
 from srfer.plots import plot_training_curves
-from srfer.train.engine import (
-    Engine,
-    RunArgs,
-    SingleNetworkRecipe,
-    StepContext,
-    check_run_folder,
-    start_from,
-)
+from srfer.train.engine import Engine, RunArgs, SingleNetworkRecipe, StepContext, check_run_folder
 from srfer.train.runtime import resolve_device
 
 
@@ -150,8 +143,6 @@ def train_fer(args: FerTrainArgs) -> dict[str, Any]:
     val_samples = load_fer(args.data, "val", args.ferplus)
     loss = build_loss(args, train_samples.class_counts())
     recipe = FerRecipe(config, args.lr, loss, low_res)
-    if args.init is not None and not args.resume:  # a resumed run restores its own weights
-        start_from(recipe.model, args.init, recipe.kind)
     weights = None
     if args.balanced:  # class-balanced sampling: each draw ∝ 1 / (its class's count)
         counts = torch.tensor(train_samples.class_counts(), dtype=torch.float64)

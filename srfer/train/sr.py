@@ -39,7 +39,7 @@ from srfer.metrics import PROTOCOL, psnr_per_image, sr_vs_bicubic
 from srfer.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from srfer.pipeline import super_resolve
 from srfer.plots import plot_training_curves
-from srfer.train.engine import Engine, Recipe, RunArgs, StepContext, check_run_folder, start_from
+from srfer.train.engine import Engine, Recipe, RunArgs, StepContext, check_run_folder
 from srfer.train.runtime import resolve_device
 
 GRID_SAMPLES = 8
@@ -289,8 +289,6 @@ def train_sr(args: SRTrainArgs) -> dict[str, Any]:
     )
     recipe = SRGANRecipe(gen_cfg, args.lr, args.pretrain_epochs, args.epochs, backbone, weights,
                          lr_sizes=lr_sizes)  # fmt: skip
-    if args.init is not None and not args.resume:  # a resumed run restores its own weights
-        start_from(recipe.generator, args.init, recipe.kind)
     engine_cfg = args.engine_config()
     data_meta = {
         "train": train_src.description,
