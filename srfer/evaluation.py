@@ -14,6 +14,7 @@ from srfer.errors import SrferError
 from srfer.metrics import PROTOCOL, sr_vs_bicubic
 from srfer.pipeline import load_generator, load_network, super_resolve
 from srfer.train.runtime import resolve_device
+from srfer.weights import missing_note, optional_weights
 
 
 def evaluate_sr(
@@ -142,13 +143,10 @@ def sweep_fer(
     dev = resolve_device(device)
     hr_model = load_classifier(weights, dev)
     notes: list[str] = []
-    try:
-        up_model = load_classifier(upscale_weights, dev, role="fer-upscale")
-    except SrferError as exc:
-        if upscale_weights is not None:
-            raise
-        up_model = None
-        notes.append(f"no upscale-trained classifier column: {exc}")
+    up_path = optional_weights("fer-upscale", upscale_weights)
+    up_model = load_classifier(up_path, dev, role="fer-upscale") if up_path else None
+    if up_model is None:
+        notes.append(f"no upscale-trained classifier column: {missing_note('fer-upscale')}")
     restorers = {"bicubic": make_restorer("bicubic", dev), "sr": make_restorer("sr", dev, sr_weights)}
     loader, description = _fer_loader(data, split, ferplus, batch_size)
     runs = {"hr_classifier+bicubic": (hr_model, "bicubic"), "hr_classifier+sr": (hr_model, "sr")}
@@ -261,12 +259,11 @@ def sweep_embed(
         "sr": make_restorer("sr", dev, sr_weights, role="sr"),
     }
     notes: list[str] = []
-    try:
-        restorers["identity_sr"] = make_restorer("sr", dev, identity_sr_weights, role="sr-identity")
-    except SrferError as exc:
-        if identity_sr_weights is not None:
-            raise
-        notes.append(f"no identity-aware SR column: {exc}")
+    identity_sr = optional_weights("sr-identity", identity_sr_weights)
+    if identity_sr is not None:
+        restorers["identity_sr"] = make_restorer("sr", dev, identity_sr, role="sr-identity")
+    else:
+        notes.append(f"no identity-aware SR column: {missing_note('sr-identity')}")
     table: dict[str, list[float]] = {name: [] for name in restorers}
     for s in sizes:
         if s >= size:  # full-size probes are not degraded: one pass serves every restorer

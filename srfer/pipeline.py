@@ -21,7 +21,7 @@ from srfer.errors import SrferError
 from srfer.imageio import load_image, pil_to_tensor, save_image_atomic, tensor_to_pil
 from srfer.models import Generator, build_model
 from srfer.train.runtime import amp_dtype, autocast, resolve_device
-from srfer.weights import resolve_weights, weights_status
+from srfer.weights import optional_weights, resolve_weights, weights_status
 
 MIN_UPSCALE_SIDE = 8  # below this there is no face left to super-resolve
 MAX_UPSCALE_SIDE = 1024  # face crops; beyond this the 4× feature maps need many GB
@@ -372,12 +372,10 @@ class Predictor:
         shipped or given, else None (the PSNR SR's faces serve both heads)."""
         if self.embedder is None or self.generator is None:
             return None
-        try:
-            generator = load_generator(weights, self.device, role="sr-identity")
-        except SrferError:
-            if weights is not None:
-                raise
+        path = optional_weights("sr-identity", weights)
+        if path is None:
             return None
+        generator = load_generator(path, self.device, role="sr-identity")
         if generator.config.to_dict() != self.generator.config.to_dict():
             raise SrferError(f"{generator.source}: the identity-aware SR must match the SR's architecture")
         return generator

@@ -78,6 +78,22 @@ def resolve_weights(role: str, explicit: Path | None = None) -> Path:
     raise SrferError(f"default {role} weights {name} not found in {where}; train them with: {how}")
 
 
+def optional_weights(role: str, explicit: Path | None = None) -> Path | None:
+    """Weights for an optional extra (a sweep column, a second SR): `explicit` (which must
+    exist), else the default for `role` when one is found, else None."""
+    if explicit is not None:
+        return resolve_weights(role, explicit)
+    try:
+        return resolve_weights(role)
+    except SrferError:
+        return None
+
+
+def missing_note(role: str) -> str:
+    """Why an optional extra is left out (`srfer weights` names the command that trains it)."""
+    return f"no {role} weights found (srfer weights says how to train them)"
+
+
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
