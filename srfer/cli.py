@@ -31,7 +31,7 @@ DEVICE_HELP = "auto (cuda → mps → cpu), cpu, cuda or mps."
 # Options every training (and most other) commands share.
 Device = Annotated[str, typer.Option(help=DEVICE_HELP)]
 Workers = Annotated[int, typer.Option(help="Loader workers (-1: one per spare core, ≤ 4).")]
-Amp = Annotated[bool, typer.Option(help="bf16 autocast on CUDA (ignored on CPU).")]
+Amp = Annotated[bool, typer.Option(help="bf16 autocast on CUDA and on CPUs with native bf16; else fp32.")]
 Resume = Annotated[bool, typer.Option(help="Continue the run in --out from last.safetensors.")]
 SaveEvery = Annotated[int, typer.Option(min=0, help="Also keep a checkpoint every N epochs.")]
 Seed = Annotated[int, typer.Option(help="Seed for data order, augmentation and initialisation.")]

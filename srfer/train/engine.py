@@ -281,7 +281,7 @@ class Engine:
         self.collate_fn = collate_fn
         self.run_meta = run_meta or {}
         self.device = resolve_device(config.device)
-        self.ctx = StepContext(self.device, amp_dtype(self.device, config.amp))
+        self.ctx = StepContext(self.device, amp_dtype(self.device, config.amp, training=True))
         self.out_dir = Path(config.out_dir)
         self.state = EpochState()
         self.epoch_size = config.epoch_size or len(train_set)  # type: ignore[arg-type]
@@ -290,7 +290,8 @@ class Engine:
         self.workers = auto_workers(config.num_workers)
         seed_everything(config.seed)
         for net in recipe.networks().values():
-            net.to(self.device)
+            # channels_last: oneDNN/cuDNN's fast layout for conv nets (weights saved contiguous)
+            net.to(self.device, memory_format=torch.channels_last)
         total = self.steps_per_epoch * config.epochs
         restarts = [e * self.steps_per_epoch for e in recipe.restart_epochs()]
         self.schedulers = {

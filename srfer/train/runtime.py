@@ -28,12 +28,26 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def amp_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | None:
-    """bf16 autocast on CUDA (no loss scaling needed); full precision elsewhere, where
-    CPU bf16 autocast is slower than fp32 for these convolutions."""
-    if enabled and device.type == "cuda" and torch.cuda.is_bf16_supported():
+def amp_dtype(device: torch.device, enabled: bool = True, training: bool = False) -> torch.dtype | None:
+    """bf16 autocast on CUDA (no loss scaling needed). On CPU only for training and only
+    where the CPU has native bf16 (AVX512-BF16/AMX): there a training step runs ~1.9× faster
+    (MCNN width 16: 227 vs 122 img/s with channels_last; SR generator 15.5 vs 7.5, measured
+    on a 2-core Zen 4), elsewhere bf16 is emulated and slower. CPU inference stays fp32 so
+    that evaluation numbers do not depend on the CPU model."""
+    if not enabled:
+        return None
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    if device.type == "cpu" and training and cpu_has_native_bf16():
         return torch.bfloat16
     return None
+
+
+def cpu_has_native_bf16() -> bool:
+    try:  # oneDNN's own check; private, hence the guard
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
