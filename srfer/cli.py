@@ -561,6 +561,13 @@ def predict_command(
     identity_sr_weights: Path | None = typer.Option(
         None, help="SR for the faces the embedder sees (default: the shipped identity-aware SR, if any)."
     ),
+    tiny_expression: bool = typer.Option(
+        True, help="Faces ≤ 20 px: expression from the grayscale FER SR + the --upscale-trained classifier."
+    ),
+    fer_sr_weights: Path | None = typer.Option(None, help="FER-domain SR for tiny faces (default: shipped)."),
+    upscale_fer_weights: Path | None = typer.Option(
+        None, help="Classifier for tiny faces, trained with train-fer --upscale (default: shipped)."
+    ),
     detect: bool = typer.Option(True, help="--no-detect: each input is one face crop."),
     min_face: int = typer.Option(20, min=12, help="Smallest face MTCNN looks for, in px (slower when low)."),
     det_threshold: float = typer.Option(0.9, help="MTCNN's final-stage face probability threshold."),
@@ -572,15 +579,16 @@ def predict_command(
 ) -> None:
     """Find faces, super-resolve the small ones, and say each face's expression (and identity)."""
     from srfer.imageio import expand_inputs
-    from srfer.pipeline import PredictOptions, Predictor
+    from srfer.pipeline import PredictOptions, Predictor, PredictWeights
 
     paths = expand_inputs(inputs)
     options = PredictOptions(sr=sr, detect=detect, min_face=min_face, det_threshold=det_threshold,
                              margin=margin, batch_size=batch_size, threshold=threshold,
-                             embeddings=embeddings)  # fmt: skip
-    predictor = Predictor(
-        options, device, sr_weights, fer_weights, embed_weights, gallery, identity_sr_weights
-    )
+                             embeddings=embeddings, tiny_expression=tiny_expression)  # fmt: skip
+    weights = PredictWeights(sr=sr_weights, fer=fer_weights, embed=embed_weights,
+                             identity_sr=identity_sr_weights, sr_fer=fer_sr_weights,
+                             fer_upscale=upscale_fer_weights)  # fmt: skip
+    predictor = Predictor(options, device, weights, gallery)
 
     def stream(result) -> None:
         if as_json:
@@ -618,6 +626,8 @@ def _print_faces(result) -> None:
         )
         box = ", ".join(f"{v:.0f}" for v in f.box)
         sr_used = "yes" if f.sr else "no"
+        if f.expression_model == "fer-upscale":
+            sr_used += " (+FER SR)"
         table.add_row(
             str(f.index), box, str(f.face_px), sr_used, f"{f.expression} {f.confidence:.0%}", identity
         )

@@ -22,12 +22,13 @@ from srfer.pipeline import model_id
 
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-SCHEMA = {"image", "face", "box", "face_px", "detector_score", "sr", "expression", "confidence",
-          "probabilities", "identity", "nearest", "distance", "threshold"}  # fmt: skip
+SCHEMA = {"image", "face", "box", "face_px", "detector_score", "sr", "expression", "expression_model",
+          "confidence", "probabilities", "identity", "nearest", "distance", "threshold"}  # fmt: skip
 EMOTIONS = {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}
 
 
 TINY_SR = Generator(GeneratorConfig(features=4, blocks=1))
+TINY_FER = FerConfig(width=4, fused=16)
 
 
 def _save(path: Path, kind: str, model: torch.nn.Module, meta: dict | None = None) -> Path:
@@ -43,7 +44,10 @@ def weights(tmp_path_factory) -> dict[str, Path]:
     return {
         "sr": _save(root / "sr.safetensors", "sr-generator", TINY_SR),
         "sr_id": _save(root / "sr_id.safetensors", "sr-generator", Generator(TINY_SR.config)),
-        "fer": _save(root / "fer.safetensors", "fer-classifier", build_fer(FerConfig(width=4, fused=16))),
+        "fer": _save(root / "fer.safetensors", "fer-classifier", build_fer(TINY_FER)),
+        "fer_up": _save(root / "fer_up.safetensors", "fer-classifier", build_fer(TINY_FER)),
+        "sr_fer": _save(root / "sr_fer.safetensors", "sr-generator",
+                        Generator(GeneratorConfig(features=4, blocks=1, channels=1))),
         "embed": _save(root / "embed.safetensors", "face-embedder",
                        Embedder(EmbedderConfig(widths=(4, 8, 8, 8), dim=16, input_size=32)),
                        {"metrics": {"val_threshold": 0.5}}),
@@ -53,6 +57,7 @@ def weights(tmp_path_factory) -> dict[str, Path]:
 def predict(weights: dict[str, Path], *args: str, identity_sr: str = "sr"):
     w = ["--sr-weights", str(weights["sr"]), "--fer-weights", str(weights["fer"]),
          "--embed-weights", str(weights["embed"]), "--identity-sr-weights", str(weights[identity_sr]),
+         "--fer-sr-weights", str(weights["sr_fer"]), "--upscale-fer-weights", str(weights["fer_up"]),
          "--device", "cpu"]  # fmt: skip
     return runner.invoke(app, ["predict", *args, *w])
 
@@ -239,3 +244,32 @@ def test_identity_aware_sr_feeds_only_the_embedder(weights, crops: Path) -> None
     assert all(a["embedding"] != b["embedding"] for a, b in zip(same, other, strict=True))
     bicubic = json_lines(predict(weights, *args, "--sr", "never", identity_sr="sr_id").stdout)
     assert all(not f["sr"] for f in bicubic)  # --sr never: no SR at all, identity-aware or not
+
+
+def test_tiny_faces_get_the_fer_sr_and_the_upscale_trained_classifier(weights, tmp_path: Path) -> None:
+    synthetic_face((16, 16), 0).save(tmp_path / "tiny.png")
+    synthetic_face((32, 32), 0).save(tmp_path / "small.png")
+    args = (str(tmp_path / "tiny.png"), str(tmp_path / "small.png"), "--json", "--no-detect")
+    tiny, small = json_lines(predict(weights, *args).stdout)
+    assert tiny["face_px"] == 16 and tiny["expression_model"] == "fer-upscale" and tiny["sr"] is True
+    assert small["face_px"] == 32 and small["expression_model"] == "fer"
+    off = json_lines(predict(weights, *args, "--no-tiny-expression").stdout)
+    assert [f["expression_model"] for f in off] == ["fer", "fer"]
+    assert off[0]["probabilities"] != tiny["probabilities"]  # another model answered
+    assert off[1]["probabilities"] == small["probabilities"]
+    never = json_lines(predict(weights, *args, "--sr", "never").stdout)
+    assert [f["expression_model"] for f in never] == ["fer", "fer"]  # no SR: no tiny path either
+
+
+def test_tiny_path_weights_errors_are_one_line(weights, tmp_path: Path) -> None:
+    synthetic_face((16, 16), 0).save(tmp_path / "tiny.png")
+    w = ["--sr-weights", str(weights["sr"]), "--fer-weights", str(weights["fer"]), "--device", "cpu"]
+    cases = (("--upscale-fer-weights", weights["sr"], "sr-generator"),
+             ("--fer-sr-weights", tmp_path / "missing.safetensors", "missing"))  # fmt: skip
+    for option, value, says in cases:
+        result = runner.invoke(
+            app, ["predict", str(tmp_path / "tiny.png"), "--no-detect", *w, option, str(value)]
+        )
+        assert result.exit_code == 1 and "Traceback" not in result.output and says in result.stderr, (
+            result.output
+        )
