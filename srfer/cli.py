@@ -763,6 +763,9 @@ def eval_fer_command(
         None, help="Comma-separated face sizes, e.g. 48,24,16,12,8: accuracy vs size, bicubic vs SR."
     ),
     upscale_weights: Path | None = typer.Option(None, help="With --sweep: the --upscale-trained classifier."),
+    flip_tta: bool = typer.Option(
+        False, help="Average each face's probabilities with its mirror's (not with --sweep)."
+    ),
     save_dir: Path = typer.Option(Path("srfer-eval-fer"), help="Where the PNG plots go."),
     batch_size: int = typer.Option(256, min=1),
     device: Device = "auto",
@@ -772,6 +775,8 @@ def eval_fer_command(
     from srfer import evaluation, plots
     from srfer.data.fer import EMOTIONS
 
+    if sweep and flip_tta:
+        raise SrferError("--flip-tta is for one evaluation; the --sweep protocol has no TTA")
     if sweep:
         try:
             sizes = [int(x) for x in sweep.split(",") if x.strip()]
@@ -801,7 +806,7 @@ def eval_fer_command(
         _print_sweep(result, f"FER accuracy vs face size · {result['data']}")
         return
     result = evaluation.evaluate_fer(
-        data, split, weights, device, upscale, upscaler, lr_size, sr_weights, ferplus, batch_size
+        data, split, weights, device, upscale, upscaler, lr_size, sr_weights, ferplus, batch_size, flip_tta
     )
     aucs = {name: row["auc"] for name, row in result["per_class"].items()}
     title = f"{result['input']} · acc {result['accuracy']:.2%}"

@@ -99,20 +99,22 @@ def _fer_loader(data: Path, split: str, ferplus: Path | None, batch_size: int) -
     return DataLoader(FerDataset(samples), batch_size=batch_size), samples.description
 
 
-def _fer_probs(model, loader: DataLoader, device: torch.device, lr_size: int | None, restore):
+def _fer_probs(
+    model, loader: DataLoader, device: torch.device, lr_size: int | None, restore, flip_tta: bool = False
+):
     from srfer.data.degradations import LowResPath
     from srfer.train.engine import StepContext
     from srfer.train.fer import predict_probs
     from srfer.train.runtime import amp_dtype
 
     low_res = LowResPath(lr_size, restore, "") if lr_size else None
-    return predict_probs(model, loader, StepContext(device, amp_dtype(device)), low_res)
+    return predict_probs(model, loader, StepContext(device, amp_dtype(device)), low_res, flip_tta)
 
 
 def evaluate_fer(
     data: Path, split: str = "val", weights: Path | None = None, device: str = "auto", upscale: bool = False,
     upscaler: str = "sr", lr_size: int = 12, sr_weights: Path | None = None, ferplus: Path | None = None,
-    batch_size: int = 256,
+    batch_size: int = 256, flip_tta: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """Accuracy, per-class P/R/F1, macro F1, confusion matrix and ROC of a classifier."""
     from srfer.data.fer import EMOTIONS
@@ -123,9 +125,10 @@ def evaluate_fer(
     model = load_classifier(weights, dev)
     restore = make_restorer(upscaler, dev, sr_weights) if upscale else None
     loader, description = _fer_loader(data, split, ferplus, batch_size)
-    probs, labels = _fer_probs(model, loader, dev, lr_size if upscale else None, restore)
+    probs, labels = _fer_probs(model, loader, dev, lr_size if upscale else None, restore, flip_tta)
     report = classification_report(probs, labels, EMOTIONS)
     protocol = f"{lr_size}px → {upscaler} → 48px" if upscale else "48px input"
+    protocol += " (+ flip TTA: mean of face and mirror)" if flip_tta else ""
     return {"data": description, "images": len(labels), "weights": str(model.source), "input": protocol,
             **report}  # fmt: skip
 

@@ -16,7 +16,9 @@ from srfer.cli import app
 from srfer.data.fer import EMOTIONS
 from srfer.losses import FocalLoss, inverse_frequency
 from srfer.models import Generator, GeneratorConfig
-from srfer.train.engine import EpochSampler
+from srfer.models.fer import FerConfig, build_fer
+from srfer.train.engine import EpochSampler, StepContext
+from srfer.train.fer import predict_probs
 
 runner = CliRunner()
 
@@ -87,6 +89,24 @@ def test_train_and_eval_fer_end_to_end(fer_root: Path, gray_sr: Path, tmp_path: 
     table = json.loads(sweep.stdout)["accuracy"]
     assert set(table) == {"hr_classifier+bicubic", "hr_classifier+sr", "upscale_classifier+sr"}
     assert all(len(v) == 3 for v in table.values()) and (tmp_path / "plots" / "sweep.png").is_file()
+    plots = ["--save-dir", str(tmp_path / "plots"), "--device", "cpu"]
+    tta = runner.invoke(
+        app, ["eval-fer", "--data", str(fer_root), "--weights", weights, "--flip-tta", "--json", *plots]
+    )
+    assert tta.exit_code == 0 and "flip TTA" in json.loads(tta.stdout)["input"]
+    both = runner.invoke(app, ["eval-fer", "--data", str(fer_root), *models, "--sweep", "48", "--flip-tta"])
+    assert both.exit_code == 1 and "--flip-tta" in both.output and "Traceback" not in both.output
+
+
+def test_flip_tta_averages_the_face_and_its_mirror() -> None:
+    torch.manual_seed(0)
+    model = build_fer(FerConfig(width=4, fused=16)).eval()
+    x, y = torch.rand(5, 1, 48, 48), torch.zeros(5, dtype=torch.long)
+    ctx = StepContext(torch.device("cpu"), None)
+    plain, _ = predict_probs(model, [{"image": x, "label": y}], ctx)
+    mirrored, _ = predict_probs(model, [{"image": x.flip(-1), "label": y}], ctx)
+    tta, _ = predict_probs(model, [{"image": x, "label": y}], ctx, flip_tta=True)
+    assert torch.allclose(tta, (plain + mirrored) / 2, atol=1e-6) and not torch.allclose(tta, plain)
 
 
 def test_train_fer_with_sr_upscaling(fer_root: Path, gray_sr: Path, tmp_path: Path) -> None:

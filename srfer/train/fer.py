@@ -73,9 +73,14 @@ class FerRecipe(SingleNetworkRecipe):
 
 
 def predict_probs(
-    model: nn.Module, loader: DataLoader, ctx: StepContext, low_res: LowResPath | None = None
+    model: nn.Module,
+    loader: DataLoader,
+    ctx: StepContext,
+    low_res: LowResPath | None = None,
+    flip_tta: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Softmax probabilities and labels over a loader (model in eval mode, no grad)."""
+    """Softmax probabilities and labels over a loader (model in eval mode, no grad).
+    `flip_tta` averages them with the mirrored face's (training flips faces too)."""
     model.eval()
     probs, labels = [], []
     with torch.no_grad():
@@ -84,7 +89,10 @@ def predict_probs(
             if low_res is not None:
                 x = low_res(x)
             with ctx.autocast():
-                probs.append(model(x).float().softmax(1).cpu())
+                p = model(x).float().softmax(1)
+                if flip_tta:
+                    p = (p + model(x.flip(-1)).float().softmax(1)) / 2
+            probs.append(p.cpu())
             labels.append(batch["label"])
     return torch.cat(probs), torch.cat(labels)
 
