@@ -427,14 +427,6 @@ class Predictor:
             torch.cuda.synchronize(self.device)
         self.timings[stage] += time.perf_counter() - start
 
-    def models(self) -> dict[str, str | None]:
-        """role → checkpoint file in use (None: not loaded)."""
-        tiny = self.tiny_expression
-        nets = {"sr": self.generator, "fer": self.classifier, "embed": self.embedder,
-                "sr-identity": self.identity_generator,
-                "fer-upscale": tiny.classifier if tiny else None}  # fmt: skip
-        return {role: (str(net.source) if net is not None else None) for role, net in nets.items()}
-
     def run(
         self, paths: list[Path], save_dir: Path | None = None, progress=None, on_image=None
     ) -> PredictReport:
