@@ -162,6 +162,12 @@ def train_fer_command(
     ferplus: Path | None = typer.Option(None, help="fer2013new.csv: FER+ majority-vote labels (with a CSV)."),
     arch: str = typer.Option("mcnn", help="mcnn, resnet18, resnet50, mobilenet_v3_small or vgg16_bn."),
     width: int = typer.Option(32, min=4, help="mcnn branch width (first stage channels)."),
+    pretrained: bool = typer.Option(
+        False, "--pretrained", help="Torchvision archs: start from ImageNet weights (hub cache or download)."
+    ),
+    backbone_weights: Path | None = typer.Option(
+        None, help="Offline --pretrained: torchvision's ImageNet state dict for --arch (.pth/.safetensors)."
+    ),
     epochs: int = typer.Option(300, min=1, help="Maximum epochs (early stopping usually ends sooner)."),
     patience: int = typer.Option(10, min=0, help="Early stop after N epochs without val accuracy gain."),
     batch_size: int = typer.Option(64, min=1),

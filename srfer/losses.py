@@ -23,7 +23,6 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # torchvision vgg19().features indices of relu1_2, relu2_2, relu3_4, relu4_4, relu5_4 (φ5,4)
 VGG19_TAPS = (3, 8, 17, 26, 35)
-VGG19_FILE = "vgg19-dcbb9e9d.pth"  # torchvision's IMAGENET1K_V1 file name in the hub cache
 
 
 class FeatureBackbone(nn.Module):
@@ -76,37 +75,14 @@ class VGG19Features(FeatureBackbone):
         return maps
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict from .safetensors or a torch file, never unpickling code."""
-    if not path.is_file():
-        raise SrferError(f"{path}: VGG19 weights file not found")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path))
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any decoding failure is the same user error
-        raise SrferError(f"{path}: cannot read VGG19 weights ({str(exc)[:160]})") from None
-
-
 def load_vgg19_state(weights: Path | None) -> dict[str, torch.Tensor]:
     """`--vgg-weights PATH`, else torchvision's ImageNet weights (cached or downloaded)."""
-    if weights is not None:
-        return _read_state_dict(Path(weights))
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
-    if cached.is_file():
-        return _read_state_dict(cached)
-    try:
-        from torchvision.models import VGG19_Weights
+    from torchvision.models import VGG19_Weights
 
-        return VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=True)
-    except Exception as exc:  # noqa: BLE001 - offline: URLError, socket errors, …
-        raise SrferError(
-            "VGG19 ImageNet weights are not available (no network and none in "
-            f"{cached.parent}: {type(exc).__name__}); pass --vgg-weights PATH, "
-            "--perceptual ckpt:PATH or --perceptual none"
-        ) from None
+    from srfer.weights import imagenet_state_dict
+
+    hint = "--vgg-weights PATH, --perceptual ckpt:PATH or --perceptual none"
+    return imagenet_state_dict(VGG19_Weights.IMAGENET1K_V1, weights, "VGG19", hint)
 
 
 class CheckpointFeatures(FeatureBackbone):

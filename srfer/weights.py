@@ -94,6 +94,42 @@ def missing_note(role: str) -> str:
     return f"no {role} weights found (srfer weights says how to train them)"
 
 
+def read_state_dict(path: Path, what: str) -> dict:
+    """A state dict from .safetensors or a torch file, never unpickling code."""
+    if not path.is_file():
+        raise SrferError(f"{path}: {what} weights file not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        import torch
+
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any decoding failure is the same user error
+        raise SrferError(f"{path}: cannot read {what} weights ({str(exc)[:160]})") from None
+
+
+def imagenet_state_dict(weights_enum, path: Path | None, what: str, offline_hint: str) -> dict:
+    """torchvision's ImageNet weights (`weights_enum`, e.g. VGG19_Weights.IMAGENET1K_V1):
+    `path` when given, else the torch hub cache, else torchvision's download for online users.
+    Offline without either, one line that says what to pass instead (`offline_hint`)."""
+    if path is not None:
+        return read_state_dict(Path(path), what)
+    import torch
+
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights_enum.url).name
+    if cached.is_file():
+        return read_state_dict(cached, what)
+    try:
+        return weights_enum.get_state_dict(progress=True)
+    except Exception as exc:  # noqa: BLE001 - offline: URLError, socket errors, …
+        raise SrferError(
+            f"{what} ImageNet weights are not available (no network and no {cached.name} in "
+            f"{cached.parent}: {type(exc).__name__}); pass {offline_hint}"
+        ) from None
+
+
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

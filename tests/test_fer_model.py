@@ -1,7 +1,17 @@
 import pytest
 import torch
+import torch.nn.functional as F
+import torchvision.models as tvm
 
-from srfer.models.fer import ARCHS, ChannelAttention, FerConfig, PyramidPooling, build_fer
+from srfer.models.fer import (
+    ARCHS,
+    IMAGENET_STD,
+    STEM_WEIGHT,
+    ChannelAttention,
+    FerConfig,
+    PyramidPooling,
+    build_fer,
+)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -34,3 +44,33 @@ def test_mcnn_feature_maps_accept_signed_input() -> None:
 def test_unknown_arch_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown arch"):
         FerConfig(arch="alexnet")
+
+
+@pytest.mark.parametrize(("arch", "head"), [("resnet18", "fc."), ("mobilenet_v3_small", "classifier.3.")])
+def test_imagenet_weights_fill_a_gray_torchvision_classifier(arch: str, head: str) -> None:
+    torch.manual_seed(0)
+    imagenet = getattr(tvm, arch)(weights=None).state_dict()  # random stand-in, same names and shapes
+    model = build_fer(FerConfig(arch=arch))
+    left = model.load_imagenet_state(imagenet)
+    assert left and all(k.startswith(head) for k in left)  # only the new 7-way classifier is left
+    own, stem = model.net.state_dict(), STEM_WEIGHT[arch]
+    body = next(k for k in own if k.endswith("weight") and k != stem and not k.startswith(head))
+    assert torch.equal(own[body], imagenet[body])
+    # a gray face excites the gray stem as its ImageNet-normalised RGB copy excites the RGB one,
+    # up to one constant per channel (away from the zero-padded border)
+    gray = torch.rand(2, 1, 48, 48)
+    mean, std = (
+        torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1),
+        torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
+    )
+    pad = own[stem].shape[-1] // 2
+    ours = F.conv2d(gray, own[stem], padding=pad)
+    theirs = F.conv2d((gray.expand(-1, 3, -1, -1) - mean) / std, imagenet[stem], padding=pad)
+    inner = (ours - theirs)[..., pad:-pad, pad:-pad]
+    assert torch.allclose(inner, inner[..., :1, :1].expand_as(inner), atol=1e-4)
+
+
+def test_imagenet_weights_of_another_arch_are_refused() -> None:
+    model = build_fer(FerConfig(arch="resnet18"))
+    with pytest.raises(ValueError, match="conv1.weight"):
+        model.load_imagenet_state(tvm.mobilenet_v3_small(weights=None).state_dict())

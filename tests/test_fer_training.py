@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchvision.models as tvm
 from PIL import Image
 from typer.testing import CliRunner
 
-from srfer.checkpoint import save_checkpoint
+from srfer.checkpoint import load_checkpoint, save_checkpoint
 from srfer.cli import app
 from srfer.data.fer import EMOTIONS
 from srfer.losses import FocalLoss, inverse_frequency
@@ -119,7 +120,9 @@ def test_train_fer_with_sr_upscaling(fer_root: Path, gray_sr: Path, tmp_path: Pa
     ("extra", "message"),
     [(["--arch", "alexnet"], "unknown arch"), (["--loss", "hinge"], "unknown --loss"),
      (["--upscale", "--upscaler", "nearest"], "unknown --upscaler"),
-     (["--upscale", "--sr-weights", "/nope.safetensors"], "not found")],
+     (["--upscale", "--sr-weights", "/nope.safetensors"], "not found"),
+     (["--pretrained"], "mcnn has no ImageNet weights"),
+     (["--arch", "resnet18", "--backbone-weights", "/nope.pth"], "not found")],
 )  # fmt: skip
 def test_train_fer_bad_options(fer_root: Path, tmp_path: Path, extra: list[str], message: str) -> None:
     result = runner.invoke(
@@ -140,3 +143,42 @@ def test_train_fer_init_fine_tunes_a_trained_classifier(fer_root: Path, gray_sr:
     wider = train("w", *init, "--width", "8")
     assert wider.exit_code != 0 and "--init" in wider.output and "width" in wider.output
     assert "Traceback" not in wider.output
+
+
+def test_train_fer_from_imagenet_weights(fer_root: Path, tmp_path: Path, monkeypatch) -> None:
+    arch = ["--arch", "mobilenet_v3_small", *TINY]
+    imagenet = tmp_path / "mobilenet_v3_small-imagenet.pth"
+    torch.save(tvm.mobilenet_v3_small(weights=None).state_dict(), imagenet)  # stand-in, same layout
+    run = tmp_path / "run"
+    args = [
+        "train-fer",
+        "--data",
+        str(fer_root),
+        "--out",
+        str(run),
+        *arch,
+        "--backbone-weights",
+        str(imagenet),
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    pretrained = load_checkpoint(run / "last.safetensors").meta["pretrained"]
+    assert pretrained["imagenet_weights"] == str(imagenet)
+    assert pretrained["initialised_not_loaded"] == ["classifier.3.weight", "classifier.3.bias"]
+    # offline, nothing cached: one line that names the way out
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "empty-hub"))
+
+    def offline(*_a, **_k):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(type(tvm.MobileNet_V3_Small_Weights.DEFAULT), "get_state_dict", offline)
+    result = runner.invoke(app, ["train-fer", "--data", str(fer_root), "--out", str(tmp_path / "off"), *arch,
+                                 "--pretrained"])  # fmt: skip
+    assert (
+        result.exit_code == 1 and "--backbone-weights" in result.output and "Traceback" not in result.output
+    )
+    wrong = tmp_path / "resnet.pth"
+    torch.save(tvm.resnet18(weights=None).state_dict(), wrong)
+    result = runner.invoke(app, ["train-fer", "--data", str(fer_root), "--out", str(tmp_path / "w"), *arch,
+                                 "--backbone-weights", str(wrong)])  # fmt: skip
+    assert result.exit_code == 1 and "not torchvision mobilenet_v3_small" in result.output

@@ -7,8 +7,8 @@ common 12×12 grid, then a pyramid pooling module (PSPNet: Zhao et al., CVPR 201
 1, 2, 3, 6), then pooling → dense 128 → dropout → 7 logits.
 
 Torchvision backbones (`resnet18`, `resnet50`, `mobilenet_v3_small`, `vgg16_bn`) are
-adapted to 1-channel 48×48 input (stride-1 stem, no early max-pool) for the seed's
-backbone comparison.
+adapted to 1-channel 48×48 input (the stem's kernel size kept, stride 1, no early
+max-pool) for the seed's backbone comparison, from scratch or from ImageNet weights.
 
 Shapes: (N, 1, 48, 48) in [0, 1] → (N, 7) logits. Other sizes work (adaptive pooling).
 """
@@ -22,6 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 
 ARCHS = ("mcnn", "resnet18", "resnet50", "mobilenet_v3_small", "vgg16_bn")
+# the first convolution of each torchvision arch: rebuilt for gray input, filled from RGB
+STEM_WEIGHT = {"resnet18": "conv1.weight", "resnet50": "conv1.weight",
+               "mobilenet_v3_small": "features.0.0.weight", "vgg16_bn": "features.0.weight"}  # fmt: skip
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -165,7 +169,7 @@ class TorchvisionFer(nn.Module):
         c_in, n = config.in_channels, config.num_classes
         if config.arch in ("resnet18", "resnet50"):
             net = getattr(tvm, config.arch)(weights=None)
-            net.conv1 = nn.Conv2d(c_in, 64, 3, 1, 1, bias=False)  # 48 px: no 7×7/2 stem …
+            net.conv1 = nn.Conv2d(c_in, 64, 7, 1, 3, bias=False)  # 48 px: stride 1 …
             net.maxpool = nn.Identity()  # … and no early max-pool
             net.fc = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(net.fc.in_features, n))
         elif config.arch == "mobilenet_v3_small":
@@ -182,6 +186,25 @@ class TorchvisionFer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def load_imagenet_state(self, state: dict[str, torch.Tensor]) -> list[str]:
+        """torchvision's ImageNet weights into this network. The stem's RGB kernels, divided
+        by ImageNet's std, are summed into one gray kernel, so a gray face in [0, 1] excites
+        it as its normalised RGB copy would, up to a constant the next BatchNorm absorbs.
+        Every other tensor whose name and shape match is copied; the rest (the new
+        classifier) keeps its initialisation. Returns the names of those left."""
+        stem = STEM_WEIGHT[self.config.arch]
+        if stem not in state or state[stem].shape[1] != 3:
+            raise ValueError(f"no RGB {stem} in these weights: not torchvision {self.config.arch} weights")
+        state = dict(state)
+        rgb = state[stem].float() / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        state[stem] = rgb.sum(1, keepdim=True) if self.config.in_channels == 1 else rgb
+        own = self.net.state_dict()
+        matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        if stem not in matched:
+            raise ValueError(f"{stem}: {tuple(state[stem].shape)} ≠ {tuple(own[stem].shape)}")
+        self.net.load_state_dict(matched, strict=False)
+        return [k for k in own if k not in matched and not k.endswith("num_batches_tracked")]
 
 
 def build_fer(config: FerConfig) -> nn.Module:

@@ -104,6 +104,8 @@ class FerTrainArgs(RunArgs):
     ferplus: Path | None = None
     arch: str = "mcnn"
     width: int = 32
+    pretrained: bool = False
+    backbone_weights: Path | None = None
     epochs: int = 300
     patience: int = 10
     batch_size: int = 64
@@ -139,6 +141,36 @@ def build_low_res(args: FerTrainArgs, device: torch.device) -> LowResPath | None
     return LowResPath(args.lr_size, make_restorer(args.upscaler, device, args.sr_weights), args.upscaler)
 
 
+def check_imagenet_start(args: FerTrainArgs) -> bool:
+    """Whether this run starts from ImageNet weights (`--pretrained`/`--backbone-weights`)."""
+    if not (args.pretrained or args.backbone_weights):
+        return False
+    if args.arch == "mcnn":
+        raise SrferError(
+            "--pretrained / --backbone-weights are for the torchvision archs: mcnn has no ImageNet weights"
+        )
+    if args.init is not None:
+        raise SrferError("--pretrained and --init both choose the starting weights: give one")
+    return not args.resume  # a resumed run continues from its own checkpoint
+
+
+def start_from_imagenet(model: nn.Module, args: FerTrainArgs) -> dict[str, Any]:
+    """Fill a torchvision-arch classifier with ImageNet weights; returns what was done (run meta)."""
+    import torchvision.models as tvm
+
+    from srfer.weights import imagenet_state_dict
+
+    enum = tvm.get_model_weights(args.arch).DEFAULT
+    hint = "--backbone-weights PATH (that file, from a machine that is online) or leave out --pretrained"
+    state = imagenet_state_dict(enum, args.backbone_weights, args.arch, hint)
+    source = str(args.backbone_weights or enum.url)
+    try:
+        left = model.load_imagenet_state(state)  # type: ignore[operator]
+    except ValueError as exc:
+        raise SrferError(f"{source}: {exc}") from None
+    return {"imagenet_weights": source, "initialised_not_loaded": left}
+
+
 def train_fer(args: FerTrainArgs) -> dict[str, Any]:
     device = resolve_device(args.device)
     check_run_folder(Path(args.out), args.resume)
@@ -146,11 +178,13 @@ def train_fer(args: FerTrainArgs) -> dict[str, Any]:
         config = FerConfig(arch=args.arch, width=args.width)
     except ValueError as exc:
         raise SrferError(str(exc)) from None
+    imagenet = check_imagenet_start(args)
     low_res = build_low_res(args, device)
     train_samples = load_fer(args.data, "train", args.ferplus)
     val_samples = load_fer(args.data, "val", args.ferplus)
     loss = build_loss(args, train_samples.class_counts())
     recipe = FerRecipe(config, args.lr, loss, low_res)
+    pretrained = start_from_imagenet(recipe.model, args) if imagenet else None
     weights = None
     if args.balanced:  # class-balanced sampling: each draw ∝ 1 / (its class's count)
         counts = torch.tensor(train_samples.class_counts(), dtype=torch.float64)
@@ -160,7 +194,7 @@ def train_fer(args: FerTrainArgs) -> dict[str, Any]:
         "data": {"train": train_samples.description, "val": val_samples.description,
                  "train_images": len(train_samples), "val_images": len(val_samples),
                  "train_balance": describe_balance(train_samples)},
-        "train_args": args.as_meta(),
+        "train_args": args.as_meta(), "pretrained": pretrained,
     }  # fmt: skip
     train_set, val_set = FerDataset(train_samples, augment=True), FerDataset(val_samples)
     engine = Engine(recipe, train_set, val_set, engine_cfg, run_meta=run_meta, sample_weights=weights)
