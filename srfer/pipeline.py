@@ -501,8 +501,11 @@ class Predictor:
                 lr = torch.stack([bicubic_resize(crops[i], lr_size) for i in idx])
                 work[idx] = super_resolve(self.generator, lr).cpu()
         tiny = [i for i, f in enumerate(faces) if self.tiny_expression and f.size_px <= TINY_FACE_PX]
-        with self._timed("fer"):
-            probs = self._expressions(work)
+        others = [i for i in range(len(faces)) if i not in tiny]
+        with self._timed("fer"):  # each face through one classifier: the tiny path's or the HR one
+            probs = torch.empty(len(faces), len(self.emotions))
+            if others:
+                probs[others] = self._expressions(work[others])
             if tiny:
                 probs[tiny] = self.tiny_expression([crops[i] for i in tiny])
         out = []
@@ -567,7 +570,7 @@ class TinyFaceExpression:
 
         size = self.classifier.config.input_size
         restored = []
-        for crop in crops01:  # crops differ in size; tiny faces are few
-            lr = quantize_8bit(bicubic_resize(to_gray(crop[None]), min(crop.shape[-2:])))
+        for crop in crops01:  # square crops of differing sizes; tiny faces are few
+            lr = quantize_8bit(to_gray(crop[None]))
             restored.append(bicubic_resize(self.restore(lr.to(self.device)), size))
         return self.classifier(torch.cat(restored)).float().softmax(1).cpu()
