@@ -131,6 +131,7 @@ def load_facenet_weights(embedder: Embedder, name: str, path=None) -> None:
     from pathlib import Path
 
     from srfer.errors import SrferError
+    from srfer.weights import read_state_dict
 
     if embedder.config.backbone != "inception-resnet-v1":
         raise SrferError("--pretrained / --backbone-weights need --backbone inception-resnet-v1")
@@ -151,12 +152,7 @@ def load_facenet_weights(embedder: Embedder, name: str, path=None) -> None:
                     f"({type(exc).__name__}); pass --backbone-weights PATH"
                 ) from None
     path = Path(path)
-    if not path.is_file():
-        raise SrferError(f"{path}: backbone weights file not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any decoding failure is the same user error
-        raise SrferError(f"{path}: cannot read backbone weights ({str(exc)[:120]})") from None
+    state = read_state_dict(path, "backbone")
     state = {k: v for k, v in state.items() if not k.startswith("logits.")}  # the classifier head
     try:
         embedder.backbone.load_state_dict(state)
