@@ -122,7 +122,8 @@ def test_train_fer_with_sr_upscaling(fer_root: Path, gray_sr: Path, tmp_path: Pa
      (["--upscale", "--upscaler", "nearest"], "unknown --upscaler"),
      (["--upscale", "--sr-weights", "/nope.safetensors"], "not found"),
      (["--pretrained"], "mcnn has no ImageNet weights"),
-     (["--arch", "resnet18", "--backbone-weights", "/nope.pth"], "not found")],
+     (["--arch", "resnet18", "--backbone-weights", "/nope.pth"], "not found"),
+     (["--arch", "resnet18", "--pretrained", "--init", "/x.safetensors"], "both choose")],
 )  # fmt: skip
 def test_train_fer_bad_options(fer_root: Path, tmp_path: Path, extra: list[str], message: str) -> None:
     result = runner.invoke(

@@ -46,6 +46,13 @@ def trained(people: Path, tmp_path_factory) -> Path:
     return out / "best.safetensors"
 
 
+def test_facenet_weights_and_init_are_refused_together(people: Path, trained: Path, tmp_path: Path) -> None:
+    result = run("train-embed", "--data", str(people), "--out", str(tmp_path / "r"), *TINY,
+                 "--backbone-weights", str(tmp_path / "vggface2.pt"), "--init", str(trained))  # fmt: skip
+    assert result.exit_code == 1 and "both choose the starting weights" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_identity_splits_are_disjoint(people: Path) -> None:
     train, val = discover_identities(people, "train"), discover_identities(people, "val")
     assert not set(train.names) & set(val.names) and len(train.names) + len(val.names) == 8

@@ -146,7 +146,8 @@ def train_embed(args: EmbedTrainArgs) -> dict[str, Any]:
     val_set = FaceIdentityDataset(val_src, args.size)
     val_pairs = generate_pairs(val_set.labels.tolist(), VAL_PAIRS, seed=args.seed)
     recipe = EmbedRecipe(config, args.lr, loss, val_pairs, low_res)
-    if args.pretrained or args.backbone_weights:
+    facenet_start = args.pretrained or args.backbone_weights
+    if facenet_start and args.loads_foreign_start("--pretrained / --backbone-weights"):
         load_facenet_weights(recipe.model, args.pretrained or "vggface2", args.backbone_weights)
     batch = args.p * args.k
     engine_cfg = args.engine_config(batch_size=batch, epoch_size=args.epoch_size or len(train_set))

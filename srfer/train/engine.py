@@ -108,6 +108,14 @@ class RunArgs:
             num_workers=self.workers,
         )
 
+    def loads_foreign_start(self, options: str) -> bool:
+        """Whether a run should load outside weights given through `options` (ImageNet,
+        VGGFace2, ...): not when resuming (the checkpoint has its own), refused beside --init
+        (two starting points; the later one would silently win)."""
+        if self.init is not None:
+            raise SrferError(f"{options} and --init both choose the starting weights: give one")
+        return not self.resume
+
     def as_meta(self) -> dict[str, Any]:
         """JSON-ready copy for checkpoints."""
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}

@@ -149,9 +149,7 @@ def check_imagenet_start(args: FerTrainArgs) -> bool:
         raise SrferError(
             "--pretrained / --backbone-weights are for the torchvision archs: mcnn has no ImageNet weights"
         )
-    if args.init is not None:
-        raise SrferError("--pretrained and --init both choose the starting weights: give one")
-    return not args.resume  # a resumed run continues from its own checkpoint
+    return args.loads_foreign_start("--pretrained / --backbone-weights")
 
 
 def start_from_imagenet(model: nn.Module, args: FerTrainArgs) -> dict[str, Any]:
