@@ -19,8 +19,7 @@ from srfer.losses import TripletLoss
 from srfer.metrics import verification_report
 from srfer.models.embedder import Embedder, EmbedderConfig
 from srfer.plots import plot_training_curves
-from srfer.train.engine import Engine, RunArgs, SingleNetworkRecipe, StepContext, check_run_folder
-from srfer.train.runtime import resolve_device
+from srfer.train.engine import Engine, RunArgs, SingleNetworkRecipe, StepContext
 
 VAL_PAIRS = 3000
 
@@ -68,10 +67,12 @@ class EmbedRecipe(SingleNetworkRecipe):
         return {"stage": "embed", "margin": self.loss.margin, "mining": self.loss.mining, "low_res": low_res,
                 "distance": "squared L2", "val_pairs": len(self.val_pairs)}  # fmt: skip
 
-    def train_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, float]:
+    def network_inputs(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> torch.Tensor:
         x = batch["image"].to(ctx.device, non_blocking=True)
-        if self.low_res is not None:
-            x = self.low_res(x, ctx.step)
+        return x if self.low_res is None else self.low_res(x, ctx.step)
+
+    def train_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, float]:
+        x = self.network_inputs(batch, ctx)
         with ctx.autocast():
             embeddings = self.model(x)
         loss, stats = self.loss(embeddings, batch["label"].to(ctx.device))
@@ -128,8 +129,7 @@ def train_embed(args: EmbedTrainArgs) -> dict[str, Any]:
     from srfer.models.embedder import load_facenet_weights
     from srfer.pipeline import make_restorer
 
-    device = resolve_device(args.device)
-    check_run_folder(Path(args.out), args.resume)
+    device = args.start()
     loss = TripletLoss(args.margin, args.mining)
     try:
         input_size = 160 if args.backbone == "inception-resnet-v1" else args.input_size or args.size

@@ -24,8 +24,7 @@ from srfer.losses import FocalLoss, inverse_frequency
 from srfer.metrics import classification_report
 from srfer.models.fer import FerConfig, build_fer
 from srfer.plots import plot_training_curves
-from srfer.train.engine import Engine, RunArgs, SingleNetworkRecipe, StepContext, check_run_folder
-from srfer.train.runtime import resolve_device
+from srfer.train.engine import Engine, RunArgs, SingleNetworkRecipe, StepContext
 
 
 class FerRecipe(SingleNetworkRecipe):
@@ -48,6 +47,9 @@ class FerRecipe(SingleNetworkRecipe):
         if self.low_res is not None:
             x = self.low_res(x, ctx.step)
         return x, batch["label"].to(ctx.device, non_blocking=True)
+
+    def network_inputs(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> torch.Tensor:
+        return self._inputs(batch, ctx)[0]
 
     def train_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, float]:
         x, y = self._inputs(batch, ctx)
@@ -170,8 +172,7 @@ def start_from_imagenet(model: nn.Module, args: FerTrainArgs) -> dict[str, Any]:
 
 
 def train_fer(args: FerTrainArgs) -> dict[str, Any]:
-    device = resolve_device(args.device)
-    check_run_folder(Path(args.out), args.resume)
+    device = args.start()
     try:
         config = FerConfig(arch=args.arch, width=args.width)
     except ValueError as exc:

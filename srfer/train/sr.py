@@ -39,8 +39,7 @@ from srfer.metrics import PROTOCOL, psnr_per_image, sr_vs_bicubic
 from srfer.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from srfer.pipeline import super_resolve
 from srfer.plots import plot_training_curves
-from srfer.train.engine import Engine, Recipe, RunArgs, StepContext, check_run_folder
-from srfer.train.runtime import resolve_device
+from srfer.train.engine import Engine, Recipe, RunArgs, StepContext
 
 GRID_SAMPLES = 8
 
@@ -111,6 +110,9 @@ class SRGANRecipe(Recipe):
         """(LR of `size` px, HR resized to size × scale) from HR crops in [0, 1], both 8-bit."""
         target = size * self.generator.config.scale
         return quantize_8bit(bicubic_resize(hr01, size)), quantize_8bit(bicubic_resize(hr01, target))
+
+    def network_inputs(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> torch.Tensor:
+        return batch["lr"].to(ctx.device, non_blocking=True)
 
     def train_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, float]:
         lr = batch["lr"].to(ctx.device, non_blocking=True)
@@ -267,8 +269,7 @@ def _lr_sizes(args: SRTrainArgs) -> tuple[int, ...]:
 
 def train_sr(args: SRTrainArgs) -> dict[str, Any]:
     """Build data, recipe and engine from `args` and train; returns the best record."""
-    resolve_device(args.device)  # cheap checks first, before decoding thousands of images
-    check_run_folder(Path(args.out), args.resume)
+    args.start()
     gen_cfg = _generator_config(args)
     lr_sizes = _lr_sizes(args)
     train_src = discover_faces(args.data, "train", seed=args.seed)
