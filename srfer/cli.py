@@ -34,14 +34,6 @@ Workers = Annotated[int, typer.Option(help="Loader workers (-1: one per spare co
 Amp = Annotated[bool, typer.Option(help="bf16 autocast on CUDA and on CPUs with native bf16; else fp32.")]
 Resume = Annotated[bool, typer.Option(help="Continue the run in --out from last.safetensors.")]
 SaveEvery = Annotated[int, typer.Option(min=0, help="Also keep a checkpoint every N epochs.")]
-SwaEpochs = Annotated[
-    int,
-    typer.Option(
-        min=0,
-        help="Average the weights of the last N epochs (SWA), re-estimate BatchNorm, validate, "
-        "write swa.safetensors (0: off).",
-    ),
-]
 Seed = Annotated[int, typer.Option(help="Seed for data order, augmentation and initialisation.")]
 Init = Annotated[
     Path | None,
@@ -100,11 +92,6 @@ def print_training_result(result: dict[str, Any], out_dir: Path, as_json: bool) 
     else:
         stdout.print(f"best {result['monitor']} {result['best']:.4f} at epoch {result['best_epoch']} "
                      f"→ {out_dir / 'best.safetensors'}")  # fmt: skip
-    swa = result.get("swa")
-    if swa and not as_json:
-        monitored = swa.get(result["monitor"])
-        shown = "" if monitored is None else f"{result['monitor']} {monitored:.4f} · "
-        stdout.print(f"weight average of {swa['epochs_averaged']} epoch(s): {shown}→ {swa['path']}")
 
 
 def print_json(payload: Any) -> None:
@@ -157,7 +144,6 @@ def train_sr_command(
     init: Init = None,
     resume: Resume = False,
     save_every: SaveEvery = 0,
-    swa_epochs: SwaEpochs = 0,
     patience: int = typer.Option(0, min=0, help="Early stop after N epochs without PSNR gain (0: off)."),
     seed: Seed = 0,
     as_json: AsJson = False,
@@ -206,7 +192,6 @@ def train_fer_command(
     init: Init = None,
     resume: Resume = False,
     save_every: SaveEvery = 0,
-    swa_epochs: SwaEpochs = 0,
     seed: Seed = 0,
     as_json: AsJson = False,
 ) -> None:
@@ -253,7 +238,6 @@ def train_embed_command(
     init: Init = None,
     resume: Resume = False,
     save_every: SaveEvery = 0,
-    swa_epochs: SwaEpochs = 0,
     seed: Seed = 0,
     as_json: AsJson = False,
 ) -> None:

@@ -67,12 +67,10 @@ class EmbedRecipe(SingleNetworkRecipe):
         return {"stage": "embed", "margin": self.loss.margin, "mining": self.loss.mining, "low_res": low_res,
                 "distance": "squared L2", "val_pairs": len(self.val_pairs)}  # fmt: skip
 
-    def network_inputs(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> torch.Tensor:
-        x = batch["image"].to(ctx.device, non_blocking=True)
-        return x if self.low_res is None else self.low_res(x, ctx.step)
-
     def train_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, float]:
-        x = self.network_inputs(batch, ctx)
+        x = batch["image"].to(ctx.device, non_blocking=True)
+        if self.low_res is not None:
+            x = self.low_res(x, ctx.step)
         with ctx.autocast():
             embeddings = self.model(x)
         loss, stats = self.loss(embeddings, batch["label"].to(ctx.device))

@@ -3,8 +3,7 @@
 A stage supplies a `Recipe` (its networks, optimizers, one training step, validation);
 the engine owns everything else: device and AMP, seeding, the per-epoch sampler, a rich
 progress bar, cosine learning rate, `metrics.jsonl`, atomic checkpoints (`last`, `best`,
-every N epochs), exact `--resume`, Ctrl-C → checkpoint and clean exit, early stopping, and
-stochastic weight averaging of the last epochs (`--swa-epochs`, written to `swa.safetensors`).
+every N epochs), exact `--resume`, Ctrl-C → checkpoint and clean exit, early stopping.
 
 Resume is exact, also mid-epoch: each epoch's sample order comes from (seed, epoch), each
 sample's augmentation from its own seed (see `EpochSampler`), and the checkpoint holds
@@ -35,7 +34,6 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, update_bn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from srfer.checkpoint import flatten, load_checkpoint, save_checkpoint, unflatten
@@ -74,7 +72,6 @@ class EngineConfig:
     epoch_size: int = 0  # samples per epoch (0: the whole training set)
     num_workers: int = -1  # -1: one per spare core, at most 4
     min_lr_factor: float = 0.01  # cosine floor, as a fraction of the base lr
-    swa_epochs: int = 0  # average the primary network over the last N epochs (0: off)
 
 
 @dataclass(kw_only=True)
@@ -94,7 +91,6 @@ class RunArgs:
     save_every: int = 0
     seed: int = 0
     init: Path | None = None  # start the (main) network from these trained weights: fine-tuning
-    swa_epochs: int = 0
 
     def engine_config(self, batch_size: int | None = None, epoch_size: int | None = None) -> EngineConfig:
         return EngineConfig(
@@ -110,7 +106,6 @@ class RunArgs:
             patience=self.patience,
             epoch_size=self.epoch_size if epoch_size is None else epoch_size,
             num_workers=self.workers,
-            swa_epochs=self.swa_epochs,
         )
 
     def start(self) -> torch.device:
@@ -181,11 +176,6 @@ class Recipe(ABC):
     def restart_epochs(self) -> list[int]:
         """Epochs where the cosine schedule restarts (e.g. when a new training phase begins)."""
         return [0]
-
-    def network_inputs(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> torch.Tensor:
-        """What the primary network is fed in training for `batch` (re-estimating BatchNorm
-        statistics of a weight average needs it)."""
-        raise SrferError(f"--swa-epochs is not available for {self.kind} training")
 
     def on_epoch_end(self, epoch: int, history: list[dict[str, Any]], out_dir: Path) -> None:  # noqa: B027
         """Artefacts such as sample grids and curves; `history` holds every epoch's record."""
@@ -310,7 +300,6 @@ class Engine:
         self.ctx = StepContext(self.device, amp_dtype(self.device, config.amp, training=True))
         self.out_dir = Path(config.out_dir)
         self.state = EpochState()
-        self.swa: AveragedModel | None = None  # running average of the primary network (--swa-epochs)
         self.epoch_size = config.epoch_size or len(train_set)  # type: ignore[arg-type]
         self.steps_per_epoch = max(1, self.epoch_size // config.batch_size)
         self.epoch_size = self.steps_per_epoch * config.batch_size  # whole batches only
@@ -345,8 +334,6 @@ class Engine:
             "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
             "rng": rng_state(),
         }
-        if self.swa is not None and path == self.last_path:
-            tensors.update({f"swa.{k}": v for k, v in self.swa.state_dict().items()})
         skeleton = flatten(train_state, "train", tensors)
         primary = nets[names[0]]
         meta = {
@@ -380,12 +367,6 @@ class Engine:
             sched.load_state_dict(state["schedulers"][name])
         set_rng_state(state["rng"])
         self.state = EpochState(**ckpt.meta["engine"])
-        if "swa.n_averaged" in ckpt.tensors:
-            self.swa = AveragedModel(self._primary(), use_buffers=False)
-            self.swa.load_state_dict(ckpt.section("swa"))
-
-    def _primary(self) -> nn.Module:
-        return next(iter(self.recipe.networks().values()))
 
     # ---------------------------------------------------------------- loop
     def _loader(self, dataset: Dataset, sampler: Sampler | None, seed: int, batches: Sampler | None = None):
@@ -415,18 +396,17 @@ class Engine:
             transient=True,
         )
 
-    def _train_loader(self, epoch: int, batches_done: int) -> DataLoader:
-        """Epoch `epoch`'s training batches, less the first `batches_done`."""
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        skip = self.state.batches_done * self.cfg.batch_size
         epoch_seed = self.cfg.seed * 100_003 + epoch
         if self.batch_sampler is not None:
-            batches = self.batch_sampler(epoch_seed, batches_done)
-            return self._loader(self.train_set, None, epoch_seed, batches)
-        skip = batches_done * self.cfg.batch_size
-        sampler = EpochSampler(len(self.train_set), self.epoch_size, epoch_seed, skip, self.sample_weights)
-        return self._loader(self.train_set, sampler, epoch_seed)
-
-    def _train_epoch(self, epoch: int) -> dict[str, float]:
-        loader = self._train_loader(epoch, self.state.batches_done)
+            batches = self.batch_sampler(epoch_seed, self.state.batches_done)
+            loader = self._loader(self.train_set, None, epoch_seed, batches)
+        else:
+            sampler = EpochSampler(
+                len(self.train_set), self.epoch_size, epoch_seed, skip, self.sample_weights
+            )
+            loader = self._loader(self.train_set, sampler, epoch_seed)
         for net in self.recipe.networks().values():
             net.train()
         sums: dict[str, float] = {}
@@ -517,8 +497,6 @@ class Engine:
             improved = self._improved(value)
             if improved:
                 self.state.best, self.state.best_epoch = value, epoch + 1
-            if self.cfg.swa_epochs and epoch >= self.cfg.epochs - self.cfg.swa_epochs:
-                self._average_in()  # here, so that an epoch interrupted in validation is not counted twice
             self.state.epoch, self.state.batches_done = epoch + 1, 0
             self.state.history.append(record)
             self._log(record)
@@ -532,49 +510,9 @@ class Engine:
                 f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float) and not k.startswith("lr")
             )
             info(f"epoch {epoch + 1}/{self.cfg.epochs} · {shown}{' · best' if improved else ''}")
-        result = {
+        return {
             "best": self.state.best,
             "best_epoch": self.state.best_epoch,
             "monitor": self.recipe.monitor,
             "epochs_run": self.state.epoch,
         }
-        if self.swa is not None:
-            result["swa"] = self._finish_swa(val_loader)
-        return result
-
-    # ---------------------------------------------------------------- weight averaging
-    def _average_in(self) -> None:
-        if self.swa is None:
-            self.swa = AveragedModel(self._primary(), use_buffers=False)
-        self.swa.update_parameters(self._primary())
-
-    def _finish_swa(self, val_loader: DataLoader | None) -> dict[str, Any]:
-        """Stochastic weight averaging (Izmailov et al. 2018, torch.optim.swa_utils): the
-        average of the last epochs' weights gets BatchNorm statistics of its own from one
-        epoch of training batches, is validated, and is written to swa.safetensors."""
-        epochs = int(self.swa.n_averaged)  # type: ignore[union-attr]
-        info(f"weight average of the last {epochs} epoch(s): re-estimating BatchNorm statistics")
-        loader = self._train_loader(self.cfg.epochs, 0)  # an epoch order no training epoch used
-
-        def inputs() -> Iterator[torch.Tensor]:
-            for batch in loader:
-                batch.pop("skipped", None)
-                if batch:
-                    yield self.recipe.network_inputs(batch, self.ctx)
-
-        with self.ctx.autocast():
-            update_bn(inputs(), self.swa.module)  # type: ignore[union-attr]
-        primary = self._primary()
-        trained = {k: v.clone() for k, v in primary.state_dict().items()}
-        primary.load_state_dict(self.swa.module.state_dict())  # type: ignore[union-attr]
-        try:
-            primary.eval()
-            with torch.no_grad():
-                metrics = self.recipe.validate(val_loader, self.ctx) if val_loader else {}
-            metrics = {"epochs_averaged": epochs, **metrics}
-            path = self.save(self.out_dir / "swa.safetensors", metrics)
-        finally:
-            primary.load_state_dict(trained)
-        shown = " · ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float))
-        info(f"weight average → {path}{' · ' + shown if shown else ''}")
-        return {**metrics, "path": str(path)}

@@ -48,9 +48,6 @@ class FerRecipe(SingleNetworkRecipe):
             x = self.low_res(x, ctx.step)
         return x, batch["label"].to(ctx.device, non_blocking=True)
 
-    def network_inputs(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> torch.Tensor:
-        return self._inputs(batch, ctx)[0]
-
     def train_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, float]:
         x, y = self._inputs(batch, ctx)
         self.loss.to(ctx.device)

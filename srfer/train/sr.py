@@ -111,9 +111,6 @@ class SRGANRecipe(Recipe):
         target = size * self.generator.config.scale
         return quantize_8bit(bicubic_resize(hr01, size)), quantize_8bit(bicubic_resize(hr01, target))
 
-    def network_inputs(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> torch.Tensor:
-        return batch["lr"].to(ctx.device, non_blocking=True)
-
     def train_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, float]:
         lr = batch["lr"].to(ctx.device, non_blocking=True)
         hr = batch["hr"].to(ctx.device, non_blocking=True)
