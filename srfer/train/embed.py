@@ -128,6 +128,10 @@ def train_embed(args: EmbedTrainArgs) -> dict[str, Any]:
     from srfer.pipeline import make_restorer
 
     device = args.start()
+    # checked before any data is read: --init beside --pretrained/--backbone-weights is refused
+    facenet = bool(args.pretrained or args.backbone_weights) and args.loads_foreign_start(
+        "--pretrained / --backbone-weights"
+    )
     loss = TripletLoss(args.margin, args.mining)
     try:
         input_size = 160 if args.backbone == "inception-resnet-v1" else args.input_size or args.size
@@ -144,8 +148,7 @@ def train_embed(args: EmbedTrainArgs) -> dict[str, Any]:
     val_set = FaceIdentityDataset(val_src, args.size)
     val_pairs = generate_pairs(val_set.labels.tolist(), VAL_PAIRS, seed=args.seed)
     recipe = EmbedRecipe(config, args.lr, loss, val_pairs, low_res)
-    facenet_start = args.pretrained or args.backbone_weights
-    if facenet_start and args.loads_foreign_start("--pretrained / --backbone-weights"):
+    if facenet:
         load_facenet_weights(recipe.model, args.pretrained or "vggface2", args.backbone_weights)
     batch = args.p * args.k
     engine_cfg = args.engine_config(batch_size=batch, epoch_size=args.epoch_size or len(train_set))
