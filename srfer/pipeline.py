@@ -247,7 +247,7 @@ MIN_FACE_SIDE = MIN_UPSCALE_SIDE
 SR_MODES = ("auto", "always", "never")
 # Faces up to this size get their expression from the FER-domain SR + the classifier trained
 # on such faces (`train-fer --upscale`). The FER2013 size sweep puts the crossover between
-# 16 px (that path 51.7 % vs the HR classifier on SR faces 47.0 %) and 24 px (47.3 vs 56.0 %).
+# 16 px (that path 51.7 % vs the HR classifier on SR faces 46.5 %) and 24 px (47.3 vs 56.3 %).
 TINY_FACE_PX = 20
 
 
