@@ -304,6 +304,8 @@ class Engine:
         self.steps_per_epoch = max(1, self.epoch_size // config.batch_size)
         self.epoch_size = self.steps_per_epoch * config.batch_size  # whole batches only
         self.workers = auto_workers(config.num_workers)
+        # again after RunArgs.start() seeded the networks' init: the training stream then does
+        # not depend on how many draws building the recipe took (and bare Engine users get it)
         seed_everything(config.seed)
         for net in recipe.networks().values():
             # channels_last: oneDNN/cuDNN's fast layout for conv nets (weights saved contiguous)
