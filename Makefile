@@ -6,7 +6,7 @@ DATA   ?= ../shared/data
 RUNS   ?= runs
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint demo bench train-all train-sr train-sr-fer train-fer train-embed clean
+.PHONY: install test test-fast lint demo bench train-all train-sr train-sr-fer train-fer train-embed clean
 
 install: $(STAMP)
 
@@ -24,6 +24,10 @@ lint: install
 
 test: lint
 	$(BIN)/python -m pytest
+
+# The inner loop while developing: every test not marked slow (CI runs them all via `make test`).
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow" -q
 
 # The main job on the shipped weights: the astronaut at 512 px, ~24 px and as a 32×32 crop.
 # The gallery holds her full-resolution face, so the low-resolution copies get a name.

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from srfer.imageio import expand_inputs
-from srfer.pipeline import PredictOptions, Predictor
+from srfer.predict import PredictOptions, Predictor
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -18,7 +18,7 @@ from bench_sr import timed
 
 from srfer.models.embedder import Embedder, EmbedderConfig
 from srfer.models.fer import FerConfig, build_fer
-from srfer.train.runtime import amp_dtype, autocast
+from srfer.runtime import amp_dtype, autocast
 
 
 def shipped_config(role: str, cls):

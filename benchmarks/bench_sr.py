@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from srfer.models import Generator, GeneratorConfig
-from srfer.train.runtime import amp_dtype, autocast
+from srfer.runtime import amp_dtype, autocast
 
 
 def timed(fn, repeats: int, sync) -> float:

@@ -21,7 +21,7 @@ from PIL import Image
 
 from srfer.data.degradations import bicubic_resize
 from srfer.data.fer import EMOTIONS, load_fer
-from srfer.pipeline import PredictOptions, Predictor
+from srfer.predict import PredictOptions, Predictor
 
 
 def shrink_to_files(data: Path, split: str, size: int, folder: Path) -> tuple[list[Path], list[str]]:

@@ -1,12 +1,15 @@
 """What `srfer predict --save-dir` writes: the photo with boxes and labels, and for each
-super-resolved face a strip input crop | bicubic | SR, for looking rather than reading."""
+super-resolved face a strip input crop | bicubic | SR (`upscale --compare` writes the same
+strips), for looking rather than reading."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from srfer.data.degradations import bicubic_resize
 from srfer.imageio import save_image_atomic, tensor_to_pil
 
 BOX_COLOUR = (255, 196, 0)
@@ -19,6 +22,14 @@ def face_label(face) -> str:
     if face.identity is not None:
         label += f" · {face.identity}" + (f" d={face.distance:.2f}" if face.distance is not None else "")
     return label + (" · SR" if face.sr else "")
+
+
+def comparison_strip(lr01: torch.Tensor, sr01: torch.Tensor) -> torch.Tensor:
+    """input (nearest) | bicubic | SR, side by side at the SR size."""
+    size = tuple(sr01.shape[-2:])
+    nearest = torch.nn.functional.interpolate(lr01[None], size=size, mode="nearest")[0]
+    gap = torch.ones(sr01.shape[0], size[0], 4)
+    return torch.cat([nearest, gap, bicubic_resize(lr01, size), gap, sr01.cpu()], dim=2)
 
 
 MIN_CANVAS = 512  # small inputs are drawn on an enlarged copy so labels stay readable
@@ -45,8 +56,6 @@ def annotate(img: Image.Image, faces: list) -> Image.Image:
 
 def save_annotations(img: Image.Image, result, save_dir: Path, stem: str) -> list[Path]:
     """<stem>_annotated.png, and <stem>_face<i>_sr.png (input | bicubic | SR) per SR face."""
-    from srfer.pipeline import comparison_strip
-
     written = [save_dir / f"{stem}_annotated.png"]
     save_image_atomic(annotate(img, result.faces), written[0])
     for face in result.faces:

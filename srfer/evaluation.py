@@ -1,4 +1,7 @@
-"""Evaluations behind `eval-sr`, `eval-fer` and `eval-embed`: metrics on held-out data, JSON-ready."""
+"""Evaluations behind `eval-sr`, `eval-fer` and `eval-embed`: metrics on held-out data, JSON-ready.
+
+It stands on the inference layer, the data readers and the metrics only (never on `train/`
+or `predict`); parameters after the data are keyword-only."""
 
 from __future__ import annotations
 
@@ -8,17 +11,32 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from srfer.data.degradations import to_unit
+from srfer.data.degradations import LowResPath, to_unit
 from srfer.data.faces import SRPairDataset, collate_skipping_failures, discover_faces
+from srfer.data.fer import EMOTIONS, FerDataset, load_fer
+from srfer.data.identity import FaceIdentityDataset, discover_identities, generate_pairs, read_lfw_pairs
 from srfer.errors import SrferError
-from srfer.metrics import PROTOCOL, sr_vs_bicubic
-from srfer.pipeline import load_generator, load_network, super_resolve
-from srfer.train.runtime import resolve_device
+from srfer.inference import (
+    bicubic_baseline,
+    embed_all,
+    embedder_crop_size,
+    inference_context,
+    load_classifier,
+    load_embedder,
+    load_generator,
+    make_restorer,
+    pair_distances,
+    predict_probs,
+    super_resolve,
+)
+from srfer.metrics import PROTOCOL, classification_report, sr_vs_bicubic, verification_report
+from srfer.runtime import resolve_device
 from srfer.weights import missing_note, optional_weights
 
 
 def evaluate_sr(
     data: Path,
+    *,
     split: str = "val",
     weights: Path | None = None,
     device: str = "auto",
@@ -43,8 +61,6 @@ def evaluate_sr(
         collate_fn=collate_skipping_failures,
         num_workers=min(2, len(source.paths) // batch_size),
     )
-    from srfer.train.sr import bicubic_baseline
-
     rows, skipped = [], 0
     for batch in loader:
         skipped += int(batch.pop("skipped"))
@@ -87,14 +103,7 @@ def check_sweep_sizes(sizes: list[int], low: int, high: int) -> None:
         raise SrferError(f"--sweep sizes {bad or sizes}: use sizes between {low} and {high} px")
 
 
-def load_classifier(weights: Path | None, device: torch.device, role: str = "fer") -> torch.nn.Module:
-    """A trained expression classifier (default: the shipped one for `role`)."""
-    return load_network(role, weights, "fer-classifier", device)
-
-
 def _fer_loader(data: Path, split: str, ferplus: Path | None, batch_size: int) -> tuple[DataLoader, str]:
-    from srfer.data.fer import FerDataset, load_fer
-
     samples = load_fer(data, split, ferplus)
     return DataLoader(FerDataset(samples), batch_size=batch_size), samples.description
 
@@ -102,25 +111,16 @@ def _fer_loader(data: Path, split: str, ferplus: Path | None, batch_size: int) -
 def _fer_probs(
     model, loader: DataLoader, device: torch.device, lr_size: int | None, restore, flip_tta: bool = False
 ):
-    from srfer.data.degradations import LowResPath
-    from srfer.train.engine import StepContext
-    from srfer.train.fer import predict_probs
-    from srfer.train.runtime import amp_dtype
-
     low_res = LowResPath(lr_size, restore, "") if lr_size else None
-    return predict_probs(model, loader, StepContext(device, amp_dtype(device)), low_res, flip_tta)
+    return predict_probs(model, loader, inference_context(device), low_res, flip_tta)
 
 
 def evaluate_fer(
-    data: Path, split: str = "val", weights: Path | None = None, device: str = "auto", upscale: bool = False,
-    upscaler: str = "sr", lr_size: int = 12, sr_weights: Path | None = None, ferplus: Path | None = None,
-    batch_size: int = 256, flip_tta: bool = False,
+    data: Path, *, split: str = "val", weights: Path | None = None, device: str = "auto",
+    upscale: bool = False, upscaler: str = "sr", lr_size: int = 12, sr_weights: Path | None = None,
+    ferplus: Path | None = None, batch_size: int = 256, flip_tta: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """Accuracy, per-class P/R/F1, macro F1, confusion matrix and ROC of a classifier."""
-    from srfer.data.fer import EMOTIONS
-    from srfer.metrics import classification_report
-    from srfer.pipeline import make_restorer
-
     dev = resolve_device(device)
     model = load_classifier(weights, dev)
     restore = make_restorer(upscaler, dev, sr_weights) if upscale else None
@@ -134,15 +134,13 @@ def evaluate_fer(
 
 
 def sweep_fer(
-    data: Path, sizes: list[int], split: str = "val", weights: Path | None = None,
+    data: Path, sizes: list[int], *, split: str = "val", weights: Path | None = None,
     upscale_weights: Path | None = None, sr_weights: Path | None = None, device: str = "auto",
     ferplus: Path | None = None, batch_size: int = 256, progress=None,
 ) -> dict[str, Any]:  # fmt: skip
     """Accuracy vs face size: HR classifier on bicubic- and SR-restored input, and the
     `--upscale`-trained classifier (on SR-restored input), same images and protocol. Without
     `upscale_weights` and no shipped one, that column is left out (and said so in `notes`)."""
-    from srfer.pipeline import make_restorer
-
     dev = resolve_device(device)
     hr_model = load_classifier(weights, dev)
     notes: list[str] = []
@@ -178,22 +176,7 @@ def sweep_fer(
             "sr_weights": str(restorers["sr"].source), "notes": notes}  # fmt: skip
 
 
-def load_embedder(weights: Path | None, device: torch.device) -> torch.nn.Module:
-    return load_network("embed", weights, "face-embedder", device)
-
-
-def embedder_threshold(model: torch.nn.Module) -> float:
-    """τ from evaluation when one was written, else the training validation's τ."""
-    meta = getattr(model, "meta", {})
-    tau = meta.get("threshold", meta.get("metrics", {}).get("val_threshold"))
-    if tau is None:
-        raise SrferError(f"{model.source}: no verification threshold stored; pass --threshold")
-    return float(tau)
-
-
 def _identity_eval_set(data: Path, split: str, pairs_file: Path | None, n_pairs: int, size: int, seed: int):
-    from srfer.data.identity import FaceIdentityDataset, discover_identities, generate_pairs, read_lfw_pairs
-
     source = discover_identities(data, split, seed=seed)
     dataset = FaceIdentityDataset(source, size)
     if pairs_file is not None:
@@ -208,30 +191,22 @@ def _identity_eval_set(data: Path, split: str, pairs_file: Path | None, n_pairs:
 def _verify(
     model, dataset, pairs, device: torch.device, lr_size: int | None, restore, batch_size: int
 ) -> dict:
-    from srfer.data.degradations import LowResPath
-    from srfer.metrics import verification_report
-    from srfer.train.embed import embed_all, pair_distances
-    from srfer.train.engine import StepContext
-    from srfer.train.runtime import amp_dtype
-
     loader = DataLoader(dataset, batch_size=batch_size)
     low_res = LowResPath(lr_size, restore, "") if lr_size else None
-    embeddings = embed_all(model, loader, StepContext(device, amp_dtype(device)), low_res)
+    embeddings = embed_all(model, loader, inference_context(device), low_res)
     return verification_report(*pair_distances(embeddings, pairs))
 
 
 def evaluate_embed(
-    data: Path, split: str = "all", pairs_file: Path | None = None, n_pairs: int = 6000,
+    data: Path, *, split: str = "all", pairs_file: Path | None = None, n_pairs: int = 6000,
     weights: Path | None = None, device: str = "auto", upscale: bool = False, upscaler: str = "sr",
     lr_size: int = 32, sr_weights: Path | None = None, batch_size: int = 128, seed: int = 0,
 ) -> dict[str, Any]:  # fmt: skip
     """LFW-protocol verification (10-fold τ) of an embedder on `data`, optionally on faces
     degraded to `lr_size` and restored."""
-    from srfer.pipeline import make_restorer
-
     dev = resolve_device(device)
     model = load_embedder(weights, dev)
-    size = int(model.meta.get("train_args", {}).get("size", 128))
+    size = embedder_crop_size(model)
     source, dataset, pairs = _identity_eval_set(data, split, pairs_file, n_pairs, size, seed)
     restore = make_restorer(upscaler, dev, sr_weights, role="sr") if upscale else None
     report = _verify(model, dataset, pairs, dev, lr_size if upscale else None, restore, batch_size)
@@ -243,18 +218,16 @@ def evaluate_embed(
 
 
 def sweep_embed(
-    data: Path, sizes: list[int], split: str = "all", pairs_file: Path | None = None, n_pairs: int = 6000,
+    data: Path, sizes: list[int], *, split: str = "all", pairs_file: Path | None = None, n_pairs: int = 6000,
     weights: Path | None = None, sr_weights: Path | None = None, device: str = "auto", batch_size: int = 128,
     seed: int = 0, progress=None, identity_sr_weights: Path | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Verification accuracy vs probe size, same pairs: bicubic, the (PSNR) SR and the
     identity-aware SR. Without `identity_sr_weights` and no shipped one, that column is
     left out (and said so in `notes`)."""
-    from srfer.pipeline import make_restorer
-
     dev = resolve_device(device)
     model = load_embedder(weights, dev)
-    size = int(model.meta.get("train_args", {}).get("size", 128))
+    size = embedder_crop_size(model)
     check_sweep_sizes(sizes, 8, size)
     source, dataset, pairs = _identity_eval_set(data, split, pairs_file, n_pairs, size, seed)
     restorers = {

@@ -21,6 +21,7 @@ from srfer.errors import SrferError
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm"}
 # PIL's default limit (~89.5 Mpx, a 9459×9459 image); above it we refuse rather than warn.
 MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+MIN_FACE_SIDE = 8  # px; below this there is no face left to super-resolve or recognise
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
@@ -90,6 +91,16 @@ def save_image_atomic(img: Image.Image, path: str | Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     img.save(tmp, format=(path.suffix.lstrip(".").upper().replace("JPG", "JPEG") or "PNG"))
     os.replace(tmp, path)
+
+
+def unique_output(out_dir: Path, stem: str, taken: set[str]) -> Path:
+    """OUT/<stem>.png, or OUT/<stem>-1.png, … when another input had the same stem."""
+    name, n = f"{stem}.png", 0
+    while name in taken:
+        n += 1
+        name = f"{stem}-{n}.png"
+    taken.add(name)
+    return out_dir / name
 
 
 def expand_inputs(inputs: Iterable[str]) -> list[Path]:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 from synthetic import synthetic_face
 from typer.testing import CliRunner
@@ -39,6 +40,7 @@ def make_data_root(root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_smoke_pipeline_trains_every_stage_then_resumes(tmp_path: Path) -> None:
     root, runs = make_data_root(tmp_path / "data"), tmp_path / "runs"
     args = ["pipeline", "train", "--data-root", str(root), "--runs", str(runs), "--profile", "smoke",

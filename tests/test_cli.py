@@ -71,6 +71,7 @@ def train(faces: Path, out: Path, epochs: int, *extra: str):
     )
 
 
+@pytest.mark.slow
 def test_train_resume_continues(trained, tmp_path: Path) -> None:
     faces, _ = trained
     out = tmp_path / "run"
@@ -182,12 +183,12 @@ def test_missing_default_weights_name_the_training_command(tmp_path: Path, monke
 
 
 def test_unexpected_errors_are_one_line_too(monkeypatch, tmp_path: Path) -> None:
-    import srfer.pipeline
+    import srfer.upscale
 
     def broken(*_a, **_k):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr(srfer.pipeline, "upscale_files", broken)
+    monkeypatch.setattr(srfer.upscale, "upscale_files", broken)
     monkeypatch.delenv("SRFER_DEBUG", raising=False)
     Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
     result = run("upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"))

@@ -4,17 +4,19 @@ import torch.nn.functional as F
 import torchvision.models as tvm
 
 from srfer.models.fer import (
-    ARCHS,
+    FER_BACKBONES,
     IMAGENET_STD,
-    STEM_WEIGHT,
     ChannelAttention,
     FerConfig,
     PyramidPooling,
     build_fer,
+    stem_weight,
 )
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize(
+    "arch", [pytest.param(a, marks=pytest.mark.slow) if a == "vgg16_bn" else a for a in FER_BACKBONES.names()]
+)
 def test_every_arch_maps_48px_gray_faces_to_7_logits(arch: str) -> None:
     model = build_fer(FerConfig(arch=arch, width=8, fused=16)).eval()
     assert model(torch.rand(2, 1, 48, 48)).shape == (2, 7)
@@ -53,7 +55,7 @@ def test_imagenet_weights_fill_a_gray_torchvision_classifier(arch: str, head: st
     model = build_fer(FerConfig(arch=arch))
     left = model.load_imagenet_state(imagenet)
     assert left and all(k.startswith(head) for k in left)  # only the new 7-way classifier is left
-    own, stem = model.net.state_dict(), STEM_WEIGHT[arch]
+    own, stem = model.net.state_dict(), stem_weight(arch)
     body = next(k for k in own if k.endswith("weight") and k != stem and not k.startswith(head))
     assert torch.equal(own[body], imagenet[body])
     # a gray face excites the gray stem as its ImageNet-normalised RGB copy excites the RGB one,

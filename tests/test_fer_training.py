@@ -15,11 +15,11 @@ from typer.testing import CliRunner
 from srfer.checkpoint import load_checkpoint, save_checkpoint
 from srfer.cli import app
 from srfer.data.fer import EMOTIONS
+from srfer.inference import predict_probs
 from srfer.losses import FocalLoss, inverse_frequency
 from srfer.models import Generator, GeneratorConfig
 from srfer.models.fer import FerConfig, build_fer
 from srfer.train.engine import EpochSampler, StepContext
-from srfer.train.fer import predict_probs
 
 runner = CliRunner()
 
@@ -69,6 +69,7 @@ def gray_sr(tmp_path_factory) -> Path:
 TINY = "--width 4 --batch-size 7 --workers 0 --device cpu --epochs 1".split()
 
 
+@pytest.mark.slow
 def test_train_and_eval_fer_end_to_end(fer_root: Path, gray_sr: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     result = runner.invoke(app, ["train-fer", "--data", str(fer_root), "--out", str(run), *TINY,
@@ -132,6 +133,7 @@ def test_train_fer_bad_options(fer_root: Path, tmp_path: Path, extra: list[str],
     assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_train_fer_init_fine_tunes_a_trained_classifier(fer_root: Path, gray_sr: Path, tmp_path: Path):
     def train(out: str, *extra: str):
         data = ["--data", str(fer_root), "--out", str(tmp_path / out)]
@@ -146,6 +148,7 @@ def test_train_fer_init_fine_tunes_a_trained_classifier(fer_root: Path, gray_sr:
     assert "Traceback" not in wider.output
 
 
+@pytest.mark.slow
 def test_train_fer_from_imagenet_weights(fer_root: Path, tmp_path: Path, monkeypatch) -> None:
     arch = ["--arch", "mobilenet_v3_small", *TINY]
     imagenet = tmp_path / "mobilenet_v3_small-imagenet.pth"
@@ -185,6 +188,7 @@ def test_train_fer_from_imagenet_weights(fer_root: Path, tmp_path: Path, monkeyp
     assert result.exit_code == 1 and "not torchvision mobilenet_v3_small" in result.output
 
 
+@pytest.mark.slow
 def test_seed_fixes_initialisation_too(fer_root: Path, tmp_path: Path) -> None:
     """Two runs with one seed in one process end with the same weights (the networks used to
     be built before the run seeded, from whatever state the global RNG was in)."""

@@ -82,6 +82,7 @@ def test_bad_identity_data(tmp_path: Path) -> None:
         discover_identities(tmp_path / "missing")
 
 
+@pytest.mark.slow
 def test_eval_embed_json_and_sweep(people: Path, trained: Path, tmp_path: Path) -> None:
     result = run("eval-embed", "--data", str(people), "--weights", str(trained), "--n-pairs", "40", "--json",
                  "--save-dir", str(tmp_path), "--device", "cpu")  # fmt: skip
@@ -153,7 +154,7 @@ def test_identify_bad_inputs(people: Path, trained: Path, tmp_path: Path) -> Non
 
 
 def test_embeddings_are_unit_norm(trained: Path) -> None:
-    from srfer.evaluation import load_embedder
+    from srfer.inference import load_embedder
 
     model = load_embedder(trained, torch.device("cpu"))
     assert torch.allclose(model(torch.rand(3, 3, 32, 32)).norm(dim=1), torch.ones(3), atol=1e-5)
@@ -168,7 +169,7 @@ def test_embedder_checkpoint_serves_as_perceptual_backbone(trained: Path) -> Non
 
 
 def test_export_stores_the_threshold_identify_uses(trained: Path, tmp_path: Path) -> None:
-    from srfer.evaluation import embedder_threshold, load_embedder
+    from srfer.inference import embedder_threshold, load_embedder
 
     target = tmp_path / "embed.safetensors"
     assert run("export", str(trained), str(target), "--threshold", "0.75").exit_code == 0

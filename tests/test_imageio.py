@@ -42,6 +42,7 @@ def test_bad_files_are_one_line_errors(tmp_path: Path) -> None:
         load_image(tmp_path / "missing.png")
 
 
+@pytest.mark.slow
 def test_decompression_bomb_is_refused(tmp_path: Path) -> None:
     Image.new("1", (20000, 20000)).save(tmp_path / "huge.png")  # tiny file, 400 Mpx
     with pytest.raises(SrferError, match="limit"):

@@ -51,6 +51,7 @@ def test_vgg19_without_weights_stops_with_a_clear_message(monkeypatch, tmp_path:
         build_perceptual("vgg19")
 
 
+@pytest.mark.slow
 def test_vgg19_weights_file_is_checked(tmp_path: Path) -> None:
     wrong = tmp_path / "vgg.pth"
     torch.save({"features.0.weight": torch.zeros(1)}, wrong)

@@ -1,7 +1,8 @@
 import torch
 
+from srfer.annotate import comparison_strip
+from srfer.inference import super_resolve
 from srfer.models import Generator, GeneratorConfig
-from srfer.pipeline import comparison_strip, super_resolve
 
 
 def test_flip_tta_averages_the_mirrored_result() -> None:

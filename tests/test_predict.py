@@ -15,10 +15,10 @@ from srfer.checkpoint import save_checkpoint
 from srfer.cli import app
 from srfer.detect import FaceDetector, square_crop
 from srfer.gallery import Gallery
+from srfer.inference import model_id
 from srfer.models import Generator, GeneratorConfig
 from srfer.models.embedder import Embedder, EmbedderConfig
 from srfer.models.fer import FerConfig, build_fer
-from srfer.pipeline import model_id
 
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -183,7 +183,7 @@ def test_detector_handles_mixed_batches() -> None:
 
 
 def test_model_id_is_the_file_hash(weights) -> None:
-    from srfer.evaluation import load_embedder
+    from srfer.inference import load_embedder
 
     assert len(model_id(load_embedder(weights["embed"], torch.device("cpu")))) == 64
 
@@ -222,6 +222,7 @@ def test_weights_resolution_order(weights, tmp_path: Path, monkeypatch) -> None:
     assert report["fer"]["status"] == "sha256 no manifest entry" and report["embed"]["status"] == "missing"
 
 
+@pytest.mark.slow
 def test_large_photos_are_searched_small_but_answered_in_their_own_pixels() -> None:
     astronaut = Image.open(EXAMPLES / "astronaut.png").convert("RGB")
     big = astronaut.resize((2048, 2048), Image.Resampling.BICUBIC)  # searched at 1600 px

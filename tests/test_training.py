@@ -8,8 +8,9 @@ from srfer.data.faces import SRPairDataset, collate_skipping_failures, discover_
 from srfer.errors import SrferError
 from srfer.losses import pixel_mse
 from srfer.models import DiscriminatorConfig, GeneratorConfig
+from srfer.train.args import SRTrainArgs
 from srfer.train.engine import Engine, EngineConfig, TrainingInterrupted, cosine_factor
-from srfer.train.sr import SRGANRecipe, SRTrainArgs, train_sr
+from srfer.train.sr import SRGANRecipe, train_sr
 
 
 def make_engine(
@@ -21,7 +22,7 @@ def make_engine(
     small_disc = DiscriminatorConfig(features=4, hidden=8)
     recipe = SRGANRecipe(gen, lr=1e-3, pretrain_epochs=pretrain, epochs=epochs, discriminator=small_disc)
     cfg = EngineConfig(
-        out_dir=out, epochs=epochs, batch_size=4, device="cpu", epoch_size=12, num_workers=0, resume=resume
+        out=out, epochs=epochs, batch_size=4, device="cpu", epoch_size=12, workers=0, resume=resume
     )
     return Engine(recipe, data, data, cfg, collate_skipping_failures), recipe
 
@@ -43,6 +44,7 @@ def test_a_few_steps_reduce_the_pixel_loss(face_folder: Path, tiny_gen: Generato
     assert after < 0.5 * before
 
 
+@pytest.mark.slow
 def test_resume_after_interrupt_matches_an_uninterrupted_run(
     face_folder: Path, tiny_gen: GeneratorConfig, tmp_path: Path
 ) -> None:
@@ -74,6 +76,7 @@ def test_resume_after_interrupt_matches_an_uninterrupted_run(
     assert len(lines) == 2  # one record per finished epoch
 
 
+@pytest.mark.slow
 def test_gan_phase_trains_discriminator(face_folder: Path, tiny_gen: GeneratorConfig, tmp_path: Path) -> None:
     engine, recipe = make_engine(face_folder, tmp_path / "gan", tiny_gen, epochs=2, pretrain=1)
     engine.fit()
@@ -107,6 +110,7 @@ def test_cosine_restarts_at_phase_boundaries() -> None:
     assert cosine_factor(20, [0, 10], 20, 0.1) == pytest.approx(0.1)
 
 
+@pytest.mark.slow
 def test_early_stopping(face_folder: Path, tmp_path: Path) -> None:
     args = SRTrainArgs(
         data=face_folder,
@@ -153,6 +157,7 @@ def test_sigterm_saves_state_like_ctrl_c(
     assert resumed.state.batches_done == 1
 
 
+@pytest.mark.slow
 def test_init_starts_from_trained_weights(face_folder: Path, tmp_path: Path) -> None:
     from srfer.checkpoint import load_checkpoint
 

@@ -9,6 +9,8 @@ stem 3×3/2 → four stages of two basic blocks (32, 64, 128, 256 channels; stri
 160×160, so inputs are resized to `input_size` (≥ 75 px is required by its stem).
 
 Shapes: (N, 3, H, W) in [0, 1] → (N, dim) with ‖f‖₂ = 1.
+
+Every backbone is one builder registered in `EMBEDDER_BACKBONES` (`--backbone` lists them).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-BACKBONES = ("face-resnet", "inception-resnet-v1")
+from srfer.models.registry import Registry
+
+EMBEDDER_BACKBONES = Registry("backbone")
 
 
 @dataclass
@@ -30,12 +34,10 @@ class EmbedderConfig:
     input_size: int = 128  # faces are resized to this before the backbone
 
     def __post_init__(self) -> None:
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"unknown backbone {self.backbone!r}; use one of {', '.join(BACKBONES)}")
+        facts = EMBEDDER_BACKBONES.get(self.backbone).extra
         self.widths = tuple(self.widths)
-        if self.backbone == "inception-resnet-v1":
-            self.dim = 512
-            self.input_size = max(self.input_size, 75)
+        self.dim = facts.get("dim", self.dim)  # a backbone with a fixed embedding size says so
+        self.input_size = max(self.input_size, facts.get("min_input", 0))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -96,12 +98,7 @@ class Embedder(nn.Module):
     def __init__(self, config: EmbedderConfig | None = None) -> None:
         super().__init__()
         self.config = config = config or EmbedderConfig()
-        if config.backbone == "face-resnet":
-            self.backbone: nn.Module = FaceResNet(config)
-        else:
-            from facenet_pytorch import InceptionResnetV1
-
-            self.backbone = InceptionResnetV1(pretrained=None, classify=False)
+        self.backbone: nn.Module = EMBEDDER_BACKBONES.build(config.backbone, config)
 
     def _prepare(self, x01: torch.Tensor) -> torch.Tensor:
         size = self.config.input_size
@@ -117,6 +114,20 @@ class Embedder(nn.Module):
         if not hasattr(self.backbone, "feature_maps"):
             raise NotImplementedError("feature maps are defined for the face-resnet backbone")
         return self.backbone.feature_maps(self._prepare((x + 1) / 2))
+
+
+@EMBEDDER_BACKBONES.register("face-resnet", "compact residual CNN, 128-d (default)")
+def face_resnet(config: EmbedderConfig) -> nn.Module:
+    return FaceResNet(config)
+
+
+@EMBEDDER_BACKBONES.register(
+    "inception-resnet-v1", "facenet-pytorch's network, 512-d, ≥ 75 px input", dim=512, min_input=75
+)
+def inception_resnet_v1(config: EmbedderConfig) -> nn.Module:
+    from facenet_pytorch import InceptionResnetV1
+
+    return InceptionResnetV1(pretrained=None, classify=False)
 
 
 FACENET_FILES = {

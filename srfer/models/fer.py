@@ -10,6 +10,9 @@ Torchvision backbones (`resnet18`, `resnet50`, `mobilenet_v3_small`, `vgg16_bn`)
 adapted to 1-channel 48×48 input (the stem's kernel size kept, stride 1, no early
 max-pool) for the seed's backbone comparison, from scratch or from ImageNet weights.
 
+Every backbone is one builder registered in `FER_BACKBONES` (`--arch` lists them); adding
+one is one decorated function here.
+
 Shapes: (N, 1, 48, 48) in [0, 1] → (N, 7) logits. Other sizes work (adaptive pooling).
 """
 
@@ -21,10 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ARCHS = ("mcnn", "resnet18", "resnet50", "mobilenet_v3_small", "vgg16_bn")
-# the first convolution of each torchvision arch: rebuilt for gray input, filled from RGB
-STEM_WEIGHT = {"resnet18": "conv1.weight", "resnet50": "conv1.weight",
-               "mobilenet_v3_small": "features.0.0.weight", "vgg16_bn": "features.0.weight"}  # fmt: skip
+from srfer.models.registry import Registry
+
+FER_BACKBONES = Registry("arch")
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
@@ -40,8 +42,7 @@ class FerConfig:
     input_size: int = 48
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise ValueError(f"unknown arch {self.arch!r}; use one of {', '.join(ARCHS)}")
+        FER_BACKBONES.get(self.arch)  # an unknown name is an error naming the known ones
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -157,32 +158,14 @@ class MCNN(nn.Module):
 
 
 class TorchvisionFer(nn.Module):
-    """A torchvision classifier adapted to small 1-channel faces (trained from scratch)."""
+    """A torchvision classifier adapted to small 1-channel faces (`net`: the registered
+    builder's network), from scratch or from ImageNet weights."""
 
     kind = "fer-classifier"
 
-    def __init__(self, config: FerConfig) -> None:
+    def __init__(self, config: FerConfig, net: nn.Module) -> None:
         super().__init__()
-        import torchvision.models as tvm
-
-        self.config = config
-        c_in, n = config.in_channels, config.num_classes
-        if config.arch in ("resnet18", "resnet50"):
-            net = getattr(tvm, config.arch)(weights=None)
-            net.conv1 = nn.Conv2d(c_in, 64, 7, 1, 3, bias=False)  # 48 px: stride 1 …
-            net.maxpool = nn.Identity()  # … and no early max-pool
-            net.fc = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(net.fc.in_features, n))
-        elif config.arch == "mobilenet_v3_small":
-            net = tvm.mobilenet_v3_small(weights=None, num_classes=n, dropout=config.dropout)
-            net.features[0][0] = nn.Conv2d(c_in, 16, 3, 1, 1, bias=False)
-        else:  # vgg16_bn
-            net = tvm.vgg16_bn(weights=None)
-            net.features[0] = nn.Conv2d(c_in, 64, 3, 1, 1)
-            net.avgpool = nn.AdaptiveAvgPool2d(1)
-            net.classifier = nn.Sequential(
-                nn.Linear(512, 256), nn.ReLU(True), nn.Dropout(config.dropout), nn.Linear(256, n)
-            )
-        self.net = net
+        self.config, self.net = config, net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -193,7 +176,7 @@ class TorchvisionFer(nn.Module):
         it as its normalised RGB copy would, up to a constant the next BatchNorm absorbs.
         Every other tensor whose name and shape match is copied; the rest (the new
         classifier) keeps its initialisation. Returns the names of those left."""
-        stem = STEM_WEIGHT[self.config.arch]
+        stem = stem_weight(self.config.arch)
         if stem not in state or state[stem].shape[1] != 3:
             raise ValueError(f"no RGB {stem} in these weights: not torchvision {self.config.arch} weights")
         state = dict(state)
@@ -207,5 +190,61 @@ class TorchvisionFer(nn.Module):
         return [k for k in own if k not in matched and not k.endswith("num_batches_tracked")]
 
 
+def stem_weight(arch: str) -> str:
+    """The first convolution's weight of a torchvision arch: rebuilt for gray input and
+    filled from the RGB one by `load_imagenet_state`."""
+    return FER_BACKBONES.get(arch).extra["stem"]
+
+
 def build_fer(config: FerConfig) -> nn.Module:
-    return MCNN(config) if config.arch == "mcnn" else TorchvisionFer(config)
+    return FER_BACKBONES.build(config.arch, config)
+
+
+# ------------------------------------------------------------------------------ backbones
+@FER_BACKBONES.register("mcnn", "multi-scale CNN with attention and pyramid pooling (the seed design)")
+def mcnn(config: FerConfig) -> nn.Module:
+    return MCNN(config)
+
+
+def _resnet(config: FerConfig, arch: str) -> TorchvisionFer:
+    import torchvision.models as tvm
+
+    net = getattr(tvm, arch)(weights=None)
+    net.conv1 = nn.Conv2d(config.in_channels, 64, 7, 1, 3, bias=False)  # 48 px: stride 1 …
+    net.maxpool = nn.Identity()  # … and no early max-pool
+    net.fc = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(net.fc.in_features, config.num_classes))
+    return TorchvisionFer(config, net)
+
+
+@FER_BACKBONES.register("resnet18", "torchvision ResNet-18, stride-1 stem", stem="conv1.weight")
+def resnet18(config: FerConfig) -> nn.Module:
+    return _resnet(config, "resnet18")
+
+
+@FER_BACKBONES.register("resnet50", "torchvision ResNet-50, stride-1 stem", stem="conv1.weight")
+def resnet50(config: FerConfig) -> nn.Module:
+    return _resnet(config, "resnet50")
+
+
+@FER_BACKBONES.register(
+    "mobilenet_v3_small", "torchvision MobileNetV3-Small, stride-1 stem", stem="features.0.0.weight"
+)
+def mobilenet_v3_small(config: FerConfig) -> nn.Module:
+    import torchvision.models as tvm
+
+    net = tvm.mobilenet_v3_small(weights=None, num_classes=config.num_classes, dropout=config.dropout)
+    net.features[0][0] = nn.Conv2d(config.in_channels, 16, 3, 1, 1, bias=False)
+    return TorchvisionFer(config, net)
+
+
+@FER_BACKBONES.register("vgg16_bn", "torchvision VGG-16-BN, global-pooled head", stem="features.0.weight")
+def vgg16_bn(config: FerConfig) -> nn.Module:
+    import torchvision.models as tvm
+
+    net = tvm.vgg16_bn(weights=None)
+    net.features[0] = nn.Conv2d(config.in_channels, 64, 3, 1, 1)
+    net.avgpool = nn.AdaptiveAvgPool2d(1)
+    net.classifier = nn.Sequential(
+        nn.Linear(512, 256), nn.ReLU(True), nn.Dropout(config.dropout), nn.Linear(256, config.num_classes)
+    )
+    return TorchvisionFer(config, net)

@@ -1,6 +1,7 @@
-"""`srfer pipeline train`: every stage in dependency order, each resumable, then the
-evaluation tables. Stage recipes are the per-stage commands' own argument classes, so this
-file only decides *which* arguments (a CPU-sized profile, or the seed's full recipes).
+"""Every training stage in dependency order, each resumable (`srfer pipeline train`,
+which then evaluates them: `srfer.workflow`). Stage recipes are the per-stage commands'
+own argument classes, so this file only decides *which* arguments (a CPU-sized profile,
+or the seed's full recipes).
 
 Order: CelebA ×4 SR → FER-domain gray 12→48 SR → expression classifier trained on
 SR-restored 12 px faces (`--upscale sr`, using the SR just trained) → face embedder →
@@ -18,7 +19,7 @@ from typing import Any
 
 from srfer.console import info
 from srfer.errors import SrferError
-from srfer.train.runtime import resolve_device
+from srfer.runtime import resolve_device
 
 PROFILES = ("auto", "cpu", "full", "smoke")
 
@@ -32,9 +33,10 @@ class Stage:
 
 
 def _stages(root: Path, runs: Path, profile: str, device: str, vgg_weights: Path | None) -> list[Stage]:
-    from srfer.train.embed import EmbedTrainArgs, train_embed
-    from srfer.train.fer import FerTrainArgs, train_fer
-    from srfer.train.sr import SRTrainArgs, train_sr
+    from srfer.train.args import EmbedTrainArgs, FerTrainArgs, SRTrainArgs
+    from srfer.train.embed import train_embed
+    from srfer.train.fer import train_fer
+    from srfer.train.sr import train_sr
 
     celeba, fer = root / "celeba", root / "fer2013"
     common = {"device": device, "seed": 0}
@@ -91,9 +93,8 @@ def pick_profile(profile: str, device: str) -> str:
 
 def train_all(
     data_root: Path, runs: Path, profile: str = "auto", device: str = "auto", vgg_weights: Path | None = None,
-    evaluate: bool = True,
 ) -> dict[str, Any]:  # fmt: skip
-    """Train (or resume) every stage, then evaluate each on its validation split."""
+    """Train (or resume) every stage; returns the profile and each stage's best record."""
     for needed in ("celeba", "fer2013"):
         if not (data_root / needed).is_dir():
             raise SrferError(f"{data_root / needed}: not found (--data-root holds celeba/ and fer2013/)")
@@ -103,30 +104,4 @@ def train_all(
         stage.args.resume = (stage.args.out / "last.safetensors").is_file()
         info(f"[bold]{stage.name}[/bold] → {stage.args.out}" + (" (resuming)" if stage.args.resume else ""))
         results["stages"][stage.run] = stage.train(stage.args)
-    if evaluate:
-        results["evaluation"] = evaluate_all(data_root, runs, device)
     return results
-
-
-def evaluate_all(data_root: Path, runs: Path, device: str = "auto") -> dict[str, Any]:
-    """The headline numbers of each stage's best checkpoint on its validation split."""
-    from srfer.evaluation import evaluate_embed, evaluate_fer, evaluate_sr
-
-    names = ("sr_celeba_x4", "sr_fer2013_x4", "fer_mcnn_upscale", "embed_celeba", "sr_celeba_x4_identity")
-    best = {name: runs / name / "best.safetensors" for name in names}
-    celeba, fer = data_root / "celeba", data_root / "fer2013"
-    sr = evaluate_sr(celeba, "val", best["sr_celeba_x4"], device)
-    expr = evaluate_fer(fer, "val", best["fer_mcnn_upscale"], device, upscale=True,
-                        sr_weights=best["sr_fer2013_x4"])  # fmt: skip
-    embed = evaluate_embed(celeba, "val", weights=best["embed_celeba"], device=device)
-    embed_sr = evaluate_embed(celeba, "val", weights=best["embed_celeba"], device=device, upscale=True,
-                              sr_weights=best["sr_celeba_x4"])  # fmt: skip
-    embed_id_sr = evaluate_embed(celeba, "val", weights=best["embed_celeba"], device=device, upscale=True,
-                                 sr_weights=best["sr_celeba_x4_identity"])  # fmt: skip
-    return {
-        "sr_psnr_db": sr["mean"]["psnr_sr"], "bicubic_psnr_db": sr["mean"]["psnr_bicubic"],
-        "fer_accuracy_12px_sr": expr["accuracy"], "fer_macro_f1_12px_sr": expr["macro_f1"],
-        "verification_accuracy_128px": embed["accuracy"],
-        "verification_accuracy_32px_sr": embed_sr["accuracy"],
-        "verification_accuracy_32px_identity_sr": embed_id_sr["accuracy"],
-    }  # fmt: skip

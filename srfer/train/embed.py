@@ -3,49 +3,26 @@ batches; validation = LFW-protocol verification on unseen people (identity-disjo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 from torch.utils.data import DataLoader
 
 from srfer.data.degradations import LowResPath
 from srfer.data.identity import FaceIdentityDataset, discover_identities, generate_pairs
 from srfer.data.samplers import PKBatchSampler
 from srfer.errors import SrferError
+from srfer.inference import embed_all, make_restorer, pair_distances
 from srfer.losses import TripletLoss
 from srfer.metrics import verification_report
-from srfer.models.embedder import Embedder, EmbedderConfig
+from srfer.models.embedder import Embedder, EmbedderConfig, load_facenet_weights
 from srfer.plots import plot_training_curves
-from srfer.train.engine import Engine, RunArgs, SingleNetworkRecipe, StepContext
+from srfer.train.args import EmbedTrainArgs
+from srfer.train.engine import Engine, SingleNetworkRecipe, StepContext
 
 VAL_PAIRS = 3000
-
-
-def embed_all(model: nn.Module, loader: DataLoader, ctx: StepContext, low_res: LowResPath | None = None,
-              step: int = 0) -> torch.Tensor:  # fmt: skip
-    """Embeddings of every image a loader yields, in order (eval mode, no grad)."""
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for batch in loader:
-            x = batch["image"].to(ctx.device)
-            if low_res is not None:
-                x = low_res(x, step)
-            with ctx.autocast():
-                out.append(model(x).float().cpu())
-    return torch.cat(out)
-
-
-def pair_distances(
-    embeddings: torch.Tensor, pairs: list[tuple[int, int, bool]]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    a = torch.tensor([p[0] for p in pairs])
-    b = torch.tensor([p[1] for p in pairs])
-    same = torch.tensor([p[2] for p in pairs])
-    return (embeddings[a] - embeddings[b]).pow(2).sum(1), same
 
 
 class EmbedRecipe(SingleNetworkRecipe):
@@ -90,29 +67,6 @@ class EmbedRecipe(SingleNetworkRecipe):
         plot_training_curves(history, out_dir / "curves.png", [("val_accuracy", ""), ("train_loss", "")])
 
 
-@dataclass(kw_only=True)
-class EmbedTrainArgs(RunArgs):
-    """Everything `srfer train-embed` takes (stored in each checkpoint)."""
-
-    backbone: str = "face-resnet"
-    pretrained: str | None = None
-    backbone_weights: Path | None = None
-    dim: int = 128
-    size: int = 128
-    input_size: int = 0  # 0: same as size
-    epochs: int = 50
-    patience: int = 10
-    p: int = 16
-    k: int = 4
-    lr: float = 3e-4
-    margin: float = 0.2
-    mining: str = "semi-hard"
-    upscale: bool = False
-    upscaler: str = "sr"
-    lr_size: str = "32"
-    sr_weights: Path | None = None
-
-
 def parse_sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(x) for x in str(text).split(",") if x.strip())
@@ -124,9 +78,6 @@ def parse_sizes(text: str) -> tuple[int, ...]:
 
 
 def train_embed(args: EmbedTrainArgs) -> dict[str, Any]:
-    from srfer.models.embedder import load_facenet_weights
-    from srfer.pipeline import make_restorer
-
     device = args.start()
     # checked before any data is read: --init beside --pretrained/--backbone-weights is refused
     facenet = bool(args.pretrained or args.backbone_weights) and args.loads_foreign_start(
@@ -150,12 +101,12 @@ def train_embed(args: EmbedTrainArgs) -> dict[str, Any]:
     recipe = EmbedRecipe(config, args.lr, loss, val_pairs, low_res)
     if facenet:
         load_facenet_weights(recipe.model, args.pretrained or "vggface2", args.backbone_weights)
-    batch = args.p * args.k
-    engine_cfg = args.engine_config(batch_size=batch, epoch_size=args.epoch_size or len(train_set))
+    batch = args.p * args.k  # the engine's batch; epochs default to one pass over the images
+    args = dataclasses.replace(args, batch_size=batch, epoch_size=args.epoch_size or len(train_set))
     labels = train_set.labels
 
     def pk_batches(epoch_seed: int, skip: int) -> PKBatchSampler:
-        steps = max(1, engine_cfg.epoch_size // batch)
+        steps = max(1, args.epoch_size // batch)
         return PKBatchSampler(labels, args.p, args.k, steps, epoch_seed, skip)
 
     pk_batches(0, 0)  # fail early when there are too few identities for P
@@ -168,5 +119,5 @@ def train_embed(args: EmbedTrainArgs) -> dict[str, Any]:
                  "val_identities": len(val_src.names), "val_pairs": len(val_pairs), "notes": notes},
         "train_args": args.as_meta(),
     }  # fmt: skip
-    engine = Engine(recipe, train_set, val_set, engine_cfg, run_meta=run_meta, batch_sampler=pk_batches)
+    engine = Engine(recipe, train_set, val_set, args, run_meta=run_meta, batch_sampler=pk_batches)
     return engine.fit()

@@ -20,7 +20,7 @@ import time
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -38,106 +38,30 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from srfer.checkpoint import flatten, load_checkpoint, save_checkpoint, unflatten
 from srfer.console import err_console, info
-from srfer.errors import SrferError
-from srfer.train.runtime import (
-    amp_dtype,
-    autocast,
-    resolve_device,
-    rng_state,
-    seed_everything,
-    set_rng_state,
-)
+from srfer.errors import SrferError, TrainingInterrupted
+from srfer.inference import RunContext, load_network
+from srfer.runtime import amp_dtype, resolve_device, rng_state, seed_everything, set_rng_state
+from srfer.train.args import EngineConfig, RunArgs, check_run_folder
 
+__all__ = [
+    "Engine",
+    "EngineConfig",
+    "Recipe",
+    "RunArgs",
+    "SingleNetworkRecipe",
+    "StepContext",
+    "TrainingInterrupted",
+]
 
-class TrainingInterrupted(Exception):
-    """Raised after Ctrl-C once the interrupted state is safely on disk."""
-
-    def __init__(self, checkpoint: Path) -> None:
-        super().__init__(f"interrupted; state saved to {checkpoint} (continue with --resume)")
-        self.checkpoint = checkpoint
-
-
-@dataclass
-class EngineConfig:
-    out_dir: Path
-    epochs: int = 10
-    batch_size: int = 16
-    device: str = "auto"
-    amp: bool = True
-    seed: int = 0
-    save_every: int = 0  # also keep epoch-NNNN checkpoints every N epochs (0: never)
-    resume: bool = False
-    init: Path | None = None  # a fresh run starts its primary network from these weights
-    patience: int = 0  # early stopping: epochs without improvement (0: off)
-    epoch_size: int = 0  # samples per epoch (0: the whole training set)
-    num_workers: int = -1  # -1: one per spare core, at most 4
-    min_lr_factor: float = 0.01  # cosine floor, as a fraction of the base lr
-
-
-@dataclass(kw_only=True)
-class RunArgs:
-    """What every `srfer train-*` command takes; stage argument classes extend it."""
-
-    data: Path
-    out: Path
-    epochs: int = 10
-    patience: int = 0
-    batch_size: int = 16
-    epoch_size: int = 0
-    workers: int = -1
-    device: str = "auto"
-    amp: bool = True
-    resume: bool = False
-    save_every: int = 0
-    seed: int = 0
-    init: Path | None = None  # start the (main) network from these trained weights: fine-tuning
-
-    def engine_config(self, batch_size: int | None = None, epoch_size: int | None = None) -> EngineConfig:
-        return EngineConfig(
-            out_dir=self.out,
-            epochs=self.epochs,
-            batch_size=batch_size or self.batch_size,
-            device=self.device,
-            amp=self.amp,
-            seed=self.seed,
-            save_every=self.save_every,
-            resume=self.resume,
-            init=self.init,
-            patience=self.patience,
-            epoch_size=self.epoch_size if epoch_size is None else epoch_size,
-            num_workers=self.workers,
-        )
-
-    def start(self) -> torch.device:
-        """What every run does first: cheap checks (device, run folder) before any data is
-        decoded, and the seed, before the recipe builds (initialises) its networks."""
-        device = resolve_device(self.device)
-        check_run_folder(Path(self.out), self.resume)
-        seed_everything(self.seed)
-        return device
-
-    def loads_foreign_start(self, options: str) -> bool:
-        """Whether a run should load outside weights given through `options` (ImageNet,
-        VGGFace2, ...): not when resuming (the checkpoint has its own), refused beside --init
-        (two starting points; the later one would silently win)."""
-        if self.init is not None:
-            raise SrferError(f"{options} and --init both choose the starting weights: give one")
-        return not self.resume
-
-    def as_meta(self) -> dict[str, Any]:
-        """JSON-ready copy for checkpoints."""
-        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+MIN_LR_FACTOR = 0.01  # the cosine schedule's floor, as a fraction of the base lr
 
 
 @dataclass
-class StepContext:
-    device: torch.device
-    dtype: torch.dtype | None
+class StepContext(RunContext):
+    """Where and how a training step runs, and which step it is."""
+
     epoch: int = 0
     step: int = 0
-
-    def autocast(self):
-        return autocast(self.device, self.dtype)
 
 
 @dataclass
@@ -204,8 +128,6 @@ class SingleNetworkRecipe(Recipe):
 def start_from(network: nn.Module, weights: Path, kind: str) -> None:
     """Copy a trained network's weights into `network` (`--init`, fine-tuning): the file must
     hold a `kind` network built from the same config as this run's."""
-    from srfer.pipeline import load_network
-
     source = load_network("", weights, kind)
     theirs, ours = source.config.to_dict(), network.config.to_dict()
     if theirs != ours:
@@ -269,15 +191,6 @@ def _sigterm_as_interrupt():
     return signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
-def check_run_folder(out_dir: Path, resume: bool) -> None:
-    """A run folder is resumed only on request and never silently overwritten."""
-    last = out_dir / "last.safetensors"
-    if resume and not last.is_file():
-        raise SrferError(f"--resume: no {last} to resume from")
-    if not resume and last.is_file():
-        raise SrferError(f"{out_dir} already holds a run; pass --resume or choose another --out")
-
-
 class Engine:
     def __init__(
         self,
@@ -298,12 +211,12 @@ class Engine:
         self.run_meta = run_meta or {}
         self.device = resolve_device(config.device)
         self.ctx = StepContext(self.device, amp_dtype(self.device, config.amp, training=True))
-        self.out_dir = Path(config.out_dir)
+        self.out_dir = Path(config.out)
         self.state = EpochState()
         self.epoch_size = config.epoch_size or len(train_set)  # type: ignore[arg-type]
         self.steps_per_epoch = max(1, self.epoch_size // config.batch_size)
         self.epoch_size = self.steps_per_epoch * config.batch_size  # whole batches only
-        self.workers = auto_workers(config.num_workers)
+        self.workers = auto_workers(config.workers)
         # again after RunArgs.start() seeded the networks' init: the training stream then does
         # not depend on how many draws building the recipe took (and bare Engine users get it)
         seed_everything(config.seed)
@@ -314,7 +227,7 @@ class Engine:
         restarts = [e * self.steps_per_epoch for e in recipe.restart_epochs()]
         self.schedulers = {
             name: torch.optim.lr_scheduler.LambdaLR(
-                opt, lambda s, r=restarts, t=total: cosine_factor(s, r, t, config.min_lr_factor)
+                opt, lambda s, r=restarts, t=total: cosine_factor(s, r, t, MIN_LR_FACTOR)
             )
             for name, opt in recipe.optimizers().items()
         }
@@ -345,12 +258,17 @@ class Engine:
                 n: {"kind": getattr(nets[n], "kind", n), "config": nets[n].config.to_dict()}
                 for n in names[1:]
             },
-            "args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self.cfg).items()},
+            "args": self._engine_args(),
             "recipe": self.recipe.describe(),
             "metrics": metrics or {},
             **self.run_meta,
         }
         return save_checkpoint(path, self.recipe.kind, primary.config.to_dict(), tensors, meta)
+
+    def _engine_args(self) -> dict[str, Any]:
+        """The engine's own settings (a stage's full arguments are its `train_args`)."""
+        values = {f.name: getattr(self.cfg, f.name) for f in fields(EngineConfig)}
+        return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
 
     def load(self, path: Path) -> None:
         ckpt = load_checkpoint(path, expect_kind=self.recipe.kind)

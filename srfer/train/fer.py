@@ -8,7 +8,6 @@ the 12→48 generator costs about as much as the classifier itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +19,13 @@ from torch.utils.data import DataLoader
 from srfer.data.degradations import LowResPath
 from srfer.data.fer import EMOTIONS, FerDataset, describe_balance, load_fer
 from srfer.errors import SrferError
+from srfer.inference import make_restorer, predict_probs
 from srfer.losses import FocalLoss, inverse_frequency
 from srfer.metrics import classification_report
 from srfer.models.fer import FerConfig, build_fer
 from srfer.plots import plot_training_curves
-from srfer.train.engine import Engine, RunArgs, SingleNetworkRecipe, StepContext
+from srfer.train.args import FerTrainArgs
+from srfer.train.engine import Engine, SingleNetworkRecipe, StepContext
 
 
 class FerRecipe(SingleNetworkRecipe):
@@ -71,55 +72,6 @@ class FerRecipe(SingleNetworkRecipe):
         )
 
 
-def predict_probs(
-    model: nn.Module,
-    loader: DataLoader,
-    ctx: StepContext,
-    low_res: LowResPath | None = None,
-    flip_tta: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Softmax probabilities and labels over a loader (model in eval mode, no grad).
-    `flip_tta` averages them with the mirrored face's (training flips faces too)."""
-    model.eval()
-    probs, labels = [], []
-    with torch.no_grad():
-        for batch in loader:
-            x = batch["image"].to(ctx.device)
-            if low_res is not None:
-                x = low_res(x)
-            with ctx.autocast():
-                p = model(x).float().softmax(1)
-                if flip_tta:
-                    p = (p + model(x.flip(-1)).float().softmax(1)) / 2
-            probs.append(p.cpu())
-            labels.append(batch["label"])
-    return torch.cat(probs), torch.cat(labels)
-
-
-@dataclass(kw_only=True)
-class FerTrainArgs(RunArgs):
-    """Everything `srfer train-fer` takes (stored in each checkpoint)."""
-
-    ferplus: Path | None = None
-    arch: str = "mcnn"
-    width: int = 32
-    pretrained: bool = False
-    backbone_weights: Path | None = None
-    epochs: int = 300
-    patience: int = 10
-    batch_size: int = 64
-    lr: float = 1e-3
-    loss: str = "ce"
-    label_smoothing: float = 0.0
-    gamma: float = 2.0
-    alpha: str = "auto"
-    balanced: bool = False
-    upscale: bool = False
-    upscaler: str = "sr"
-    lr_size: int = 12
-    sr_weights: Path | None = None
-
-
 def build_loss(args: FerTrainArgs, class_counts: list[int]) -> nn.Module:
     if args.loss == "ce":
         return nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
@@ -133,8 +85,6 @@ def build_loss(args: FerTrainArgs, class_counts: list[int]) -> nn.Module:
 def build_low_res(args: FerTrainArgs, device: torch.device) -> LowResPath | None:
     if not args.upscale:
         return None
-    from srfer.pipeline import make_restorer
-
     if not 4 <= args.lr_size <= 48:
         raise SrferError(f"--lr-size {args.lr_size}: use a size between 4 and 48 px")
     return LowResPath(args.lr_size, make_restorer(args.upscaler, device, args.sr_weights), args.upscaler)
@@ -185,7 +135,6 @@ def train_fer(args: FerTrainArgs) -> dict[str, Any]:
     if args.balanced:  # class-balanced sampling: each draw ∝ 1 / (its class's count)
         counts = torch.tensor(train_samples.class_counts(), dtype=torch.float64)
         weights = 1.0 / counts.clamp(min=1)[train_samples.labels]
-    engine_cfg = args.engine_config()
     run_meta = {
         "data": {"train": train_samples.description, "val": val_samples.description,
                  "train_images": len(train_samples), "val_images": len(val_samples),
@@ -193,5 +142,5 @@ def train_fer(args: FerTrainArgs) -> dict[str, Any]:
         "train_args": args.as_meta(), "pretrained": pretrained,
     }  # fmt: skip
     train_set, val_set = FerDataset(train_samples, augment=True), FerDataset(val_samples)
-    engine = Engine(recipe, train_set, val_set, engine_cfg, run_meta=run_meta, sample_weights=weights)
+    engine = Engine(recipe, train_set, val_set, args, run_meta=run_meta, sample_weights=weights)
     return engine.fit()

@@ -14,7 +14,6 @@ size sweeps instead of only the 32 px it was trained on; validation reports each
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from srfer.data.degradations import bicubic_resize, quantize_8bit, to_signed, to
 from srfer.data.faces import SRPairDataset, collate_skipping_failures, discover_faces
 from srfer.errors import SrferError
 from srfer.imageio import save_image_atomic, tensor_to_pil
+from srfer.inference import bicubic_baseline, super_resolve
 from srfer.losses import (
     FeatureBackbone,
     SRGANGeneratorLoss,
@@ -37,16 +37,11 @@ from srfer.losses import (
 )
 from srfer.metrics import PROTOCOL, psnr_per_image, sr_vs_bicubic
 from srfer.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
-from srfer.pipeline import super_resolve
 from srfer.plots import plot_training_curves
-from srfer.train.engine import Engine, Recipe, RunArgs, StepContext
+from srfer.train.args import SRTrainArgs
+from srfer.train.engine import Engine, Recipe, StepContext
 
 GRID_SAMPLES = 8
-
-
-def bicubic_baseline(lr: torch.Tensor, hr_size: tuple[int, int]) -> torch.Tensor:
-    """LR in [-1, 1] → bicubic upscale in [0, 1] (the baseline every SR number is against)."""
-    return bicubic_resize(to_unit(lr), hr_size)
 
 
 class SRGANRecipe(Recipe):
@@ -219,30 +214,6 @@ class SRGANRecipe(Recipe):
             plot_training_curves(history, out_dir / "curves.png", panels)
 
 
-@dataclass(kw_only=True)
-class SRTrainArgs(RunArgs):
-    """Everything `srfer train-sr` takes (stored in each checkpoint)."""
-
-    pretrain_epochs: int = 5
-    lr: float = 1e-4
-    scale: int = 4
-    hr_size: int = 128
-    channels: int = 3
-    blocks: int = 16
-    features: int = 64
-    bicubic_skip: bool = False
-    perceptual: str = "vgg19"
-    vgg_weights: Path | None = None
-    content_weight: float = 0.006
-    adversarial_weight: float = 1e-3
-    pixel_weight: float = 0.0
-    texture_weight: float = 0.0
-    identity_weight: float = 0.0
-    lr_sizes: str = ""  # e.g. "32,16": LR sizes drawn per step (default: hr_size / scale only)
-    val_limit: int = 0
-    cache: bool = True
-
-
 def _generator_config(args: SRTrainArgs) -> GeneratorConfig:
     try:
         config = GeneratorConfig(args.channels, args.features, args.blocks, args.scale, args.bicubic_skip)
@@ -287,7 +258,6 @@ def train_sr(args: SRTrainArgs) -> dict[str, Any]:
     )
     recipe = SRGANRecipe(gen_cfg, args.lr, args.pretrain_epochs, args.epochs, backbone, weights,
                          lr_sizes=lr_sizes)  # fmt: skip
-    engine_cfg = args.engine_config()
     data_meta = {
         "train": train_src.description,
         "val": val_src.description,
@@ -300,5 +270,5 @@ def train_sr(args: SRTrainArgs) -> dict[str, Any]:
         "data": data_meta,
         "train_args": args.as_meta(),
     }
-    engine = Engine(recipe, train_set, val_set, engine_cfg, collate_skipping_failures, run_meta)
+    engine = Engine(recipe, train_set, val_set, args, collate_skipping_failures, run_meta)
     return engine.fit()

@@ -1,4 +1,5 @@
-"""Device, precision and seeding choices shared by training and inference."""
+"""Device, precision and seeding choices shared by training and inference (it depends on
+`srfer.errors` alone: the inference layer, the engine and the CLI all stand on it)."""
 
 from __future__ import annotations
 

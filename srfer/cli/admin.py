@@ -1,0 +1,109 @@
+"""Admin commands: `pipeline train`, `weights`, `info`, `export`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from srfer.cli.common import AsJson, Device, app, command_group, friendly_errors, print_json, stdout
+
+pipeline_app = command_group("pipeline", "All stages in order (SR → expression → identity).")
+
+
+@pipeline_app.command("train")
+@friendly_errors
+def pipeline_train_command(
+    data_root: Path = typer.Option(..., help="Folder holding celeba/ and fer2013/ (e.g. ../shared/data)."),
+    runs: Path = typer.Option(Path("runs"), help="Where each stage's run folder goes (resumed if present)."),
+    profile: str = typer.Option(
+        "auto",
+        help="cpu (sized for a 2-core CPU), full (the seed recipes), smoke (1 short epoch each); "
+        "auto: full on CUDA, else cpu.",
+    ),
+    vgg_weights: Path | None = typer.Option(
+        None, help="VGG19 state dict for the full profile's SRGAN phase."
+    ),
+    evaluate: bool = typer.Option(True, help="End with the validation tables."),
+    device: Device = "auto",
+    as_json: AsJson = False,
+) -> None:
+    """Train SR → expression (on SR-restored 12 px faces) → embedder, resumable, then evaluate."""
+    from srfer.workflow import train_and_evaluate
+
+    result = train_and_evaluate(data_root, runs, profile, device, vgg_weights, evaluate)
+    if as_json:
+        print_json(result)
+        return
+    table = Table(title=f"pipeline ({result['profile']} profile)", title_justify="left")
+    table.add_column("stage")
+    table.add_column("best", justify="right")
+    table.add_column("epochs run", justify="right")
+    for name, stage in result["stages"].items():
+        best = "—" if stage["best"] is None else f"{stage['monitor']} {stage['best']:.4f}"
+        table.add_row(name, best, str(stage["epochs_run"]))
+    stdout.print(table)
+    for key, value in result.get("evaluation", {}).items():
+        stdout.print(f"{key}: {value:.4f}")
+
+
+@app.command("weights")
+@friendly_errors
+def weights_command(as_json: AsJson = False) -> None:
+    """The default weights: where each was found, its sha256 check and the metrics recorded for it."""
+    from srfer.weights import weights_report
+
+    rows = weights_report()
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(
+        title="default weights (CLI option → $SRFER_WEIGHTS → shipped weights/)", title_justify="left"
+    )
+    for name in ("role", "file", "status", "recorded metrics"):
+        table.add_column(name)
+    for row in rows:
+        metrics = ", ".join(
+            f"{k} {v}" for k, v in row.get("metrics", {}).items() if isinstance(v, int | float)
+        )
+        status = row["status"] if row["path"] else f"[red]missing[/red] — train: {row['train']}"
+        table.add_row(row["role"], row["file"], status, metrics or "—")
+    stdout.print(table)
+
+
+@app.command("info")
+@friendly_errors
+def info_command(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """Versions, compute device, AMP dtype and which default weights are present."""
+    from srfer.environment import environment_report
+
+    report = environment_report()
+    if as_json:
+        print_json(report)
+        return
+    table = Table(show_header=False, box=None)
+    for key, value in report.items():
+        if key != "weights":
+            table.add_row(f"[bold]{key}", str(value))
+    for name, entry in report["weights"].items():
+        table.add_row(f"[bold]weights:{name}", entry)
+    stdout.print(table)
+
+
+@app.command("export")
+@friendly_errors
+def export_command(
+    checkpoint: Path = typer.Argument(..., help="A training checkpoint (e.g. RUN/best.safetensors)."),
+    target: Path = typer.Argument(..., help="Where to write the weights-only checkpoint."),
+    half: bool = typer.Option(True, help="Store fp16 tensors (half the size)."),
+    threshold: float | None = typer.Option(
+        None, help="Embedders: the verification τ to store (from eval-embed); identify and predict use it."
+    ),
+) -> None:
+    """Write a weights-only copy of a checkpoint (no optimizer state), e.g. for weights/."""
+    from srfer.export import export_weights
+    from srfer.weights import sha256
+
+    path = export_weights(checkpoint, target, half, threshold)
+    stdout.print(f"{path} ({path.stat().st_size / 1e6:.1f} MB, sha256 {sha256(path)})")

@@ -1,0 +1,206 @@
+"""What every command family shares: the app, the one-line error policy, the shared options,
+printing helpers, and training commands generated from their argument dataclasses."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import inspect
+import json
+import os
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperCommand
+
+from srfer.console import err_console
+from srfer.errors import SrferError, TrainingInterrupted
+
+app = typer.Typer(
+    name="srfer",
+    help="Super-resolution for low-resolution faces: SR, expression and identity stages.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+stdout = Console(highlight=False)
+
+
+def command_group(name: str, help: str) -> typer.Typer:
+    """`srfer <name> …`: a family of subcommands."""
+    group = typer.Typer(help=help, no_args_is_help=True)
+    app.add_typer(group, name=name)
+    return group
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Options most commands share, declared once (training options come from srfer.train.args).
+DEVICE_HELP = "auto (cuda → mps → cpu), cpu, cuda or mps."
+Device = Annotated[str, typer.Option(help=DEVICE_HELP)]
+Seed = Annotated[int, typer.Option(help="Seed for data order, augmentation and initialisation.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+BatchSize = Annotated[int, typer.Option(min=1)]
+
+
+def friendly_errors(fn: F) -> F:
+    """Known failures print one line on stderr and exit non-zero, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SrferError as exc:
+            err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+            raise typer.Exit(1) from None
+        except TrainingInterrupted as exc:
+            err_console.print(f"[yellow]{exc}[/yellow]", soft_wrap=True)
+            raise typer.Exit(130) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/yellow]")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):  # deliberate exits pass through
+            raise
+        except Exception as exc:  # a bug, not bad input: still one line unless debugging
+            if os.environ.get("SRFER_DEBUG"):
+                raise
+            err_console.print(
+                f"[red]internal error:[/red] {type(exc).__name__}: {exc} (SRFER_DEBUG=1 shows the traceback)",
+                soft_wrap=True,
+            )
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------ options from dataclasses
+SHARED_FIRST = ("data", "out")  # then each stage's own options, then the engine's
+
+
+def _registry_help(where: str) -> str:
+    """'module:NAME' → 'Choices: a: …; b: ….' from the registry itself."""
+    module, name = where.split(":")
+    registry = getattr(importlib.import_module(module), name)
+    return f"Choices: {registry.describe()}."
+
+
+class RegistryHelpCommand(TyperCommand):
+    """A command whose options list a model registry's entries in their help (`--arch`,
+    `--backbone`). The registry is read when the help is shown, not when the CLI is built:
+    importing it loads torch (~3 s here), which `srfer --help` and every other command
+    would otherwise pay at start-up."""
+
+    registries: dict[str, str] = {}  # option name → "module:REGISTRY" (set per command)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        for param in self.params:
+            where = self.registries.get(param.name or "")
+            if where and not getattr(param, "_registry_listed", False):
+                param.help = f"{param.help or ''} {_registry_help(where)}".strip()
+                param._registry_listed = True  # type: ignore[attr-defined]
+        return super().format_help(ctx, formatter)
+
+
+def _option_of(f: dataclasses.Field, annotation: Any) -> inspect.Parameter:
+    meta = f.metadata
+    default = ... if f.default is dataclasses.MISSING else f.default
+    info = typer.Option(default, *meta.get("flags", ()), help=meta.get("help") or None, min=meta.get("min"),
+                        max=meta.get("max"))  # fmt: skip
+    return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)
+
+
+def options_of(cls: type) -> list[inspect.Parameter]:
+    """One CLI option per field of the dataclass `cls` that is meant for the command line,
+    with the field's default, help and bounds: data and out first, then the fields in the
+    order `cls` declares them (its own and those it re-declares), then the shared ones."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.metadata.get("cli", True)}
+    declared = [name for name in vars(cls).get("__annotations__", {}) if name in fields]
+    order = dict.fromkeys([*(n for n in SHARED_FIRST if n in fields), *declared, *fields])
+    return [_option_of(fields[name], hints[name]) for name in order]
+
+
+def training_command(name: str, args_cls: type, train: str, doc: str) -> None:
+    """Register `srfer <name>`: its options are `args_cls`'s fields (plus --json); it fills
+    an `args_cls` (whose constructor refuses any other name) and calls `train`
+    ("module:function", imported only when the command runs)."""
+
+    def command(**values: Any) -> None:
+        as_json = values.pop("as_json")
+        args = args_cls(**values)
+        module, function = train.split(":")
+        result = getattr(importlib.import_module(module), function)(args)
+        print_training_result(result, args.out, as_json)
+
+    as_json = inspect.Parameter(
+        "as_json", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+        default=typer.Option(False, "--json", help="Print the result as JSON."),
+    )  # fmt: skip
+    command.__signature__ = inspect.Signature([*options_of(args_cls), as_json])  # type: ignore[attr-defined]
+    command.__doc__ = doc
+    command.__name__ = command.__qualname__ = f"{name.replace('-', '_')}_command"
+    choices = {
+        f.name: f.metadata["choices"] for f in dataclasses.fields(args_cls) if f.metadata.get("choices")
+    }
+    help_class = type(f"{command.__name__}_class", (RegistryHelpCommand,), {"registries": choices})
+    app.command(name, cls=help_class)(friendly_errors(command))
+
+
+# ------------------------------------------------------------------------------- printing
+def print_json(payload: Any) -> None:
+    typer.echo(json.dumps(payload, indent=2, default=str))
+
+
+def report_skipped(failed: list[tuple[Path, str]]) -> None:
+    for _path, why in failed:
+        err_console.print(f"[red]skipped:[/red] {why}", soft_wrap=True)
+
+
+def print_training_result(result: dict[str, Any], out_dir: Path, as_json: bool) -> None:
+    if as_json:
+        print_json(result)
+    elif result["best"] is None:
+        stdout.print(f"no epoch finished; state in {out_dir}")
+    else:
+        stdout.print(f"best {result['monitor']} {result['best']:.4f} at epoch {result['best_epoch']} "
+                     f"→ {out_dir / 'best.safetensors'}")  # fmt: skip
+
+
+def parse_sizes(text: str, example: str) -> list[int]:
+    """--sweep's comma-separated sizes."""
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SrferError(f"--sweep {text!r}: expected comma-separated sizes like {example}") from None
+
+
+def print_sweep(result: dict, title: str) -> None:
+    table = Table(title=title)
+    table.add_column("size (px)", justify="right")
+    for name in result["accuracy"]:
+        table.add_column(name, justify="right")
+    for i, size in enumerate(result["sizes"]):
+        table.add_row(str(size), *(f"{v[i]:.2%}" for v in result["accuracy"].values()))
+    stdout.print(table)
+    stdout.print(f"plot: {result['plot']}")
+    for note in result.get("notes", []):
+        err_console.print(f"[yellow]note:[/yellow] {note}", soft_wrap=True)
+
+
+def progress_bar():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    )

@@ -1,0 +1,187 @@
+"""Identity commands: `train-embed`, `eval-embed`, `enroll`, `identify`, `gallery`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from srfer.cli.common import (
+    AsJson,
+    BatchSize,
+    Device,
+    Seed,
+    app,
+    command_group,
+    err_console,
+    friendly_errors,
+    parse_sizes,
+    print_json,
+    print_sweep,
+    progress_bar,
+    report_skipped,
+    stdout,
+    training_command,
+)
+from srfer.errors import SrferError
+from srfer.train.args import EmbedTrainArgs
+
+training_command(
+    "train-embed", EmbedTrainArgs, "srfer.train.embed:train_embed",
+    "Train the triplet-loss face embedder (FaceNet-style, online mining over P×K batches).",
+)  # fmt: skip
+
+
+@app.command("eval-embed")
+@friendly_errors
+def eval_embed_command(
+    data: Path = typer.Option(..., help="CelebA root or identity folders (LFW layout)."),
+    split: str = typer.Option("all", help="all, or CelebA's/a seeded split: train, val, test."),
+    pairs: Path | None = typer.Option(None, help="LFW pairs.txt (default: balanced seeded pairs)."),
+    n_pairs: int = typer.Option(6000, min=20, help="Generated pairs (without --pairs)."),
+    weights: Path | None = typer.Option(None, help="Embedder checkpoint (default: the shipped one)."),
+    upscale: bool = typer.Option(False, "--upscale", help="Probe faces degraded to --lr-size and restored."),
+    upscaler: str = typer.Option("sr", help="With --upscale: sr or bicubic."),
+    lr_size: int = typer.Option(32, help="With --upscale: the low resolution in px."),
+    sr_weights: Path | None = typer.Option(None, help="SR checkpoint (default: the shipped CelebA ×4)."),
+    sweep: str | None = typer.Option(None, help="Comma-separated probe sizes, e.g. 128,64,32,24,16."),
+    identity_sr_weights: Path | None = typer.Option(
+        None, help="With --sweep: the identity-aware SR for a third column (default: the shipped one)."
+    ),
+    save_dir: Path = typer.Option(Path("srfer-eval-embed"), help="Where the PNG plots go."),
+    batch_size: BatchSize = 128,
+    device: Device = "auto",
+    seed: Seed = 0,
+    as_json: AsJson = False,
+) -> None:
+    """Verification (1:1): 10-fold accuracy ± std, ROC AUC, EER, TAR@FAR; or a size sweep."""
+    from srfer import evaluation, plots
+
+    if sweep:
+        sizes = parse_sizes(sweep, "128,64,32")
+        with progress_bar() as progress:
+            task = progress.add_task("sweeping", total=len(sizes))
+            result = evaluation.sweep_embed(
+                data, sizes, split=split, pairs_file=pairs, n_pairs=n_pairs, weights=weights,
+                sr_weights=sr_weights, device=device, batch_size=batch_size, seed=seed,
+                progress=lambda: progress.advance(task), identity_sr_weights=identity_sr_weights,
+            )  # fmt: skip
+        title = "verification accuracy vs probe size"
+        result["plot"] = str(
+            plots.plot_sweep(sizes, result["accuracy"], save_dir / "sweep.png", "accuracy", title)
+        )
+        if as_json:
+            print_json(result)
+            return
+        print_sweep(result, f"{title} · {result['data']}")
+        return
+    result = evaluation.evaluate_embed(
+        data, split=split, pairs_file=pairs, n_pairs=n_pairs, weights=weights, device=device, upscale=upscale,
+        upscaler=upscaler, lr_size=lr_size, sr_weights=sr_weights, batch_size=batch_size, seed=seed,
+    )  # fmt: skip
+    roc = {"verification": result["roc"]}
+    result["plot"] = str(plots.plot_roc(roc, {"verification": result["roc_auc"]}, save_dir / "roc.png",
+                                        result["input"]))  # fmt: skip
+    if as_json:
+        print_json(result)
+        return
+    for note in result["notes"]:
+        err_console.print(f"[yellow]note:[/yellow] {note}")
+    stdout.print(
+        f"{result['pairs']} pairs · {result['identities']} identities · {result['input']} · {result['data']}"
+    )
+    stdout.print(f"accuracy {result['accuracy']:.2%} ± {result['accuracy_std']:.2%} (10-fold) · "
+              f"ROC AUC {result['roc_auc']:.4f} · EER {result['eer']:.2%} · "
+              f"TAR@FAR=1e-3 {result['tar_at_far_0.001']:.2%} · "
+              f"TAR@FAR=1e-2 {result['tar_at_far_0.01']:.2%} · "
+              f"τ {result['threshold']:.4f} · ROC plot {result['plot']}")  # fmt: skip
+
+
+@app.command("enroll")
+@friendly_errors
+def enroll_command(
+    name: str = typer.Argument(..., help="The identity's name."),
+    images: list[str] = typer.Argument(..., help="Face crops of that person: files, folders or globs."),
+    gallery: Path = typer.Option(..., help="SQLite gallery file (created if missing)."),
+    weights: Path | None = typer.Option(None, help="Embedder checkpoint (default: the shipped one)."),
+    device: Device = "auto",
+) -> None:
+    """Add a person's face embeddings to a gallery (for `srfer identify`)."""
+    from srfer.identify import enroll
+    from srfer.imageio import expand_inputs
+
+    report = enroll(name, expand_inputs(images), gallery, weights, device)
+    report_skipped(report.failed)
+    if not report.added:
+        raise SrferError(f"no usable face image for {name!r}")
+    stdout.print(f"enrolled {name!r}: {report.added} embedding(s) in {gallery}")
+
+
+@app.command("identify")
+@friendly_errors
+def identify_command(
+    images: list[str] = typer.Argument(..., help="Face crops to identify: files, folders or globs."),
+    gallery: Path = typer.Option(..., help="SQLite gallery file made by `srfer enroll`."),
+    weights: Path | None = typer.Option(None, help="Embedder checkpoint (must be the gallery's model)."),
+    threshold: float | None = typer.Option(None, help="τ on squared L2 distance (default: the model's)."),
+    device: Device = "auto",
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per image."),
+) -> None:
+    """1:N identification: the nearest enrolled identity, or "unknown" beyond τ."""
+    from srfer.identify import identify
+    from srfer.imageio import expand_inputs
+
+    report = identify(expand_inputs(images), gallery, weights, threshold, device)
+    report_skipped(report.failed)
+    for path, match in report.matches:
+        if as_json:
+            typer.echo(json.dumps({"image": str(path), "identity": match.name, "nearest": match.nearest,
+                                   "distance": match.distance, "threshold": match.threshold}))  # fmt: skip
+        else:
+            stdout.print(
+                f"{path}: {match.name} (nearest {match.nearest}, d = {match.distance:.4f}, "
+                f"τ = {report.threshold:.4f})"
+            )
+    if not report.matches:
+        raise typer.Exit(1)
+
+
+gallery_app = command_group("gallery", "List or remove gallery identities.")
+
+
+@gallery_app.command("list")
+@friendly_errors
+def gallery_list_command(
+    gallery: Path = typer.Option(..., help="SQLite gallery file."),
+    as_json: AsJson = False,
+) -> None:
+    """Enrolled identities and how many embeddings each has."""
+    from srfer.gallery import Gallery
+
+    with Gallery(gallery) as g:
+        rows, mid = g.identities(), g.model_id
+    if as_json:
+        print_json({"model_id": mid, "identities": dict(rows)})
+        return
+    table = Table(title=f"{gallery} · model {str(mid)[:12]}")
+    table.add_column("identity")
+    table.add_column("embeddings", justify="right")
+    for name, count in rows:
+        table.add_row(name, str(count))
+    stdout.print(table)
+
+
+@gallery_app.command("remove")
+@friendly_errors
+def gallery_remove_command(
+    name: str = typer.Argument(..., help="Identity to remove."),
+    gallery: Path = typer.Option(..., help="SQLite gallery file."),
+) -> None:
+    """Remove an identity (all its embeddings) from a gallery."""
+    from srfer.gallery import Gallery
+
+    with Gallery(gallery) as g:
+        removed = g.remove(name)
+    stdout.print(f"removed {name!r} ({removed} embedding(s))")

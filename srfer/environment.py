@@ -1,0 +1,38 @@
+"""`srfer info`: versions, compute device, AMP dtype and which default weights are present."""
+
+from __future__ import annotations
+
+import platform
+from typing import Any
+
+import torch
+
+from srfer.runtime import amp_dtype, resolve_device
+from srfer.weights import weights_status
+
+
+def environment_report() -> dict[str, Any]:
+    import torchvision
+
+    import srfer
+
+    device = resolve_device("auto")
+    report: dict[str, Any] = {
+        "srfer": srfer.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "device": str(device),
+        "amp_dtype": str(amp_dtype(device) or "off (fp32)"),
+        "threads": torch.get_num_threads(),
+    }
+    if device.type == "cuda":
+        report["gpu"] = torch.cuda.get_device_name(device)
+    try:
+        from importlib.metadata import version
+
+        report["facenet-pytorch"] = version("facenet-pytorch")
+    except Exception:  # noqa: BLE001 - absent is a valid answer
+        report["facenet-pytorch"] = "not installed"
+    report["weights"] = weights_status()
+    return report

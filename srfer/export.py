@@ -1,0 +1,29 @@
+"""`srfer export`: a training checkpoint → a weights-only file (what ships in weights/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from srfer.checkpoint import load_checkpoint, save_checkpoint
+from srfer.errors import SrferError
+
+
+def export_weights(checkpoint: Path, target: Path, half: bool = True, threshold: float | None = None) -> Path:
+    """Strip training state (optimizers, RNG, other networks) and optionally cast to fp16.
+    `threshold` stores an embedder's verification τ (measured by eval-embed) with it."""
+    ckpt = load_checkpoint(checkpoint)
+    if threshold is not None and ckpt.kind != "face-embedder":
+        raise SrferError(f"{checkpoint}: --threshold is for face embedders, this is a {ckpt.kind}")
+    tensors = {
+        f"model.{k}": (v.half() if half and v.is_floating_point() else v)
+        for k, v in ckpt.section("model").items()
+    }
+    keep = ("data", "train_args", "recipe", "metrics")
+    meta = {k: ckpt.meta[k] for k in keep if k in ckpt.meta}
+    meta["exported_from"] = str(checkpoint)
+    meta["dtype"] = "float16" if half else "float32"
+    if threshold is not None:
+        meta["threshold"] = threshold
+    elif "threshold" in ckpt.meta:  # re-exporting keeps a stored τ
+        meta["threshold"] = ckpt.meta["threshold"]
+    return save_checkpoint(target, ckpt.kind, ckpt.config, tensors, meta)

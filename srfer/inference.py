@@ -1,0 +1,200 @@
+"""Load trained networks and run them on tensors: the one layer under training, evaluation
+and the `predict` chain.
+
+It reads checkpoints (by role, through the default-weights resolution, or a given file),
+super-resolves, restores low-resolution batches, turns a loader of faces into expression
+probabilities or embeddings, and says which model an embedding came from. It imports
+models, data transforms, checkpoints and weights only — never `train/`, `evaluation`,
+`predict` or the CLI (tests/test_layering.py keeps it so).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from srfer.checkpoint import load_checkpoint
+from srfer.data.degradations import LowResPath, bicubic_resize, to_signed, to_unit
+from srfer.errors import SrferError
+from srfer.models import Generator, build_model
+from srfer.runtime import amp_dtype, autocast
+from srfer.weights import resolve_weights, sha256
+
+Restorer = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class RunContext:
+    """Where a network runs and in which autocast precision (None: fp32)."""
+
+    device: torch.device
+    dtype: torch.dtype | None
+
+    def autocast(self):
+        return autocast(self.device, self.dtype)
+
+
+def inference_context(device: torch.device) -> RunContext:
+    """Inference precision for `device`: bf16 on CUDA, fp32 on CPU (see `amp_dtype`)."""
+    return RunContext(device, amp_dtype(device))
+
+
+# ---------------------------------------------------------------------------------- loading
+def load_network(role: str, weights: Path | None, kind: str, device: torch.device | None = None) -> nn.Module:
+    """A trained network of `kind` from `weights` (or the default for `role`), eval mode.
+
+    The module gets `source` (its file) and `meta` (the checkpoint's JSON header)."""
+    path = resolve_weights(role, weights)
+    ckpt = load_checkpoint(path, expect_kind=kind)
+    model = build_model(ckpt.kind, ckpt.config)
+    try:
+        model.load_state_dict({k: v.float() for k, v in ckpt.section("model").items()})
+    except RuntimeError as exc:
+        raise SrferError(f"{path}: weights do not match their config ({str(exc)[:160]})") from None
+    model.source, model.meta = path, ckpt.meta  # type: ignore[assignment]
+    return model.eval().to(device or torch.device("cpu"))
+
+
+def load_generator(
+    weights: Path | None = None, device: torch.device | None = None, role: str = "sr"
+) -> Generator:
+    """The SR generator from `weights` (or the default for `role`)."""
+    return load_network(role, weights, "sr-generator", device)  # type: ignore[return-value]
+
+
+def load_classifier(weights: Path | None, device: torch.device, role: str = "fer") -> nn.Module:
+    """A trained expression classifier (default: the shipped one for `role`)."""
+    return load_network(role, weights, "fer-classifier", device)
+
+
+def load_embedder(weights: Path | None, device: torch.device) -> nn.Module:
+    return load_network("embed", weights, "face-embedder", device)
+
+
+def embedder_threshold(model: nn.Module) -> float:
+    """τ from evaluation when one was written, else the training validation's τ."""
+    meta = getattr(model, "meta", {})
+    tau = meta.get("threshold", meta.get("metrics", {}).get("val_threshold"))
+    if tau is None:
+        raise SrferError(f"{model.source}: no verification threshold stored; pass --threshold")
+    return float(tau)
+
+
+def embedder_crop_size(model: nn.Module) -> int:
+    """The face crop size the embedder was trained on (`train-embed --size`; 128 before it
+    was recorded). Crops are resized to the network's own input size inside it."""
+    return int(getattr(model, "meta", {}).get("train_args", {}).get("size", 128))
+
+
+def model_id(model: nn.Module) -> str:
+    """A gallery's model identity: the sha256 of the checkpoint file the model came from."""
+    return sha256(Path(model.source))
+
+
+# ------------------------------------------------------------------------- super-resolution
+_AUTO = object()
+
+
+@torch.no_grad()
+def super_resolve(
+    generator: Generator, images01: torch.Tensor, dtype=_AUTO, flip_tta: bool = False
+) -> torch.Tensor:
+    """(N, C, h, w) in [0, 1] → (N, C, h·s, w·s) in [0, 1]; bf16 on CUDA unless `dtype` says.
+
+    `flip_tta` averages the result with that of the mirrored face (a ×2 self-ensemble, as in
+    EDSR's "+" but with the one symmetry faces have: no rotations, which training never saw)."""
+    device = next(generator.parameters()).device
+    x = to_signed(images01.to(device)).contiguous(memory_format=torch.channels_last)
+    dtype = amp_dtype(device) if dtype is _AUTO else dtype
+    with autocast(device, dtype):
+        out = generator(x).float()
+        if flip_tta:
+            out = (out + generator(x.flip(-1)).float().flip(-1)) / 2
+    return to_unit(out)
+
+
+def bicubic_baseline(lr: torch.Tensor, hr_size: tuple[int, int]) -> torch.Tensor:
+    """LR in [-1, 1] → bicubic upscale in [0, 1] (the baseline every SR number is against)."""
+    return bicubic_resize(to_unit(lr), hr_size)
+
+
+def make_restorer(
+    upscaler: str, device: torch.device, sr_weights: Path | None = None, role: str = "sr-fer"
+) -> Restorer:
+    """LR batch in [0, 1] → restored batch: `bicubic` (identity here; `degrade_and_restore`
+    resizes back bicubically) or `sr` (a frozen generator; gray ↔ RGB adapted)."""
+    if upscaler == "bicubic":
+        return lambda lr: lr
+    if upscaler != "sr":
+        raise SrferError(f"unknown --upscaler {upscaler!r}; use sr or bicubic")
+    generator = load_generator(sr_weights, device, role)
+    for p in generator.parameters():
+        p.requires_grad_(False)
+
+    def restore(lr: torch.Tensor) -> torch.Tensor:
+        channels = lr.shape[1]
+        if generator.config.channels == 3 and channels == 1:
+            return super_resolve(generator, lr.expand(-1, 3, -1, -1)).mean(1, keepdim=True)
+        if generator.config.channels == 1 and channels == 3:
+            return super_resolve(generator, lr.mean(1, keepdim=True)).expand(-1, 3, -1, -1)
+        return super_resolve(generator, lr)
+
+    restore.source = generator.source  # type: ignore[attr-defined]
+    return restore
+
+
+# ------------------------------------------------------------------ recognisers over loaders
+def predict_probs(
+    model: nn.Module,
+    loader: DataLoader,
+    ctx: RunContext,
+    low_res: LowResPath | None = None,
+    flip_tta: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax probabilities and labels over a loader (model in eval mode, no grad).
+    `flip_tta` averages them with the mirrored face's (training flips faces too)."""
+    model.eval()
+    probs, labels = [], []
+    with torch.no_grad():
+        for batch in loader:
+            x = batch["image"].to(ctx.device)
+            if low_res is not None:
+                x = low_res(x)
+            with ctx.autocast():
+                p = model(x).float().softmax(1)
+                if flip_tta:
+                    p = (p + model(x.flip(-1)).float().softmax(1)) / 2
+            probs.append(p.cpu())
+            labels.append(batch["label"])
+    return torch.cat(probs), torch.cat(labels)
+
+
+def embed_all(
+    model: nn.Module, loader: DataLoader, ctx: RunContext, low_res: LowResPath | None = None, step: int = 0
+) -> torch.Tensor:
+    """Embeddings of every image a loader yields, in order (eval mode, no grad)."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for batch in loader:
+            x = batch["image"].to(ctx.device)
+            if low_res is not None:
+                x = low_res(x, step)
+            with ctx.autocast():
+                out.append(model(x).float().cpu())
+    return torch.cat(out)
+
+
+def pair_distances(
+    embeddings: torch.Tensor, pairs: list[tuple[int, int, bool]]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Squared L2 distance of each (a, b, same) pair, and the `same` flags."""
+    a = torch.tensor([p[0] for p in pairs])
+    b = torch.tensor([p[1] for p in pairs])
+    same = torch.tensor([p[2] for p in pairs])
+    return (embeddings[a] - embeddings[b]).pow(2).sum(1), same

@@ -1,0 +1,177 @@
+"""What every `srfer train-*` command takes: one dataclass per recipe, holding each option's
+default, help and bounds. The CLI is generated from these classes and the recipes read them;
+every run stores its own in its checkpoints (`train_args`). Imports no torch, so the CLI can
+be built from them cheaply.
+
+`EngineConfig` is what the engine needs (shared by every stage), `RunArgs` adds the data,
+and each stage extends that; a stage re-declares a shared field to change its default or
+help, or to hide it (`cli=False`, e.g. the embedder's batch is P×K).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from srfer.errors import SrferError
+from srfer.options import REQUIRED, option
+
+DEVICE_HELP = "auto (cuda → mps → cpu), cpu, cuda or mps."
+RUN_FOLDER_HELP = "Run folder: checkpoints, metrics.jsonl, curves.png."
+ACCURACY_PATIENCE_HELP = "Early stop after N epochs without val accuracy gain."
+
+
+@dataclass(kw_only=True)
+class EngineConfig:
+    """The training engine's settings: every `train-*` command's shared options."""
+
+    out: Path = option(REQUIRED, RUN_FOLDER_HELP)
+    epochs: int = option(10, "Total epochs.", min=1)
+    patience: int = option(0, "Early stop after N epochs without improvement (0: off).", min=0)
+    batch_size: int = option(16, "Images per optimisation step.", min=1)
+    epoch_size: int = option(0, "Samples per epoch (0: the whole training split).", min=0)
+    workers: int = option(-1, "Loader workers (-1: one per spare core, ≤ 4).")
+    device: str = option("auto", DEVICE_HELP)
+    amp: bool = option(True, "bf16 autocast on CUDA and on CPUs with native bf16; else fp32.")
+    resume: bool = option(False, "Continue the run in --out from last.safetensors.")
+    save_every: int = option(0, "Also keep a checkpoint every N epochs.", min=0)
+    seed: int = option(0, "Seed for data order, augmentation and initialisation.")
+    init: Path | None = option(
+        None, "Start from these trained weights (fine-tuning); same architecture options."
+    )
+
+
+@dataclass(kw_only=True)
+class RunArgs(EngineConfig):
+    """A training run: the engine's settings and the data it reads."""
+
+    data: Path = option(REQUIRED, "Training data root.")
+
+    def start(self):
+        """What every run does first: cheap checks (device, run folder) before any data is
+        decoded, and the seed, before the recipe builds (initialises) its networks.
+        Returns the torch device."""
+        from srfer.runtime import resolve_device, seed_everything
+
+        device = resolve_device(self.device)
+        check_run_folder(Path(self.out), self.resume)
+        seed_everything(self.seed)
+        return device
+
+    def loads_foreign_start(self, options: str) -> bool:
+        """Whether a run should load outside weights given through `options` (ImageNet,
+        VGGFace2, ...): not when resuming (the checkpoint has its own), refused beside --init
+        (two starting points; the later one would silently win)."""
+        if self.init is not None:
+            raise SrferError(f"{options} and --init both choose the starting weights: give one")
+        return not self.resume
+
+    def as_meta(self) -> dict[str, Any]:
+        """JSON-ready copy for checkpoints."""
+        return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self).items()}
+
+
+def check_run_folder(out_dir: Path, resume: bool) -> None:
+    """A run folder is resumed only on request and never silently overwritten."""
+    last = out_dir / "last.safetensors"
+    if resume and not last.is_file():
+        raise SrferError(f"--resume: no {last} to resume from")
+    if not resume and last.is_file():
+        raise SrferError(f"{out_dir} already holds a run; pass --resume or choose another --out")
+
+
+@dataclass(kw_only=True)
+class SRTrainArgs(RunArgs):
+    """`srfer train-sr`: SRResNet pre-training, then the SRGAN phase."""
+
+    data: Path = option(REQUIRED, "CelebA root (img_align_celeba/ + partition file) or any face folder.")
+    out: Path = option(REQUIRED, "Run folder: checkpoints, metrics.jsonl, samples/, curves.png.")
+    epochs: int = option(10, "Total epochs (pre-training + adversarial).", min=1)
+    pretrain_epochs: int = option(5, "Pixel-MSE (SRResNet) epochs before the GAN phase.", min=0)
+    lr: float = option(1e-4, "Adam learning rate (betas 0.9, 0.999), cosine-annealed.")
+    scale: int = option(4, "Upscaling factor: 2, 4 or 8.")
+    hr_size: int = option(128, "HR crop size (center crop); LR is hr_size/scale.")
+    channels: int = option(3, "3 (RGB) or 1 (grayscale).")
+    blocks: int = option(16, "Residual blocks in the generator.", min=1)
+    features: int = option(64, "Generator feature channels.", min=4)
+    bicubic_skip: bool = option(False, "Learn a residual over bicubic (not in the seed; converges faster).")
+    perceptual: str = option("vgg19", "Content loss backbone: vgg19, none or ckpt:PATH.")
+    vgg_weights: Path | None = option(None, "torchvision VGG19 state dict (offline use).")
+    content_weight: float = option(0.006, "Weight of the perceptual MSE (SRGAN: 0.006).")
+    adversarial_weight: float = option(
+        1e-3, "Weight of the adversarial BCE (0: no discriminator is trained)."
+    )
+    pixel_weight: float = option(0.0, "Weight of a pixel MSE term in the GAN phase.")
+    texture_weight: float = option(0.0, "Weight of the Gram-matrix texture loss.")
+    lr_sizes: str = option(
+        "", "LR face sizes drawn per step, e.g. 32,16 (target: HR resized to size × scale)."
+    )
+    identity_weight: float = option(
+        0.0,
+        "Weight of ‖e(SR) − e(HR)‖² with --perceptual ckpt:<face embedder> (identity-aware SR); "
+        "best.safetensors is then the identity-closest epoch.",
+    )
+    val_limit: int = option(0, "Validate on the first N val images only (0: all).", min=0)
+    cache: bool = option(True, "Decode every crop once into memory.")
+    patience: int = option(0, "Early stop after N epochs without PSNR gain (0: off).", min=0)
+
+
+@dataclass(kw_only=True)
+class FerTrainArgs(RunArgs):
+    """`srfer train-fer`: the expression classifier."""
+
+    data: Path = option(REQUIRED, "FER2013 root (train/ val/), a split folder, or fer2013.csv.")
+    ferplus: Path | None = option(None, "fer2013new.csv: FER+ majority-vote labels (with a CSV).")
+    arch: str = option("mcnn", "The network.", choices="srfer.models.fer:FER_BACKBONES")
+    width: int = option(32, "mcnn branch width (first stage channels).", min=4)
+    pretrained: bool = option(
+        False,
+        "Torchvision archs: start from ImageNet weights (hub cache or download).",
+        flags=("--pretrained",),
+    )
+    backbone_weights: Path | None = option(
+        None, "Offline --pretrained: torchvision's ImageNet state dict for --arch (.pth/.safetensors)."
+    )
+    epochs: int = option(300, "Maximum epochs (early stopping usually ends sooner).", min=1)
+    patience: int = option(10, ACCURACY_PATIENCE_HELP, min=0)
+    batch_size: int = option(64, "Images per optimisation step.", min=1)
+    lr: float = option(1e-3, "Adam learning rate, cosine-annealed.")
+    loss: str = option("ce", "ce (cross-entropy) or focal.")
+    label_smoothing: float = option(0.0, "Cross-entropy label smoothing.", min=0.0, max=0.5)
+    gamma: float = option(2.0, "Focal loss γ.", min=0.0)
+    alpha: str = option("auto", "Focal loss α: auto (inverse class frequency) or none.")
+    balanced: bool = option(False, "Class-balanced sampling.")
+    upscale: bool = option(False, "Train on faces degraded to --lr-size and restored.", flags=("--upscale",))
+    upscaler: str = option("sr", "With --upscale: sr (frozen SR generator) or bicubic.")
+    lr_size: int = option(12, "With --upscale: the low resolution in px (48 px faces: ×4 → 12).")
+    sr_weights: Path | None = option(None, "SR checkpoint for --upscaler sr (default: shipped FER SR).")
+
+
+@dataclass(kw_only=True)
+class EmbedTrainArgs(RunArgs):
+    """`srfer train-embed`: the triplet-loss face embedder."""
+
+    data: Path = option(REQUIRED, "CelebA root (identity_CelebA.txt + partition file) or identity folders.")
+    backbone: str = option("face-resnet", "The network.", choices="srfer.models.embedder:EMBEDDER_BACKBONES")
+    pretrained: str | None = option(None, "inception-resnet-v1 only: vggface2 or casia-webface.")
+    backbone_weights: Path | None = option(None, "facenet-pytorch weights file (offline use).")
+    dim: int = option(128, "Embedding size (face-resnet).", min=8)
+    size: int = option(128, "Face crop size in px (the SR output size).", min=32)
+    input_size: int = option(
+        0, "face-resnet: resize crops to this before the network (0: --size); 64 is ~4× cheaper.", min=0
+    )
+    epochs: int = option(50, "Maximum epochs (early stopping usually ends sooner).", min=1)
+    patience: int = option(10, ACCURACY_PATIENCE_HELP, min=0)
+    batch_size: int = option(64, cli=False)  # a batch is P × K (--p, --k)
+    p: int = option(16, "Identities per batch (P×K sampling).", flags=("--p",), min=2)
+    k: int = option(4, "Images per identity per batch.", flags=("--k",), min=2)
+    lr: float = option(3e-4, "Adam learning rate, cosine-annealed.")
+    margin: float = option(0.2, "Triplet margin α.", min=0.0)
+    mining: str = option("semi-hard", "semi-hard (FaceNet), batch-hard or all.")
+    upscale: bool = option(False, "Train on faces degraded to --lr-size and restored.", flags=("--upscale",))
+    upscaler: str = option("sr", "With --upscale: sr or bicubic.")
+    lr_size: str = option("32", "With --upscale: px, or several (16,24,32) drawn per batch.")
+    sr_weights: Path | None = option(None, "SR checkpoint (default: the shipped CelebA ×4).")
+    epoch_size: int = option(0, "Images per epoch (0: the training split's size).", min=0)

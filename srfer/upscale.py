@@ -1,0 +1,72 @@
+"""`srfer upscale`: super-resolve face image files into a folder (bad files reported, not fatal)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from srfer.annotate import comparison_strip
+from srfer.errors import SrferError
+from srfer.imageio import (
+    MIN_FACE_SIDE,
+    load_image,
+    pil_to_tensor,
+    save_image_atomic,
+    tensor_to_pil,
+    unique_output,
+)
+from srfer.inference import load_generator, super_resolve
+from srfer.runtime import resolve_device
+
+MAX_UPSCALE_SIDE = 1024  # face crops; beyond this the 4× feature maps need many GB
+
+
+@dataclass
+class UpscaleReport:
+    written: list[tuple[Path, Path, tuple[int, int], tuple[int, int]]] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    renamed: list[tuple[Path, Path]] = field(default_factory=list)
+
+
+def check_upscale_size(path: Path, width: int, height: int) -> None:
+    if min(width, height) < MIN_FACE_SIDE:
+        raise SrferError(
+            f"{path}: {width}×{height} px is too small to super-resolve "
+            f"(at least {MIN_FACE_SIDE} px per side)"
+        )
+    if max(width, height) > MAX_UPSCALE_SIDE:
+        raise SrferError(
+            f"{path}: {width}×{height} px is over the {MAX_UPSCALE_SIDE} px per side "
+            "limit for upscale; crop the face first"
+        )
+
+
+def upscale_files(
+    paths: list[Path], out_dir: Path, weights: Path | None = None, device: str = "auto", progress=None,
+    compare: bool = False, flip_tta: bool = False,
+) -> UpscaleReport:  # fmt: skip
+    """Super-resolve every image (see `expand_inputs`) into out_dir (PNG, input stem kept); bad files are
+    reported in `failed` and skipped. `compare` also writes <stem>_compare.png strips."""
+    generator = load_generator(weights, resolve_device(device))
+    mode = "L" if generator.config.channels == 1 else "RGB"
+    report, taken = UpscaleReport(), set()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        try:
+            img = load_image(path, mode=mode)
+            check_upscale_size(path, *img.size)
+            sr = super_resolve(generator, pil_to_tensor(img).unsqueeze(0), flip_tta=flip_tta)[0]
+        except SrferError as exc:
+            report.failed.append((path, str(exc)))
+        else:
+            target = unique_output(out_dir, path.stem, taken)
+            if target.stem != path.stem:
+                report.renamed.append((path, target))
+            save_image_atomic(tensor_to_pil(sr), target)
+            if compare:
+                strip = comparison_strip(pil_to_tensor(img), sr)
+                save_image_atomic(tensor_to_pil(strip), target.with_name(f"{target.stem}_compare.png"))
+            report.written.append((path, target, img.size, (sr.shape[2], sr.shape[1])))
+        if progress is not None:
+            progress()
+    return report

@@ -1,0 +1,44 @@
+"""`srfer pipeline train`: train every stage (`train.all_stages`), then the headline numbers of
+each stage's best checkpoint on its validation split (`evaluation`). This module sits above
+both, so that training never imports evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from srfer.evaluation import evaluate_embed, evaluate_fer, evaluate_sr
+from srfer.train.all_stages import train_all
+
+
+def train_and_evaluate(
+    data_root: Path, runs: Path, profile: str = "auto", device: str = "auto", vgg_weights: Path | None = None,
+    evaluate: bool = True,
+) -> dict[str, Any]:  # fmt: skip
+    """Train (or resume) every stage, then evaluate each on its validation split."""
+    results = train_all(data_root, runs, profile, device, vgg_weights)
+    if evaluate:
+        results["evaluation"] = evaluate_all(data_root, runs, device)
+    return results
+
+
+def evaluate_all(data_root: Path, runs: Path, device: str = "auto") -> dict[str, Any]:
+    """The headline numbers of each stage's best checkpoint on its validation split."""
+    names = ("sr_celeba_x4", "sr_fer2013_x4", "fer_mcnn_upscale", "embed_celeba", "sr_celeba_x4_identity")
+    best = {name: runs / name / "best.safetensors" for name in names}
+    celeba, fer = data_root / "celeba", data_root / "fer2013"
+    sr = evaluate_sr(celeba, split="val", weights=best["sr_celeba_x4"], device=device)
+    expr = evaluate_fer(fer, split="val", weights=best["fer_mcnn_upscale"], device=device, upscale=True,
+                        sr_weights=best["sr_fer2013_x4"])  # fmt: skip
+    embed = evaluate_embed(celeba, split="val", weights=best["embed_celeba"], device=device)
+    embed_sr = evaluate_embed(celeba, split="val", weights=best["embed_celeba"], device=device, upscale=True,
+                              sr_weights=best["sr_celeba_x4"])  # fmt: skip
+    embed_id_sr = evaluate_embed(celeba, split="val", weights=best["embed_celeba"], device=device,
+                                 upscale=True, sr_weights=best["sr_celeba_x4_identity"])  # fmt: skip
+    return {
+        "sr_psnr_db": sr["mean"]["psnr_sr"], "bicubic_psnr_db": sr["mean"]["psnr_bicubic"],
+        "fer_accuracy_12px_sr": expr["accuracy"], "fer_macro_f1_12px_sr": expr["macro_f1"],
+        "verification_accuracy_128px": embed["accuracy"],
+        "verification_accuracy_32px_sr": embed_sr["accuracy"],
+        "verification_accuracy_32px_identity_sr": embed_id_sr["accuracy"],
+    }  # fmt: skip
