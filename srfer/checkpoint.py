@@ -22,7 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from srfer.errors import SrferError
+from srfer.errors import SrferError, writing
 
 FORMAT = "srfer-checkpoint-v1"
 _TENSOR_REF = "__tensor__"
@@ -78,15 +78,16 @@ def save_checkpoint(
 ) -> Path:
     """Write atomically: a temporary file in the same folder, fsync, then rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = {"format": FORMAT, "kind": kind, "config": config, "meta": meta or {}}
     body = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     tmp = path.with_name(f".{path.name}.tmp")
-    save_file(body, str(tmp), metadata={"srfer": json.dumps(header)})
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.chmod(tmp, 0o666 & ~_umask())  # safetensors writes 0600; exported weights are meant to be shared
-    os.replace(tmp, path)
+    with writing(path, partial=tmp):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file(body, str(tmp), metadata={"srfer": json.dumps(header)})
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # safetensors writes 0600; exported weights are meant to be shared
+        os.replace(tmp, path)
     return path
 
 

@@ -1,4 +1,11 @@
-"""The exceptions the CLI turns into one line and a non-zero exit (never a traceback)."""
+"""The exceptions the CLI turns into one line and a non-zero exit (never a traceback), and
+`writing`, which turns a failed write into one of them."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
 
 
 class SrferError(Exception):
@@ -14,3 +21,27 @@ class TrainingInterrupted(Exception):
     def __init__(self, checkpoint) -> None:
         super().__init__(f"interrupted; state saved to {checkpoint} (continue with --resume)")
         self.checkpoint = checkpoint
+
+
+@contextlib.contextmanager
+def writing(path: str | Path, partial: str | Path | None = None) -> Iterator[None]:
+    """OS errors while writing `path` (a read-only file system, a full disk, a file where a
+    folder should be) become one `SrferError` naming the path and the cause. `partial` (a
+    temporary file) is removed on any failure, so nothing half-written is left behind."""
+    try:
+        yield
+    except BaseException as exc:
+        if partial is not None:
+            with contextlib.suppress(OSError):
+                Path(partial).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise SrferError(f"{path}: cannot write ({_cause(Path(path), exc)})") from None
+        raise
+
+
+def _cause(path: Path, exc: OSError) -> str:
+    """The OS's reason, or plainer words when a file stands where a folder should be."""
+    existing = next((p for p in path.parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    return exc.strerror or str(exc)

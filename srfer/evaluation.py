@@ -11,11 +11,13 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from srfer.console import warn
 from srfer.data.degradations import LowResPath, to_unit
 from srfer.data.faces import SRPairDataset, collate_skipping_failures, discover_faces
 from srfer.data.fer import EMOTIONS, FerDataset, load_fer
 from srfer.data.identity import FaceIdentityDataset, discover_identities, generate_pairs, read_lfw_pairs
 from srfer.errors import SrferError
+from srfer.imageio import skip_summary
 from srfer.inference import (
     bicubic_baseline,
     embed_all,
@@ -61,9 +63,9 @@ def evaluate_sr(
         collate_fn=collate_skipping_failures,
         num_workers=min(2, len(source.paths) // batch_size),
     )
-    rows, skipped = [], 0
+    rows, skipped = [], []
     for batch in loader:
-        skipped += int(batch.pop("skipped"))
+        skipped += batch.pop("skipped")
         if batch:
             hr = to_unit(batch["hr"]).to(dev)
             sr = super_resolve(generator, to_unit(batch["lr"]), flip_tta=flip_tta)
@@ -76,14 +78,16 @@ def evaluate_sr(
         if progress is not None:
             progress(len(rows))
     if not rows:
-        raise SrferError(f"no readable images in {source.description}")
+        raise SrferError(f"no usable images in {source.description} ({skip_summary(skipped)})")
+    if skipped:
+        warn(skip_summary(skipped, f"image(s) of {len(dataset)}"))
     mean = {
         k: sum(r[k] for r in rows) / len(rows) for k in ("psnr_bicubic", "psnr_sr", "ssim_bicubic", "ssim_sr")
     }
     return {
         "data": source.description,
         "images": len(rows),
-        "skipped": skipped,
+        "skipped": [s.to_json() for s in skipped],
         "weights": str(generator.source),
         "scale": cfg.scale,
         "hr_size": hr_size,
@@ -103,9 +107,11 @@ def check_sweep_sizes(sizes: list[int], low: int, high: int) -> None:
         raise SrferError(f"--sweep sizes {bad or sizes}: use sizes between {low} and {high} px")
 
 
-def _fer_loader(data: Path, split: str, ferplus: Path | None, batch_size: int) -> tuple[DataLoader, str]:
+def _fer_loader(data: Path, split: str, ferplus: Path | None, batch_size: int):
+    """(loader, description, skipped files as JSON) of a FER split."""
     samples = load_fer(data, split, ferplus)
-    return DataLoader(FerDataset(samples), batch_size=batch_size), samples.description
+    skipped = [s.to_json() for s in samples.skipped]
+    return DataLoader(FerDataset(samples), batch_size=batch_size), samples.description, skipped
 
 
 def _fer_probs(
@@ -124,12 +130,13 @@ def evaluate_fer(
     dev = resolve_device(device)
     model = load_classifier(weights, dev)
     restore = make_restorer(upscaler, dev, sr_weights) if upscale else None
-    loader, description = _fer_loader(data, split, ferplus, batch_size)
+    loader, description, skipped = _fer_loader(data, split, ferplus, batch_size)
     probs, labels = _fer_probs(model, loader, dev, lr_size if upscale else None, restore, flip_tta)
     report = classification_report(probs, labels, EMOTIONS)
     protocol = f"{lr_size}px → {upscaler} → 48px" if upscale else "48px input"
     protocol += " (+ flip TTA: mean of face and mirror)" if flip_tta else ""
-    return {"data": description, "images": len(labels), "weights": str(model.source), "input": protocol,
+    return {"data": description, "images": len(labels), "skipped": skipped, "weights": str(model.source),
+            "input": protocol,
             **report}  # fmt: skip
 
 
@@ -149,7 +156,7 @@ def sweep_fer(
     if up_model is None:
         notes.append(f"no upscale-trained classifier column: {missing_note('fer-upscale')}")
     restorers = {"bicubic": make_restorer("bicubic", dev), "sr": make_restorer("sr", dev, sr_weights)}
-    loader, description = _fer_loader(data, split, ferplus, batch_size)
+    loader, description, skipped = _fer_loader(data, split, ferplus, batch_size)
     runs = {"hr_classifier+bicubic": (hr_model, "bicubic"), "hr_classifier+sr": (hr_model, "sr")}
     if up_model is not None:
         runs["upscale_classifier+sr"] = (up_model, "sr")
@@ -171,7 +178,8 @@ def sweep_fer(
             table[name].append(results[name])
         if progress is not None:
             progress()
-    return {"data": description, "sizes": sizes, "accuracy": table, "weights": str(hr_model.source),
+    return {"data": description, "skipped": skipped, "sizes": sizes, "accuracy": table,
+            "weights": str(hr_model.source),
             "upscale_weights": str(up_model.source) if up_model else None,
             "sr_weights": str(restorers["sr"].source), "notes": notes}  # fmt: skip
 
@@ -180,8 +188,8 @@ def _identity_eval_set(data: Path, split: str, pairs_file: Path | None, n_pairs:
     source = discover_identities(data, split, seed=seed)
     dataset = FaceIdentityDataset(source, size)
     if pairs_file is not None:
-        if dataset.unreadable:
-            raise SrferError(f"{dataset.unreadable} unreadable image(s) in {data}: pairs.txt cannot be used")
+        if dataset.skipped:
+            raise SrferError(f"{data}: pairs.txt cannot be used ({skip_summary(dataset.skipped)})")
         pairs = read_lfw_pairs(pairs_file, source)
     else:
         pairs = generate_pairs(dataset.labels.tolist(), n_pairs, seed=seed)
@@ -213,6 +221,7 @@ def evaluate_embed(
     protocol = f"{lr_size}px → {upscaler} → {size}px" if upscale else f"{size}px input"
     pairs_source = str(pairs_file) if pairs_file else f"generated (seed {seed})"
     return {"data": source.description, "identities": len(source.names), "images": len(dataset),
+            "skipped": [s.to_json() for s in dataset.skipped],
             "notes": source.notes, "weights": str(model.source), "input": protocol,
             "pairs_source": pairs_source, **report}  # fmt: skip
 
@@ -253,5 +262,6 @@ def sweep_embed(
         if progress is not None:
             progress()
     sources = {f"{name}_weights": str(r.source) for name, r in restorers.items() if name != "bicubic"}
-    return {"data": source.description, "sizes": sizes, "accuracy": table, "pairs": len(pairs),
+    return {"data": source.description, "skipped": [s.to_json() for s in dataset.skipped], "sizes": sizes,
+            "accuracy": table, "pairs": len(pairs),
             "weights": str(model.source), "identity_sr_weights": None, **sources, "notes": notes}  # fmt: skip

@@ -7,15 +7,17 @@ only, because distances between different models' embeddings mean nothing.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from srfer.errors import SrferError
+from srfer.errors import SrferError, writing
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS gallery_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,11 +48,14 @@ class Gallery:
         if not create and not self.path.is_file():
             raise SrferError(f"{self.path}: gallery not found (srfer enroll creates one)")
         if create:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with writing(self.path):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.db = sqlite3.connect(self.path)
             self.db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.OperationalError as exc:  # cannot open or write: the file system's word
+            raise SrferError(f"{self.path}: cannot open or write the gallery ({exc})") from None
+        except sqlite3.DatabaseError as exc:  # opened, but not a database
             raise SrferError(f"{self.path}: not a srfer gallery ({exc})") from None
 
     def close(self) -> None:
@@ -78,7 +83,7 @@ class Gallery:
         self.check_model(model_id)
         self._matrix = None
         now = time.time()
-        with self.db:
+        with self._writing(), self.db:
             self.db.execute("INSERT OR IGNORE INTO gallery_meta VALUES ('model_id', ?)", (model_id,))
             self.db.executemany(
                 "INSERT INTO embeddings (name, embedding, source, model_id, created) VALUES (?, ?, ?, ?, ?)",
@@ -87,9 +92,16 @@ class Gallery:
             )  # fmt: skip
         return len(sources)
 
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.OperationalError as exc:  # read-only file, full disk, locked too long
+            raise SrferError(f"{self.path}: cannot write the gallery ({exc})") from None
+
     def remove(self, name: str) -> int:
         self._matrix = None
-        with self.db:
+        with self._writing(), self.db:
             removed = self.db.execute("DELETE FROM embeddings WHERE name = ?", (name,)).rowcount
         if not removed:
             raise SrferError(f"{self.path}: no identity named {name!r}")

@@ -10,18 +10,20 @@ import glob
 import os
 import warnings
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from srfer.errors import SrferError
+from srfer.errors import SrferError, writing
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm"}
 # PIL's default limit (~89.5 Mpx, a 9459×9459 image); above it we refuse rather than warn.
 MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 MIN_FACE_SIDE = 8  # px; below this there is no face left to super-resolve or recognise
+SKIPS_SHOWN = 5  # skip reports name this many files, then count the rest
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
@@ -70,6 +72,40 @@ def load_image(path: str | Path, mode: str = "RGB") -> Image.Image:
         raise SrferError(f"{path}: corrupt or truncated image ({exc})") from None
 
 
+def admit_face(path: str | Path, width: int, height: int) -> None:
+    """The one admission rule for face images, whoever reads them (training, evaluation,
+    predict, upscale): at least MIN_FACE_SIDE px per side."""
+    if min(width, height) < MIN_FACE_SIDE:
+        raise SrferError(
+            f"{path}: {width}×{height} px is too small for a face (at least {MIN_FACE_SIDE} px per side)"
+        )
+
+
+def load_face(path: str | Path, mode: str = "RGB") -> Image.Image:
+    """`load_image` for face data: decoded, then admitted by `admit_face`."""
+    img = load_image(path, mode)
+    admit_face(path, *img.size)
+    return img
+
+
+@dataclass
+class Skipped:
+    """A file that was left out, and why (the reason names the file)."""
+
+    path: Path
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"path": str(self.path), "reason": self.reason}
+
+
+def skip_summary(skipped: list[Skipped], what: str = "file(s)") -> str:
+    """'skipped 3 file(s): a.png: …; b.png: …; c.png: …' (the first SKIPS_SHOWN, then a count)."""
+    shown = "; ".join(s.reason for s in skipped[:SKIPS_SHOWN])
+    more = f"; and {len(skipped) - SKIPS_SHOWN} more" if len(skipped) > SKIPS_SHOWN else ""
+    return f"skipped {len(skipped)} {what}: {shown}{more}"
+
+
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     """PIL image → float tensor (C, H, W) in [0, 1]."""
     arr = np.asarray(img, dtype=np.uint8)
@@ -87,10 +123,19 @@ def tensor_to_pil(x: torch.Tensor) -> Image.Image:
 def save_image_atomic(img: Image.Image, path: str | Path) -> None:
     """Write via a temporary file + rename so an interrupted run never leaves half a PNG."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    img.save(tmp, format=(path.suffix.lstrip(".").upper().replace("JPG", "JPEG") or "PNG"))
-    os.replace(tmp, path)
+    with writing(path, partial=tmp):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        img.save(tmp, format=(path.suffix.lstrip(".").upper().replace("JPG", "JPEG") or "PNG"))
+        os.replace(tmp, path)
+
+
+def make_folder(path: str | Path) -> Path:
+    """An output folder, created up front so that an unwritable place fails before the work."""
+    path = Path(path)
+    with writing(path):
+        path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def unique_output(out_dir: Path, stem: str, taken: set[str]) -> Path:

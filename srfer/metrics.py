@@ -7,6 +7,8 @@ holds), full frame with no border crop, data range 1.0; SSIM with torchmetrics' 
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torchmetrics.functional.classification import (
     multiclass_accuracy,
@@ -67,27 +69,45 @@ def sr_vs_bicubic(sr01: torch.Tensor, bicubic01: torch.Tensor, hr01: torch.Tenso
 
 def classification_report(probs: torch.Tensor, labels: torch.Tensor, class_names: tuple[str, ...]) -> dict:
     """Accuracy, per-class precision/recall/F1, macro F1, confusion matrix (rows = true
-    class), one-vs-rest ROC AUC and ROC curves, from (N, C) probabilities."""
+    class), one-vs-rest ROC AUC and ROC curves, from (N, C) probabilities.
+
+    Classes absent from `labels` have no recall, F1, AUC or ROC (None, and listed in
+    `absent_classes`); the macro means are over the classes present, so a small or
+    one-sided evaluation set is not dragged down by zeros that mean "undefined"."""
     n = len(class_names)
     kw = {"num_classes": n}
-    per_class = {
-        "precision": multiclass_precision(probs, labels, average=None, **kw),
-        "recall": multiclass_recall(probs, labels, average=None, **kw),
-        "f1": multiclass_f1_score(probs, labels, average=None, **kw),
-        "auc": multiclass_auroc(probs, labels, average=None, **kw),
-        "support": torch.bincount(labels, minlength=n),
-    }
-    fpr, tpr, _ = multiclass_roc(probs, labels, **kw)
+    support = torch.bincount(labels, minlength=n)
+    present = support > 0
+    with warnings.catch_warnings():  # torchmetrics warns about absent classes; we say so instead
+        warnings.simplefilter("ignore", UserWarning)
+        per_class = {
+            "precision": multiclass_precision(probs, labels, average=None, **kw),
+            "recall": multiclass_recall(probs, labels, average=None, **kw),
+            "f1": multiclass_f1_score(probs, labels, average=None, **kw),
+            "auc": multiclass_auroc(probs, labels, average=None, **kw),
+        }
+        fpr, tpr, _ = multiclass_roc(probs, labels, **kw)
+        # torchmetrics' own macro F1 when every class is present (the numbers reported so far)
+        macro_f1 = multiclass_f1_score(probs, labels, average="macro", **kw) if present.all() else None
+    undefined_when_absent = ("recall", "f1", "auc")
+
+    def row(i: int) -> dict:
+        out = {k: (None if not present[i] and k in undefined_when_absent else float(v[i]))
+               for k, v in per_class.items()}  # fmt: skip
+        return {**out, "support": int(support[i])}
+
     return {
         "accuracy": float(multiclass_accuracy(probs, labels, average="micro", **kw)),
-        "macro_f1": float(multiclass_f1_score(probs, labels, average="macro", **kw)),
-        "macro_auc": float(per_class["auc"].mean()),
-        "per_class": {
-            name: {k: (int(v[i]) if k == "support" else float(v[i])) for k, v in per_class.items()}
-            for i, name in enumerate(class_names)
-        },
+        "macro_f1": float(macro_f1 if macro_f1 is not None else per_class["f1"][present].mean()),
+        "macro_auc": float(per_class["auc"][present].mean()),
+        "absent_classes": [name for i, name in enumerate(class_names) if not present[i]],
+        "per_class": {name: row(i) for i, name in enumerate(class_names)},
         "confusion_matrix": multiclass_confusion_matrix(probs, labels, **kw).tolist(),
-        "roc": {name: {"fpr": fpr[i].tolist(), "tpr": tpr[i].tolist()} for i, name in enumerate(class_names)},
+        "roc": {
+            name: {"fpr": fpr[i].tolist(), "tpr": tpr[i].tolist()}
+            for i, name in enumerate(class_names)
+            if present[i]
+        },  # fmt: skip
     }
 
 

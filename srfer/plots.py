@@ -11,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from srfer.errors import writing  # noqa: E402
+
 
 def plot_training_curves(history: list[dict[str, Any]], path: Path, pairs: list[tuple[str, str]]) -> None:
     """One panel per (metric, baseline-or-empty) pair against epoch; atomic write."""
@@ -28,12 +30,15 @@ def plot_training_curves(history: list[dict[str, Any]], path: Path, pairs: list[
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with writing(path, partial=tmp):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(tmp, dpi=110)
+            os.replace(tmp, path)
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -20,7 +20,7 @@ from srfer.data.fer import EMOTIONS
 from srfer.detect import FRAME_MARGIN, FaceDetector, cut_face, whole_image_face
 from srfer.errors import SrferError
 from srfer.gallery import Gallery
-from srfer.imageio import MIN_FACE_SIDE, load_image, pil_to_tensor, unique_output
+from srfer.imageio import admit_face, load_image, make_folder, pil_to_tensor, unique_output
 from srfer.inference import (
     embedder_threshold,
     load_classifier,
@@ -219,6 +219,8 @@ class Predictor:
         """Every image in `paths`; a bad file lands in `failed` and the rest still run.
         `on_image(ImageResult)` is called as each image is done (streaming output)."""
         report = PredictReport()
+        if save_dir is not None:  # an unwritable --save-dir fails before the first image
+            make_folder(save_dir)
         step = max(1, self.options.batch_size)
         for start in range(0, len(paths), step):
             for result in self._run_batch(paths[start : start + step], report, save_dir):
@@ -264,11 +266,8 @@ class Predictor:
         if not faces:
             return []
         crops = [pil_to_tensor(cut_face(img, f)) for f in faces]
-        if any(min(c.shape[-2:]) < MIN_FACE_SIDE for c in crops):
-            side = min(min(c.shape[-2:]) for c in crops)
-            raise SrferError(
-                f"{path}: a {side} px face is too small to recognise (at least {MIN_FACE_SIDE} px)"
-            )
+        for crop in crops:  # the admission rule every reader of faces applies
+            admit_face(path, crop.shape[-1], crop.shape[-2])
         use_sr = [self._wants_sr(f.size_px) for f in faces]
         work = torch.empty(len(crops), 3, WORK_SIZE, WORK_SIZE)
         for i in (i for i, s in enumerate(use_sr) if not s):

@@ -8,8 +8,9 @@ from pathlib import Path
 from srfer.annotate import comparison_strip
 from srfer.errors import SrferError
 from srfer.imageio import (
-    MIN_FACE_SIDE,
+    admit_face,
     load_image,
+    make_folder,
     pil_to_tensor,
     save_image_atomic,
     tensor_to_pil,
@@ -29,11 +30,8 @@ class UpscaleReport:
 
 
 def check_upscale_size(path: Path, width: int, height: int) -> None:
-    if min(width, height) < MIN_FACE_SIDE:
-        raise SrferError(
-            f"{path}: {width}×{height} px is too small to super-resolve "
-            f"(at least {MIN_FACE_SIDE} px per side)"
-        )
+    """The face admission rule, and a ceiling: upscale is for face crops, not photos."""
+    admit_face(path, width, height)
     if max(width, height) > MAX_UPSCALE_SIDE:
         raise SrferError(
             f"{path}: {width}×{height} px is over the {MAX_UPSCALE_SIDE} px per side "
@@ -50,7 +48,7 @@ def upscale_files(
     generator = load_generator(weights, resolve_device(device))
     mode = "L" if generator.config.channels == 1 else "RGB"
     report, taken = UpscaleReport(), set()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir)
     for path in paths:
         try:
             img = load_image(path, mode=mode)

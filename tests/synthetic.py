@@ -21,3 +21,32 @@ def synthetic_face(size: tuple[int, int], seed: int, mode: str = "RGB") -> Image
     arr = (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
     pil = Image.fromarray(arr, "RGB")
     return pil.convert(mode) if mode != "RGB" else pil
+
+
+def tiny_checkpoints(root) -> dict:
+    """Random-weight SR ×4 (RGB and gray), expression and embedder checkpoints under `root`:
+    tiny, but the real networks, so commands run end to end in a fraction of a second."""
+    import torch
+
+    from srfer.checkpoint import save_checkpoint
+    from srfer.models import Generator, GeneratorConfig
+    from srfer.models.embedder import Embedder, EmbedderConfig
+    from srfer.models.fer import FerConfig, build_fer
+
+    def save(name: str, kind: str, model, meta: dict | None = None):
+        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+        return save_checkpoint(root / f"{name}.safetensors", kind, model.config.to_dict(), tensors, meta)
+
+    torch.manual_seed(0)
+    sr = Generator(GeneratorConfig(features=4, blocks=1))
+    fer = FerConfig(width=4, fused=16)
+    gray_sr = Generator(GeneratorConfig(features=4, blocks=1, channels=1))
+    embedder = Embedder(EmbedderConfig(widths=(4, 8, 8, 8), dim=16, input_size=32))
+    return {
+        "sr": save("sr", "sr-generator", sr),
+        "sr_id": save("sr_id", "sr-generator", Generator(sr.config)),
+        "fer": save("fer", "fer-classifier", build_fer(fer)),
+        "fer_up": save("fer_up", "fer-classifier", build_fer(fer)),
+        "sr_fer": save("sr_fer", "sr-generator", gray_sr),
+        "embed": save("embed", "face-embedder", embedder, {"metrics": {"val_threshold": 0.5}}),
+    }  # fmt: skip

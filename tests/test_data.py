@@ -53,11 +53,13 @@ def test_corrupt_files_are_skipped_not_fatal(face_folder: Path, cache: bool, cap
     dataset = SRPairDataset(source, hr_size=32, scale=4, cache=cache)
     if cache:
         assert len(dataset) == 24
-        assert "skipped 1 unreadable" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "skipped 1 image(s) of 25" in err and "broken.png" in err and len(dataset.skipped) == 1
     else:
         items = [dataset[i] for i in range(len(dataset))]
         batch = collate_skipping_failures(items)
-        assert int(batch["skipped"]) == 1 and batch["hr"].shape == (24, 3, 32, 32)
+        assert len(batch["skipped"]) == 1 and batch["hr"].shape == (24, 3, 32, 32)
+        assert "broken.png" in batch["skipped"][0].reason
 
 
 def test_grayscale_and_small_images(face_folder: Path, tmp_path: Path) -> None:

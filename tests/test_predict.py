@@ -8,17 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
-from synthetic import synthetic_face
+from synthetic import synthetic_face, tiny_checkpoints
 from typer.testing import CliRunner
 
-from srfer.checkpoint import save_checkpoint
 from srfer.cli import app
 from srfer.detect import FaceDetector, square_crop
 from srfer.gallery import Gallery
 from srfer.inference import model_id
-from srfer.models import Generator, GeneratorConfig
-from srfer.models.embedder import Embedder, EmbedderConfig
-from srfer.models.fer import FerConfig, build_fer
 
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -27,31 +23,10 @@ SCHEMA = {"image", "face", "box", "face_px", "detector_score", "sr", "expression
 EMOTIONS = {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}
 
 
-TINY_SR = Generator(GeneratorConfig(features=4, blocks=1))
-TINY_FER = FerConfig(width=4, fused=16)
-
-
-def _save(path: Path, kind: str, model: torch.nn.Module, meta: dict | None = None) -> Path:
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    return save_checkpoint(path, kind, model.config.to_dict(), tensors, meta)
-
-
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> dict[str, Path]:
     """Random-weight SR ×4, expression and embedder checkpoints: tiny, but the real networks."""
-    root = tmp_path_factory.mktemp("weights")
-    torch.manual_seed(0)
-    return {
-        "sr": _save(root / "sr.safetensors", "sr-generator", TINY_SR),
-        "sr_id": _save(root / "sr_id.safetensors", "sr-generator", Generator(TINY_SR.config)),
-        "fer": _save(root / "fer.safetensors", "fer-classifier", build_fer(TINY_FER)),
-        "fer_up": _save(root / "fer_up.safetensors", "fer-classifier", build_fer(TINY_FER)),
-        "sr_fer": _save(root / "sr_fer.safetensors", "sr-generator",
-                        Generator(GeneratorConfig(features=4, blocks=1, channels=1))),
-        "embed": _save(root / "embed.safetensors", "face-embedder",
-                       Embedder(EmbedderConfig(widths=(4, 8, 8, 8), dim=16, input_size=32)),
-                       {"metrics": {"val_threshold": 0.5}}),
-    }  # fmt: skip
+    return tiny_checkpoints(tmp_path_factory.mktemp("weights"))
 
 
 def predict(weights: dict[str, Path], *args: str, identity_sr: str = "sr"):

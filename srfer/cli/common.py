@@ -16,10 +16,11 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperCommand
 
-from srfer.console import err_console
+from srfer.console import err_console, labelled
 from srfer.errors import SrferError, TrainingInterrupted
 
 app = typer.Typer(
@@ -47,6 +48,10 @@ Device = Annotated[str, typer.Option(help=DEVICE_HELP)]
 Seed = Annotated[int, typer.Option(help="Seed for data order, augmentation and initialisation.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 BatchSize = Annotated[int, typer.Option(min=1)]
+PlotDir = Annotated[
+    Path | None,
+    typer.Option("--save-dir", help="Write the PNG plots here (their paths are printed); none unless given."),
+]
 
 
 def friendly_errors(fn: F) -> F:
@@ -57,22 +62,25 @@ def friendly_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except SrferError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+            labelled("error", exc, "red")
             raise typer.Exit(1) from None
         except TrainingInterrupted as exc:
-            err_console.print(f"[yellow]{exc}[/yellow]", soft_wrap=True)
+            err_console.print(escape(str(exc)), style="yellow", soft_wrap=True)
             raise typer.Exit(130) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/yellow]")
             raise typer.Exit(130) from None
         except (typer.Exit, typer.Abort):  # deliberate exits pass through
             raise
+        except OSError as exc:  # the environment, not a bug: a write the library did not name
+            where = f"{exc.filename}: " if exc.filename else ""
+            labelled("error", f"{where}{exc.strerror or exc}", "red")
+            raise typer.Exit(1) from None
         except Exception as exc:  # a bug, not bad input: still one line unless debugging
             if os.environ.get("SRFER_DEBUG"):
                 raise
-            err_console.print(
-                f"[red]internal error:[/red] {type(exc).__name__}: {exc} (SRFER_DEBUG=1 shows the traceback)",
-                soft_wrap=True,
+            labelled(
+                "internal error", f"{type(exc).__name__}: {exc} (SRFER_DEBUG=1 shows the traceback)", "red"
             )
             raise typer.Exit(2) from None
 
@@ -159,7 +167,7 @@ def print_json(payload: Any) -> None:
 
 def report_skipped(failed: list[tuple[Path, str]]) -> None:
     for _path, why in failed:
-        err_console.print(f"[red]skipped:[/red] {why}", soft_wrap=True)
+        labelled("skipped", why, "red")
 
 
 def print_training_result(result: dict[str, Any], out_dir: Path, as_json: bool) -> None:
@@ -170,6 +178,29 @@ def print_training_result(result: dict[str, Any], out_dir: Path, as_json: bool) 
     else:
         stdout.print(f"best {result['monitor']} {result['best']:.4f} at epoch {result['best_epoch']} "
                      f"→ {out_dir / 'best.safetensors'}")  # fmt: skip
+
+
+def number(value: float | None, spec: str) -> str:
+    """A table cell: the value formatted, or — where it is undefined."""
+    return "—" if value is None else format(value, spec)
+
+
+def print_notes(result: dict) -> None:
+    """What an evaluation left out or wrote, after its table: skipped files, absent
+    classes, notes and plot paths (on stderr, so stdout stays the table)."""
+    from srfer.imageio import Skipped, skip_summary
+
+    if result.get("skipped"):
+        skipped = [Skipped(Path(s["path"]), s["reason"]) for s in result["skipped"]]
+        labelled("note", skip_summary(skipped))
+    if result.get("absent_classes"):
+        absent = ", ".join(result["absent_classes"])
+        labelled("note", f"no faces of {absent}: left out of the macro means")
+    for note in result.get("notes", []):
+        labelled("note", note)
+    plots = result.get("plots") or ({"plot": result["plot"]} if result.get("plot") else {})
+    for path in plots.values():
+        labelled("plot", path, "bold")
 
 
 def parse_sizes(text: str, example: str) -> list[int]:
@@ -188,9 +219,7 @@ def print_sweep(result: dict, title: str) -> None:
     for i, size in enumerate(result["sizes"]):
         table.add_row(str(size), *(f"{v[i]:.2%}" for v in result["accuracy"].values()))
     stdout.print(table)
-    stdout.print(f"plot: {result['plot']}")
-    for note in result.get("notes", []):
-        err_console.print(f"[yellow]note:[/yellow] {note}", soft_wrap=True)
+    print_notes(result)
 
 
 def progress_bar():

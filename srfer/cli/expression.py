@@ -11,10 +11,13 @@ from srfer.cli.common import (
     AsJson,
     BatchSize,
     Device,
+    PlotDir,
     app,
     friendly_errors,
+    number,
     parse_sizes,
     print_json,
+    print_notes,
     print_sweep,
     progress_bar,
     stdout,
@@ -49,13 +52,17 @@ def eval_fer_command(
     flip_tta: bool = typer.Option(
         False, help="Average each face's probabilities with its mirror's (not with --sweep)."
     ),
-    save_dir: Path = typer.Option(Path("srfer-eval-fer"), help="Where the PNG plots go."),
+    save_dir: PlotDir = None,
     batch_size: BatchSize = 256,
     device: Device = "auto",
     as_json: AsJson = False,
 ) -> None:
     """Expression metrics: accuracy, per-class P/R/F1, confusion matrix, ROC; or a size sweep."""
     from srfer import evaluation, plots
+    from srfer.imageio import make_folder
+
+    if save_dir is not None:  # an unwritable --save-dir fails before the evaluation, not after
+        make_folder(save_dir)
     from srfer.data.fer import EMOTIONS
 
     if sweep and flip_tta:
@@ -69,8 +76,11 @@ def eval_fer_command(
                 sr_weights=sr_weights, device=device, ferplus=ferplus, batch_size=batch_size,
                 progress=lambda: progress.advance(task),
             )  # fmt: skip
-        result["plot"] = str(plots.plot_sweep(sizes, result["accuracy"], save_dir / "sweep.png", "accuracy",
-                                              "FER accuracy vs face size"))  # fmt: skip
+        if save_dir is not None:
+            title = "FER accuracy vs face size"
+            result["plot"] = str(
+                plots.plot_sweep(sizes, result["accuracy"], save_dir / "sweep.png", "accuracy", title)
+            )
         if as_json:
             print_json(result)
             return
@@ -80,11 +90,14 @@ def eval_fer_command(
         data, split=split, weights=weights, device=device, upscale=upscale, upscaler=upscaler,
         lr_size=lr_size, sr_weights=sr_weights, ferplus=ferplus, batch_size=batch_size, flip_tta=flip_tta,
     )  # fmt: skip
-    aucs = {name: row["auc"] for name, row in result["per_class"].items()}
-    title = f"{result['input']} · acc {result['accuracy']:.2%}"
-    confusion = plots.plot_confusion(result["confusion_matrix"], EMOTIONS, save_dir / "confusion.png", title)
-    roc = plots.plot_roc(result["roc"], aucs, save_dir / "roc.png", result["input"])
-    result["plots"] = {"confusion": str(confusion), "roc": str(roc)}
+    if save_dir is not None:
+        aucs = {name: row["auc"] for name, row in result["per_class"].items()}
+        title = f"{result['input']} · acc {result['accuracy']:.2%}"
+        confusion = plots.plot_confusion(
+            result["confusion_matrix"], EMOTIONS, save_dir / "confusion.png", title
+        )
+        roc = plots.plot_roc(result["roc"], aucs, save_dir / "roc.png", result["input"])
+        result["plots"] = {"confusion": str(confusion), "roc": str(roc)}
     if as_json:
         print_json(result)
         return
@@ -92,8 +105,8 @@ def eval_fer_command(
     for col in ("class", "precision", "recall", "F1", "ROC AUC", "support"):
         table.add_column(col, justify="left" if col == "class" else "right")
     for name, row in result["per_class"].items():
-        table.add_row(name, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}",
-                      f"{row['auc']:.3f}", str(row["support"]))  # fmt: skip
+        scores = (number(row[k], ".3f") for k in ("precision", "recall", "f1", "auc"))
+        table.add_row(name, *scores, str(row["support"]))
     stdout.print(table)
     matrix = Table(title="confusion matrix (rows: true, columns: predicted)")
     matrix.add_column("")
@@ -102,5 +115,9 @@ def eval_fer_command(
     for name, row in zip(EMOTIONS, result["confusion_matrix"], strict=True):
         matrix.add_row(name, *map(str, row))
     stdout.print(matrix)
+    over = (
+        f" (over the {7 - len(result['absent_classes'])} classes present)" if result["absent_classes"] else ""
+    )
     stdout.print(f"accuracy {result['accuracy']:.2%} · macro F1 {result['macro_f1']:.3f} · "
-              f"macro AUC {result['macro_auc']:.3f} · plots in {save_dir}")  # fmt: skip
+                 f"macro AUC {result['macro_auc']:.3f}{over}")  # fmt: skip
+    print_notes(result)

@@ -12,13 +12,14 @@ from srfer.cli.common import (
     AsJson,
     BatchSize,
     Device,
+    PlotDir,
     Seed,
     app,
     command_group,
-    err_console,
     friendly_errors,
     parse_sizes,
     print_json,
+    print_notes,
     print_sweep,
     progress_bar,
     report_skipped,
@@ -50,7 +51,7 @@ def eval_embed_command(
     identity_sr_weights: Path | None = typer.Option(
         None, help="With --sweep: the identity-aware SR for a third column (default: the shipped one)."
     ),
-    save_dir: Path = typer.Option(Path("srfer-eval-embed"), help="Where the PNG plots go."),
+    save_dir: PlotDir = None,
     batch_size: BatchSize = 128,
     device: Device = "auto",
     seed: Seed = 0,
@@ -58,6 +59,10 @@ def eval_embed_command(
 ) -> None:
     """Verification (1:1): 10-fold accuracy ± std, ROC AUC, EER, TAR@FAR; or a size sweep."""
     from srfer import evaluation, plots
+    from srfer.imageio import make_folder
+
+    if save_dir is not None:  # an unwritable --save-dir fails before the evaluation, not after
+        make_folder(save_dir)
 
     if sweep:
         sizes = parse_sizes(sweep, "128,64,32")
@@ -69,9 +74,10 @@ def eval_embed_command(
                 progress=lambda: progress.advance(task), identity_sr_weights=identity_sr_weights,
             )  # fmt: skip
         title = "verification accuracy vs probe size"
-        result["plot"] = str(
-            plots.plot_sweep(sizes, result["accuracy"], save_dir / "sweep.png", "accuracy", title)
-        )
+        if save_dir is not None:
+            result["plot"] = str(
+                plots.plot_sweep(sizes, result["accuracy"], save_dir / "sweep.png", "accuracy", title)
+            )
         if as_json:
             print_json(result)
             return
@@ -81,14 +87,13 @@ def eval_embed_command(
         data, split=split, pairs_file=pairs, n_pairs=n_pairs, weights=weights, device=device, upscale=upscale,
         upscaler=upscaler, lr_size=lr_size, sr_weights=sr_weights, batch_size=batch_size, seed=seed,
     )  # fmt: skip
-    roc = {"verification": result["roc"]}
-    result["plot"] = str(plots.plot_roc(roc, {"verification": result["roc_auc"]}, save_dir / "roc.png",
-                                        result["input"]))  # fmt: skip
+    if save_dir is not None:
+        roc = {"verification": result["roc"]}
+        result["plot"] = str(plots.plot_roc(roc, {"verification": result["roc_auc"]}, save_dir / "roc.png",
+                                            result["input"]))  # fmt: skip
     if as_json:
         print_json(result)
         return
-    for note in result["notes"]:
-        err_console.print(f"[yellow]note:[/yellow] {note}")
     stdout.print(
         f"{result['pairs']} pairs · {result['identities']} identities · {result['input']} · {result['data']}"
     )
@@ -96,7 +101,8 @@ def eval_embed_command(
               f"ROC AUC {result['roc_auc']:.4f} · EER {result['eer']:.2%} · "
               f"TAR@FAR=1e-3 {result['tar_at_far_0.001']:.2%} · "
               f"TAR@FAR=1e-2 {result['tar_at_far_0.01']:.2%} · "
-              f"τ {result['threshold']:.4f} · ROC plot {result['plot']}")  # fmt: skip
+              f"τ {result['threshold']:.4f}")  # fmt: skip
+    print_notes(result)
 
 
 @app.command("enroll")

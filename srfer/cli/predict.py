@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from srfer.cli.common import Device, app, err_console, friendly_errors, progress_bar, report_skipped, stdout
+from srfer.cli.common import Device, app, friendly_errors, labelled, progress_bar, report_skipped, stdout
 
 
 @app.command("predict")
@@ -65,7 +65,7 @@ def predict_command(
             for face in result.faces:
                 typer.echo(json.dumps(face.to_json()))
         if not result.faces:
-            err_console.print(f"[yellow]no face found:[/yellow] {result.path}", soft_wrap=True)
+            labelled("no face found", result.path)
 
     try:
         with progress_bar() as progress:

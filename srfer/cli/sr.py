@@ -12,8 +12,8 @@ from srfer.cli.common import (
     BatchSize,
     Device,
     app,
-    err_console,
     friendly_errors,
+    labelled,
     print_json,
     progress_bar,
     report_skipped,
@@ -107,7 +107,7 @@ def upscale_command(
         report = upscale.upscale_files(paths, out_dir, weights, device, lambda: progress.advance(task),
                                        compare, flip_tta)  # fmt: skip
     for src, dst in report.renamed:
-        err_console.print(f"[yellow]name clash:[/yellow] {src} → {dst}")
+        labelled("name clash", f"{src} → {dst}")
     report_skipped(report.failed)
     if as_json:
         for src, dst, size_in, size_out in report.written:

@@ -13,6 +13,7 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset
@@ -22,7 +23,7 @@ from srfer.console import warn
 from srfer.data import sample_rng, split_key
 from srfer.data.degradations import downsample, to_signed
 from srfer.errors import SrferError
-from srfer.imageio import IMAGE_SUFFIXES, load_image, pil_to_tensor
+from srfer.imageio import IMAGE_SUFFIXES, Skipped, load_face, pil_to_tensor, skip_summary
 
 SPLITS = ("train", "val", "test", "all")
 CELEBA_PARTITION = {"train": "0", "val": "1", "test": "2"}
@@ -100,8 +101,9 @@ def discover_faces(
 
 
 def center_crop_hr(path: Path, hr_size: int, channels: int) -> torch.Tensor:
-    """Decode and center-crop to hr_size (resizing up first only if the image is smaller)."""
-    img = load_image(path, mode="L" if channels == 1 else "RGB")
+    """Decode and center-crop to hr_size (resizing up first only if the image is smaller).
+    Unreadable files and images below the face minimum are `SrferError`s."""
+    img = load_face(path, mode="L" if channels == 1 else "RGB")
     if min(img.size) < hr_size:  # small inputs: scale the short side up to hr_size
         ratio = hr_size / min(img.size)
         img = img.resize(
@@ -113,12 +115,13 @@ def center_crop_hr(path: Path, hr_size: int, channels: int) -> torch.Tensor:
 
 
 class SRPairDataset(Dataset):
-    """(LR, HR) pairs in [-1, 1]. Unreadable images are skipped, never a crash mid-epoch.
+    """(LR, HR) pairs in [-1, 1]. Unreadable or too-small images are skipped, never a crash
+    mid-epoch.
 
     With `cache=True` every crop is decoded once (threads) into one uint8 tensor, which
-    forked loader workers share copy-on-write; unreadable files are dropped and counted
-    in one warning. Without the cache, a failing file yields None and the collate
-    function drops it (`skipped` counts them per batch).
+    forked loader workers share copy-on-write; failing files are dropped, listed in
+    `skipped` and named in one warning. Without the cache, a failing file yields its
+    `Skipped` record and the collate function drops it (`skipped` lists them per batch).
     """
 
     def __init__(
@@ -139,24 +142,25 @@ class SRPairDataset(Dataset):
         if channels == 3:
             jitter.update(saturation=0.05, hue=0.05)
         self.jitter = v2.ColorJitter(**jitter)
+        self.skipped: list[Skipped] = []
         self.cached: torch.Tensor | None = self._decode_all() if cache else None
 
-    def _try_crop(self, path: Path) -> torch.Tensor | None:
+    def _try_crop(self, path: Path) -> torch.Tensor | Skipped:
         try:
             return center_crop_hr(path, self.hr_size, self.channels)
-        except SrferError:
-            return None
+        except SrferError as exc:
+            return Skipped(path, str(exc))
 
     def _decode_all(self) -> torch.Tensor:
         with ThreadPoolExecutor(max_workers=4) as pool:
             crops = list(pool.map(self._try_crop, self.paths))
-        bad = [p for p, c in zip(self.paths, crops, strict=True) if c is None]
-        if bad:
-            warn(f"skipped {len(bad)} unreadable image(s) of {len(self.paths)} (first: {bad[0]})")
-        self.paths = [p for p, c in zip(self.paths, crops, strict=True) if c is not None]
+        self.skipped = [c for c in crops if isinstance(c, Skipped)]
+        if self.skipped:
+            warn(skip_summary(self.skipped, f"image(s) of {len(self.paths)}"))
+        self.paths = [p for p, c in zip(self.paths, crops, strict=True) if not isinstance(c, Skipped)]
         if not self.paths:
-            raise SrferError(f"none of the images in {self.source.description} could be read")
-        return torch.stack([c for c in crops if c is not None])
+            raise SrferError(f"none of the images in {self.source.description} could be used")
+        return torch.stack([c for c in crops if not isinstance(c, Skipped)])
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -166,12 +170,12 @@ class SRPairDataset(Dataset):
             hr = hr.flip(-1)
         return self.jitter(hr).clamp(0, 1)
 
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor] | None:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor] | Skipped:
         """`key` is an index, or (index, sample_seed) from the engine's `EpochSampler`."""
         index, sample_seed = split_key(key)
         hr_u8 = self.cached[index] if self.cached is not None else self._try_crop(self.paths[index])
-        if hr_u8 is None:
-            return None
+        if isinstance(hr_u8, Skipped):
+            return hr_u8
         hr = hr_u8.float().div(255)
         if self.augment:
             with sample_rng(sample_seed):
@@ -180,9 +184,9 @@ class SRPairDataset(Dataset):
         return {"lr": to_signed(lr), "hr": to_signed(hr), "index": torch.tensor(index)}
 
 
-def collate_skipping_failures(items: list[dict | None]) -> dict[str, torch.Tensor]:
-    """Stack the readable items; `skipped` says how many of this batch were unreadable."""
-    good = [it for it in items if it is not None]
-    batch = {k: torch.stack([it[k] for it in good]) for k in good[0]} if good else {}
-    batch["skipped"] = torch.tensor(len(items) - len(good))
+def collate_skipping_failures(items: list[dict | Skipped]) -> dict[str, Any]:
+    """Stack the usable items; `skipped` lists this batch's `Skipped` records."""
+    good = [it for it in items if not isinstance(it, Skipped)]
+    batch: dict[str, Any] = {k: torch.stack([it[k] for it in good]) for k in good[0]} if good else {}
+    batch["skipped"] = [it for it in items if isinstance(it, Skipped)]
     return batch

@@ -10,15 +10,16 @@ from __future__ import annotations
 import csv
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from srfer.console import warn
 from srfer.data import sample_rng, split_key
 from srfer.errors import SrferError
-from srfer.imageio import IMAGE_SUFFIXES, load_image
+from srfer.imageio import IMAGE_SUFFIXES, Skipped, load_face, skip_summary
 
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # FER2013 order
 FER_SIZE = 48
@@ -38,6 +39,7 @@ class FerSamples:
     images: torch.Tensor  # (N, 1, 48, 48) uint8
     labels: torch.Tensor  # (N,) int64, FER2013 order
     description: str
+    skipped: list[Skipped] = field(default_factory=list)  # files left out (unreadable, too small)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -59,12 +61,15 @@ def _parse_pixels(text: str, where: str) -> np.ndarray:
 def _read_csv_rows(path: Path, required: set[str]) -> list[dict[str, str]]:
     if not path.is_file():
         raise SrferError(f"{path}: CSV file not found")
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = required - set(reader.fieldnames or [])
-        if missing:
-            raise SrferError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-        return list(reader)
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = required - set(reader.fieldnames or [])
+            if missing:
+                raise SrferError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+            return list(reader)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise SrferError(f"{path}: not a FER2013 CSV file ({type(exc).__name__})") from None
 
 
 def load_fer_csv(path: Path, split: str = "train") -> FerSamples:
@@ -119,11 +124,11 @@ def emotion_folders(folder: Path) -> dict[Path, int]:
     return {p: SYNONYMS[p.name.lower()] for p in subdirs}
 
 
-def _decode_gray48(path: Path) -> np.ndarray | None:
+def _decode_gray48(path: Path) -> np.ndarray | Skipped:
     try:
-        img = load_image(path, mode="L")
-    except SrferError:
-        return None
+        img = load_face(path, mode="L")
+    except SrferError as exc:
+        return Skipped(path, str(exc))
     if img.size != (FER_SIZE, FER_SIZE):
         img = img.resize((FER_SIZE, FER_SIZE), resample=3)
     return np.asarray(img, dtype=np.uint8)[None]
@@ -135,11 +140,15 @@ def load_fer_folder(folder: Path) -> FerSamples:
              for f in sorted(d.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]  # fmt: skip
     with ThreadPoolExecutor(max_workers=4) as pool:
         decoded = list(pool.map(_decode_gray48, [f for f, _ in files]))
-    bad = sum(d is None for d in decoded)
-    images = [d for d in decoded if d is not None]
-    labels = [label for (_, label), d in zip(files, decoded, strict=True) if d is not None]
-    note = f", {bad} unreadable file(s) skipped" if bad else ""
-    return _samples(images, labels, f"folder {folder}{note}")
+    skipped = [d for d in decoded if isinstance(d, Skipped)]
+    images = [d for d in decoded if not isinstance(d, Skipped)]
+    labels = [label for (_, label), d in zip(files, decoded, strict=True) if not isinstance(d, Skipped)]
+    if skipped:
+        warn(skip_summary(skipped, f"image(s) of {len(files)} in {folder}"))
+    note = f", {len(skipped)} unusable file(s) skipped" if skipped else ""
+    samples = _samples(images, labels, f"folder {folder}{note}")
+    samples.skipped = skipped
+    return samples
 
 
 def _samples(images: list[np.ndarray], labels: list[int], description: str) -> FerSamples:

@@ -15,10 +15,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from srfer.console import warn
 from srfer.data import sample_rng, split_key
 from srfer.data.faces import CELEBA_PARTITION, center_crop_hr, check_data_root
 from srfer.errors import SrferError
-from srfer.imageio import IMAGE_SUFFIXES
+from srfer.imageio import IMAGE_SUFFIXES, Skipped, skip_summary
 
 
 @dataclass
@@ -148,7 +149,8 @@ def read_lfw_pairs(pairs_file: Path, source: IdentitySource) -> list[tuple[int, 
 class FaceIdentityDataset(Dataset):
     """Center-cropped faces in [0, 1] with identity labels; crops decoded once (threads).
 
-    Unreadable files are dropped at load with a count in `notes` (labels stay aligned)."""
+    Unusable files (unreadable, too small) are dropped at load, listed in `skipped` and named
+    in one warning (labels stay aligned)."""
 
     def __init__(self, source: IdentitySource, size: int = 128, augment: bool = False) -> None:
         from torchvision.transforms import v2
@@ -156,24 +158,26 @@ class FaceIdentityDataset(Dataset):
         self.size, self.augment = size, augment
         with ThreadPoolExecutor(max_workers=4) as pool:
             crops = list(pool.map(self._try_crop, source.paths))
-        keep = [i for i, c in enumerate(crops) if c is not None]
+        keep = [i for i, c in enumerate(crops) if not isinstance(c, Skipped)]
+        self.skipped: list[Skipped] = [c for c in crops if isinstance(c, Skipped)]
+        if self.skipped:
+            warn(skip_summary(self.skipped, f"image(s) of {len(crops)}"))
         if not keep:
-            raise SrferError(f"none of the images in {source.description} could be read")
+            raise SrferError(f"none of the images in {source.description} could be used")
         self.images = torch.stack([crops[i] for i in keep])
         self.labels = torch.tensor([source.labels[i] for i in keep])
         self.paths = [source.paths[i] for i in keep]
-        self.unreadable = len(crops) - len(keep)
         self.transform = v2.Compose([
             v2.RandomHorizontalFlip(),
             v2.RandomResizedCrop(size, scale=(0.85, 1.0), ratio=(0.95, 1.05), antialias=True),
             v2.ColorJitter(0.1, 0.1, 0.1, 0.02),
         ])  # fmt: skip
 
-    def _try_crop(self, path: Path) -> torch.Tensor | None:
+    def _try_crop(self, path: Path) -> torch.Tensor | Skipped:
         try:
             return center_crop_hr(path, self.size, 3)
-        except SrferError:
-            return None
+        except SrferError as exc:
+            return Skipped(path, str(exc))
 
     def __len__(self) -> int:
         return len(self.labels)

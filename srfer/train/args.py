@@ -50,13 +50,15 @@ class RunArgs(EngineConfig):
     data: Path = option(REQUIRED, "Training data root.")
 
     def start(self):
-        """What every run does first: cheap checks (device, run folder) before any data is
-        decoded, and the seed, before the recipe builds (initialises) its networks.
+        """What every run does first: cheap checks (device, a writable run folder) before any
+        data is decoded, and the seed, before the recipe builds (initialises) its networks.
         Returns the torch device."""
+        from srfer.imageio import make_folder
         from srfer.runtime import resolve_device, seed_everything
 
         device = resolve_device(self.device)
         check_run_folder(Path(self.out), self.resume)
+        make_folder(self.out)  # an unwritable run folder fails now, not after an epoch
         seed_everything(self.seed)
         return device
 

@@ -111,7 +111,7 @@ def train_embed(args: EmbedTrainArgs) -> dict[str, Any]:
 
     pk_batches(0, 0)  # fail early when there are too few identities for P
     notes = train_src.notes + (
-        [f"{train_set.unreadable} unreadable images skipped"] if train_set.unreadable else []
+        [f"{len(train_set.skipped)} unusable images skipped"] if train_set.skipped else []
     )
     run_meta = {
         "data": {"train": train_src.description, "val": val_src.description, "train_images": len(train_set),

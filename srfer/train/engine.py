@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from srfer.checkpoint import flatten, load_checkpoint, save_checkpoint, unflatten
 from srfer.console import err_console, info
 from srfer.errors import SrferError, TrainingInterrupted
+from srfer.imageio import make_folder
 from srfer.inference import RunContext, load_network
 from srfer.runtime import amp_dtype, resolve_device, rng_state, seed_everything, set_rng_state
 from srfer.train.args import EngineConfig, RunArgs, check_run_folder
@@ -334,7 +335,7 @@ class Engine:
         with self._progress() as progress:
             task = progress.add_task(f"epoch {epoch + 1}/{self.cfg.epochs}", total=len(loader), stats="")
             for batch in loader:
-                skipped += int(batch.pop("skipped", 0))
+                skipped += len(batch.pop("skipped", []))
                 if not batch:
                     continue
                 self.ctx.epoch, self.ctx.step = epoch, self.state.step
@@ -356,7 +357,7 @@ class Engine:
                 if not err_console.is_terminal and count % max(1, len(loader) // 10) == 0:
                     info(f"epoch {epoch + 1} · step {count}/{len(loader)} · {stats}")  # for log files
         if skipped:
-            info(f"[yellow]warning:[/yellow] skipped {skipped} unreadable image(s) this epoch")
+            info(f"[yellow]warning:[/yellow] skipped {skipped} unusable image(s) this epoch")
         seconds = time.perf_counter() - start
         means = {f"train_{k}": v / max(1, count) for k, v in sums.items()}
         return {**means, "train_images_per_s": images / max(seconds, 1e-9), "epoch_seconds": seconds}
@@ -387,7 +388,7 @@ class Engine:
         check_run_folder(self.out_dir, self.cfg.resume)
         if self.cfg.init is not None and not self.cfg.resume:  # a resumed run restores its own weights
             start_from(next(iter(self.recipe.networks().values())), self.cfg.init, self.recipe.kind)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        make_folder(self.out_dir)
         if self.cfg.resume:
             self.load(self.last_path)
             info(f"resumed from {self.last_path} at epoch {self.state.epoch + 1}, step {self.state.step}")
