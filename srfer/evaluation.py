@@ -107,9 +107,9 @@ def check_sweep_sizes(sizes: list[int], low: int, high: int) -> None:
         raise SrferError(f"--sweep sizes {bad or sizes}: use sizes between {low} and {high} px")
 
 
-def _fer_loader(data: Path, split: str, ferplus: Path | None, batch_size: int):
-    """(loader, description, skipped files as JSON) of a FER split."""
-    samples = load_fer(data, split, ferplus)
+def _fer_loader(data: Path, split: str, ferplus: Path | None, batch_size: int, limit: int = 0):
+    """(loader, description, skipped files as JSON) of a FER split (`limit`: that many faces)."""
+    samples = load_fer(data, split, ferplus, limit)
     skipped = [s.to_json() for s in samples.skipped]
     return DataLoader(FerDataset(samples), batch_size=batch_size), samples.description, skipped
 
@@ -124,13 +124,14 @@ def _fer_probs(
 def evaluate_fer(
     data: Path, *, split: str = "val", weights: Path | None = None, device: str = "auto",
     upscale: bool = False, upscaler: str = "sr", lr_size: int = 12, sr_weights: Path | None = None,
-    ferplus: Path | None = None, batch_size: int = 256, flip_tta: bool = False,
+    ferplus: Path | None = None, batch_size: int = 256, flip_tta: bool = False, limit: int = 0,
 ) -> dict[str, Any]:  # fmt: skip
-    """Accuracy, per-class P/R/F1, macro F1, confusion matrix and ROC of a classifier."""
+    """Accuracy, per-class P/R/F1, macro F1, confusion matrix and ROC of a classifier
+    (`limit`: about that many faces, spread over the classes; 0: all)."""
     dev = resolve_device(device)
     model = load_classifier(weights, dev)
     restore = make_restorer(upscaler, dev, sr_weights) if upscale else None
-    loader, description, skipped = _fer_loader(data, split, ferplus, batch_size)
+    loader, description, skipped = _fer_loader(data, split, ferplus, batch_size, limit)
     probs, labels = _fer_probs(model, loader, dev, lr_size if upscale else None, restore, flip_tta)
     report = classification_report(probs, labels, EMOTIONS)
     protocol = f"{lr_size}px → {upscaler} → 48px" if upscale else "48px input"
@@ -184,8 +185,10 @@ def sweep_fer(
             "sr_weights": str(restorers["sr"].source), "notes": notes}  # fmt: skip
 
 
-def _identity_eval_set(data: Path, split: str, pairs_file: Path | None, n_pairs: int, size: int, seed: int):
-    source = discover_identities(data, split, seed=seed)
+def _identity_eval_set(
+    data: Path, split: str, pairs_file: Path | None, n_pairs: int, size: int, seed: int, limit: int = 0
+):  # fmt: skip
+    source = discover_identities(data, split, seed=seed, subset=limit)
     dataset = FaceIdentityDataset(source, size)
     if pairs_file is not None:
         if dataset.skipped:
@@ -208,14 +211,14 @@ def _verify(
 def evaluate_embed(
     data: Path, *, split: str = "all", pairs_file: Path | None = None, n_pairs: int = 6000,
     weights: Path | None = None, device: str = "auto", upscale: bool = False, upscaler: str = "sr",
-    lr_size: int = 32, sr_weights: Path | None = None, batch_size: int = 128, seed: int = 0,
+    lr_size: int = 32, sr_weights: Path | None = None, batch_size: int = 128, seed: int = 0, limit: int = 0,
 ) -> dict[str, Any]:  # fmt: skip
     """LFW-protocol verification (10-fold τ) of an embedder on `data`, optionally on faces
-    degraded to `lr_size` and restored."""
+    degraded to `lr_size` and restored (`limit`: about that many images, whole identities)."""
     dev = resolve_device(device)
     model = load_embedder(weights, dev)
     size = embedder_crop_size(model)
-    source, dataset, pairs = _identity_eval_set(data, split, pairs_file, n_pairs, size, seed)
+    source, dataset, pairs = _identity_eval_set(data, split, pairs_file, n_pairs, size, seed, limit)
     restore = make_restorer(upscaler, dev, sr_weights, role="sr") if upscale else None
     report = _verify(model, dataset, pairs, dev, lr_size if upscale else None, restore, batch_size)
     protocol = f"{lr_size}px → {upscaler} → {size}px" if upscale else f"{size}px input"

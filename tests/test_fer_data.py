@@ -89,3 +89,12 @@ def test_unknown_class_folder_is_named(tmp_path: Path) -> None:
         load_fer(tmp_path / "f", "train")
     with pytest.raises(SrferError, match="not found"):
         load_fer(tmp_path / "missing")
+
+
+def test_subset_spreads_over_every_class(tmp_path: Path) -> None:
+    make_folder(tmp_path / "fer" / "train", ["happy", "angry", "sad"], per_class=4)
+    subset = load_fer(tmp_path / "fer", "train", subset=3)
+    assert len(subset) == 3 and sorted(subset.labels.tolist()) == [0, 3, 4]
+    assert len(load_fer(tmp_path / "fer", "train", subset=0)) == 12
+    csv = write_csv(tmp_path / "f.csv", [(str(i % 7), pixels(i), "Training") for i in range(14)])
+    assert sorted(load_fer(csv, "train", subset=7).labels.tolist()) == list(range(7))

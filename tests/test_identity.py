@@ -186,3 +186,12 @@ def test_export_threshold_is_for_embedders_only(tmp_path: Path) -> None:
     result = run("export", str(sr), str(tmp_path / "x.safetensors"), "--threshold", "1")
     assert result.exit_code == 1 and "face embedders" in result.stderr
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_identity_subset_keeps_whole_identities(people: Path) -> None:
+    full = discover_identities(people, "all")
+    subset = discover_identities(people, "all", subset=9)
+    # 22 images of 8 people (2 per person on average): about 9 images is 4 whole people
+    assert len(subset.names) == 4 and "subset of 4 identities" in subset.description
+    counts = {n: full.labels.count(full.names.index(n)) for n in subset.names}
+    assert len(subset.paths) == sum(counts.values())  # every image of each kept identity

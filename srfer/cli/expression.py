@@ -52,6 +52,9 @@ def eval_fer_command(
     flip_tta: bool = typer.Option(
         False, help="Average each face's probabilities with its mirror's (not with --sweep)."
     ),
+    limit: int = typer.Option(
+        0, min=0, help="About N faces, spread over the classes (0: all); not with --sweep."
+    ),
     save_dir: PlotDir = None,
     batch_size: BatchSize = 256,
     device: Device = "auto",
@@ -89,6 +92,7 @@ def eval_fer_command(
     result = evaluation.evaluate_fer(
         data, split=split, weights=weights, device=device, upscale=upscale, upscaler=upscaler,
         lr_size=lr_size, sr_weights=sr_weights, ferplus=ferplus, batch_size=batch_size, flip_tta=flip_tta,
+        limit=limit,
     )  # fmt: skip
     if save_dir is not None:
         aucs = {name: row["auc"] for name, row in result["per_class"].items()}

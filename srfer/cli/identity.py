@@ -51,6 +51,7 @@ def eval_embed_command(
     identity_sr_weights: Path | None = typer.Option(
         None, help="With --sweep: the identity-aware SR for a third column (default: the shipped one)."
     ),
+    limit: int = typer.Option(0, min=0, help="About N images, whole identities spread over all (0: all)."),
     save_dir: PlotDir = None,
     batch_size: BatchSize = 128,
     device: Device = "auto",
@@ -86,6 +87,7 @@ def eval_embed_command(
     result = evaluation.evaluate_embed(
         data, split=split, pairs_file=pairs, n_pairs=n_pairs, weights=weights, device=device, upscale=upscale,
         upscaler=upscaler, lr_size=lr_size, sr_weights=sr_weights, batch_size=batch_size, seed=seed,
+        limit=limit,
     )  # fmt: skip
     if save_dir is not None:
         roc = {"verification": result["roc"]}

@@ -8,6 +8,14 @@ from contextlib import contextmanager
 import torch
 
 
+def evenly_spaced(items: list, n: int) -> list:
+    """`n` items spread over the whole list (all of them when n is 0 or ≥ its length): a
+    subset that still covers every class of a sorted-by-class list."""
+    if n <= 0 or n >= len(items):
+        return list(items)
+    return [items[i * len(items) // n] for i in range(n)]
+
+
 def split_key(key: int | tuple[int, int]) -> tuple[int, int | None]:
     """Dataset keys are an index, or (index, sample_seed) from the engine's samplers."""
     return key if isinstance(key, tuple) else (key, None)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from srfer.console import warn
-from srfer.data import sample_rng, split_key
+from srfer.data import evenly_spaced, sample_rng, split_key
 from srfer.errors import SrferError
 from srfer.imageio import IMAGE_SUFFIXES, Skipped, load_face, skip_summary
 
@@ -134,10 +134,12 @@ def _decode_gray48(path: Path) -> np.ndarray | Skipped:
     return np.asarray(img, dtype=np.uint8)[None]
 
 
-def load_fer_folder(folder: Path) -> FerSamples:
-    """`<emotion>/*.jpg` under `folder` (any size; RGB converted to gray, resized to 48)."""
+def load_fer_folder(folder: Path, subset: int = 0) -> FerSamples:
+    """`<emotion>/*.jpg` under `folder` (any size; RGB converted to gray, resized to 48);
+    `subset`: only that many, spread evenly over the classes' sorted files."""
     files = [(f, label) for d, label in emotion_folders(folder).items()
              for f in sorted(d.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]  # fmt: skip
+    files = evenly_spaced(files, subset)
     with ThreadPoolExecutor(max_workers=4) as pool:
         decoded = list(pool.map(_decode_gray48, [f for f, _ in files]))
     skipped = [d for d in decoded if isinstance(d, Skipped)]
@@ -158,22 +160,29 @@ def _samples(images: list[np.ndarray], labels: list[int], description: str) -> F
     return FerSamples(torch.from_numpy(np.stack(images)), labels_t, description)
 
 
-def load_fer(data: Path, split: str = "train", ferplus: Path | None = None) -> FerSamples:
-    """`data` is a dataset root with split folders, a single split folder, or a FER2013 CSV."""
+def load_fer(data: Path, split: str = "train", ferplus: Path | None = None, subset: int = 0) -> FerSamples:
+    """`data` is a dataset root with split folders, a single split folder, or a FER2013 CSV;
+    `subset` keeps that many faces, spread evenly (0: all)."""
     data = Path(data)
     if not data.exists():
         raise SrferError(f"{data}: data not found")
     if data.is_file():
-        if ferplus is not None:
-            return load_ferplus(data, ferplus, split)
-        return load_fer_csv(data, split)
+        samples = load_ferplus(data, ferplus, split) if ferplus is not None else load_fer_csv(data, split)
+        return _subset(samples, subset)
     if (data / split).is_dir():
-        return load_fer_folder(data / split)
+        return load_fer_folder(data / split, subset)
     if split == "val" and (data / "test").is_dir() and not (data / "val").exists():
-        return load_fer_folder(data / "test")  # Kaggle's folder release names its held-out split test
+        return load_fer_folder(data / "test", subset)  # Kaggle's folder release names its held-out split test
     if any(p.name.lower() in SYNONYMS for p in data.iterdir() if p.is_dir()):
-        return load_fer_folder(data)  # a single split folder
+        return load_fer_folder(data, subset)  # a single split folder
     raise SrferError(f"{data}: neither a CSV, a split folder ({split}/) nor <emotion>/ folders")
+
+
+def _subset(samples: FerSamples, n: int) -> FerSamples:
+    if not 0 < n < len(samples):
+        return samples
+    keep = torch.tensor(evenly_spaced(list(range(len(samples))), n))
+    return FerSamples(samples.images[keep], samples.labels[keep], f"{samples.description}, subset of {n}")
 
 
 def describe_balance(samples: FerSamples) -> str:

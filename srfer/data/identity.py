@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from srfer.console import warn
-from srfer.data import sample_rng, split_key
+from srfer.data import evenly_spaced, sample_rng, split_key
 from srfer.data.faces import CELEBA_PARTITION, center_crop_hr, check_data_root
 from srfer.errors import SrferError
 from srfer.imageio import IMAGE_SUFFIXES, Skipped, skip_summary
@@ -87,12 +87,28 @@ def _folders(root: Path, split: str, seed: int, val_fraction: float) -> Identity
 
 
 def discover_identities(
-    root: str | Path, split: str = "all", seed: int = 0, val_fraction: float = 0.1
+    root: str | Path, split: str = "all", seed: int = 0, val_fraction: float = 0.1, subset: int = 0
 ) -> IdentitySource:
+    """The identity-labelled images of `split`; `subset` keeps about that many images, whole
+    identities spread over all of them (so genuine pairs remain)."""
     root = check_data_root(root, split)
-    if (root / "img_align_celeba").is_dir():
-        return _celeba(root, split)
-    return _folders(root, split, seed, val_fraction)
+    source = (
+        _celeba(root, split)
+        if (root / "img_align_celeba").is_dir()
+        else _folders(root, split, seed, val_fraction)
+    )
+    return _keep_identities(source, subset) if subset else source
+
+
+def _keep_identities(source: IdentitySource, n_images: int) -> IdentitySource:
+    per_identity = max(1, len(source.paths) // max(1, len(source.names)))
+    keep = set(evenly_spaced(list(range(len(source.names))), max(2, n_images // per_identity)))
+    pairs = [
+        (p, source.names[label])
+        for p, label in zip(source.paths, source.labels, strict=True)
+        if label in keep
+    ]
+    return _dense(pairs, f"{source.description}, subset of {len(keep)} identities")
 
 
 def generate_pairs(labels: list[int], n_pairs: int, seed: int = 0) -> list[tuple[int, int, bool]]:

@@ -22,6 +22,7 @@ from srfer.errors import SrferError
 from srfer.runtime import resolve_device
 
 PROFILES = ("auto", "cpu", "full", "smoke")
+SMOKE_SUBSET = 256  # images per split in the smoke profile (whole identities for the embedder)
 
 
 @dataclass
@@ -66,9 +67,9 @@ def _stages(root: Path, runs: Path, profile: str, device: str, vgg_weights: Path
                             **common)  # fmt: skip
         embed = EmbedTrainArgs(data=celeba, out=runs / "embed_celeba", epochs=50, **common)
         sr_id = SRTrainArgs(epochs=10, vgg_weights=vgg_weights, **identity)  # with the adversarial term
-    if profile == "smoke":  # tiny networks, one short epoch per stage: checks data and set-up
+    if profile == "smoke":  # tiny networks, one short epoch per stage on a few hundred images: checks set-up
         for args in (sr, sr_fer, expr, embed, sr_id):
-            args.epochs, args.epoch_size = 1, 32
+            args.epochs, args.epoch_size, args.subset = 1, 32, SMOKE_SUBSET
         for args in (sr, sr_fer, sr_id):
             args.pretrain_epochs, args.val_limit, args.blocks, args.features = 1, 32, 1, 8
         sr_id.pretrain_epochs = 0

@@ -48,6 +48,11 @@ class RunArgs(EngineConfig):
     """A training run: the engine's settings and the data it reads."""
 
     data: Path = option(REQUIRED, "Training data root.")
+    subset: int = option(
+        0,
+        "Use about N training and N validation images, spread over the data (0: all): a quick check.",
+        min=0,
+    )
 
     def start(self):
         """What every run does first: cheap checks (device, a writable run folder) before any

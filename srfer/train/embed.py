@@ -93,8 +93,8 @@ def train_embed(args: EmbedTrainArgs) -> dict[str, Any]:
     if args.upscale:
         restore = make_restorer(args.upscaler, device, args.sr_weights, role="sr")
         low_res = LowResPath(parse_sizes(args.lr_size), restore, args.upscaler)
-    train_src = discover_identities(args.data, "train", seed=args.seed)
-    val_src = discover_identities(args.data, "val", seed=args.seed)
+    train_src = discover_identities(args.data, "train", seed=args.seed, subset=args.subset)
+    val_src = discover_identities(args.data, "val", seed=args.seed, subset=args.subset)
     train_set = FaceIdentityDataset(train_src, args.size, augment=True)
     val_set = FaceIdentityDataset(val_src, args.size)
     val_pairs = generate_pairs(val_set.labels.tolist(), VAL_PAIRS, seed=args.seed)

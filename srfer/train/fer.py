@@ -126,8 +126,8 @@ def train_fer(args: FerTrainArgs) -> dict[str, Any]:
         raise SrferError(str(exc)) from None
     imagenet = check_imagenet_start(args)
     low_res = build_low_res(args, device)
-    train_samples = load_fer(args.data, "train", args.ferplus)
-    val_samples = load_fer(args.data, "val", args.ferplus)
+    train_samples = load_fer(args.data, "train", args.ferplus, args.subset)
+    val_samples = load_fer(args.data, "val", args.ferplus, args.subset)
     loss = build_loss(args, train_samples.class_counts())
     recipe = FerRecipe(config, args.lr, loss, low_res)
     pretrained = start_from_imagenet(recipe.model, args) if imagenet else None

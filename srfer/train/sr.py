@@ -22,6 +22,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from torchvision.utils import make_grid
 
+from srfer.data import evenly_spaced
 from srfer.data.degradations import bicubic_resize, quantize_8bit, to_signed, to_unit
 from srfer.data.faces import SRPairDataset, collate_skipping_failures, discover_faces
 from srfer.errors import SrferError
@@ -242,6 +243,7 @@ def train_sr(args: SRTrainArgs) -> dict[str, Any]:
     lr_sizes = _lr_sizes(args)
     train_src = discover_faces(args.data, "train", seed=args.seed)
     val_src = discover_faces(args.data, "val", seed=args.seed)
+    train_src.paths, val_src.paths = (evenly_spaced(src.paths, args.subset) for src in (train_src, val_src))
     second_phase = args.epochs > args.pretrain_epochs
     backbone = build_perceptual(args.perceptual, args.vgg_weights) if second_phase else None
     if args.val_limit:
