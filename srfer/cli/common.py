@@ -22,6 +22,7 @@ from typer.core import TyperCommand
 
 from srfer.console import err_console, labelled
 from srfer.errors import SrferError, TrainingInterrupted
+from srfer.train.args import DEVICE_HELP, SEED_HELP
 
 app = typer.Typer(
     name="srfer",
@@ -42,10 +43,9 @@ def command_group(name: str, help: str) -> typer.Typer:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Options most commands share, declared once (training options come from srfer.train.args).
-DEVICE_HELP = "auto (cuda → mps → cpu), cpu, cuda or mps."
+# Options most commands share, declared once (the training options: srfer.train.args).
 Device = Annotated[str, typer.Option(help=DEVICE_HELP)]
-Seed = Annotated[int, typer.Option(help="Seed for data order, augmentation and initialisation.")]
+Seed = Annotated[int, typer.Option(help=SEED_HELP)]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 BatchSize = Annotated[int, typer.Option(min=1)]
 PlotDir = Annotated[
@@ -209,6 +209,41 @@ def parse_sizes(text: str, example: str) -> list[int]:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise SrferError(f"--sweep {text!r}: expected comma-separated sizes like {example}") from None
+
+
+def prepare_plot_dir(save_dir: Path | None) -> None:
+    """Make --save-dir up front: an unwritable place fails before the evaluation, not after."""
+    if save_dir is not None:
+        from srfer.imageio import make_folder
+
+        make_folder(save_dir)
+
+
+def with_progress(description: str, total: int | None, work: Callable[[Callable[..., None]], Any]) -> Any:
+    """`work(advance)` under a progress bar; `advance()` steps it, `advance(completed=n)` sets it."""
+    with progress_bar() as progress:
+        task = progress.add_task(description, total=total)
+
+        def advance(completed: int | None = None) -> None:
+            if completed is None:
+                progress.advance(task)
+            else:
+                progress.update(task, completed=completed)
+
+        return work(advance)
+
+
+def show_sweep(result: dict, save_dir: Path | None, as_json: bool, title: str) -> None:
+    """A size sweep: its plot when asked, then JSON or the table."""
+    if save_dir is not None:
+        from srfer import plots
+
+        result["plot"] = str(plots.plot_sweep(result["sizes"], result["accuracy"], save_dir / "sweep.png",
+                                              "accuracy", title))  # fmt: skip
+    if as_json:
+        print_json(result)
+        return
+    print_sweep(result, f"{title} · {result['data']}")
 
 
 def print_sweep(result: dict, title: str) -> None:

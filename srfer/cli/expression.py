@@ -16,12 +16,13 @@ from srfer.cli.common import (
     friendly_errors,
     number,
     parse_sizes,
+    prepare_plot_dir,
     print_json,
     print_notes,
-    print_sweep,
-    progress_bar,
+    show_sweep,
     stdout,
     training_command,
+    with_progress,
 )
 from srfer.errors import SrferError
 from srfer.train.args import FerTrainArgs
@@ -62,32 +63,18 @@ def eval_fer_command(
 ) -> None:
     """Expression metrics: accuracy, per-class P/R/F1, confusion matrix, ROC; or a size sweep."""
     from srfer import evaluation, plots
-    from srfer.imageio import make_folder
-
-    if save_dir is not None:  # an unwritable --save-dir fails before the evaluation, not after
-        make_folder(save_dir)
     from srfer.data.fer import EMOTIONS
 
     if sweep and flip_tta:
         raise SrferError("--flip-tta is for one evaluation; the --sweep protocol has no TTA")
+    prepare_plot_dir(save_dir)
     if sweep:
         sizes = parse_sizes(sweep, "48,24,16,12,8")
-        with progress_bar() as progress:
-            task = progress.add_task("sweeping", total=len(sizes))
-            result = evaluation.sweep_fer(
-                data, sizes, split=split, weights=weights, upscale_weights=upscale_weights,
-                sr_weights=sr_weights, device=device, ferplus=ferplus, batch_size=batch_size,
-                progress=lambda: progress.advance(task),
-            )  # fmt: skip
-        if save_dir is not None:
-            title = "FER accuracy vs face size"
-            result["plot"] = str(
-                plots.plot_sweep(sizes, result["accuracy"], save_dir / "sweep.png", "accuracy", title)
-            )
-        if as_json:
-            print_json(result)
-            return
-        print_sweep(result, f"FER accuracy vs face size · {result['data']}")
+        result = with_progress("sweeping", len(sizes), lambda advance: evaluation.sweep_fer(
+            data, sizes, split=split, weights=weights, upscale_weights=upscale_weights, sr_weights=sr_weights,
+            device=device, ferplus=ferplus, batch_size=batch_size, progress=advance,
+        ))  # fmt: skip
+        show_sweep(result, save_dir, as_json, "FER accuracy vs face size")
         return
     result = evaluation.evaluate_fer(
         data, split=split, weights=weights, device=device, upscale=upscale, upscaler=upscaler,

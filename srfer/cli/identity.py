@@ -18,13 +18,14 @@ from srfer.cli.common import (
     command_group,
     friendly_errors,
     parse_sizes,
+    prepare_plot_dir,
     print_json,
     print_notes,
-    print_sweep,
-    progress_bar,
     report_skipped,
+    show_sweep,
     stdout,
     training_command,
+    with_progress,
 )
 from srfer.errors import SrferError
 from srfer.train.args import EmbedTrainArgs
@@ -60,29 +61,16 @@ def eval_embed_command(
 ) -> None:
     """Verification (1:1): 10-fold accuracy ± std, ROC AUC, EER, TAR@FAR; or a size sweep."""
     from srfer import evaluation, plots
-    from srfer.imageio import make_folder
 
-    if save_dir is not None:  # an unwritable --save-dir fails before the evaluation, not after
-        make_folder(save_dir)
-
+    prepare_plot_dir(save_dir)
     if sweep:
         sizes = parse_sizes(sweep, "128,64,32")
-        with progress_bar() as progress:
-            task = progress.add_task("sweeping", total=len(sizes))
-            result = evaluation.sweep_embed(
-                data, sizes, split=split, pairs_file=pairs, n_pairs=n_pairs, weights=weights,
-                sr_weights=sr_weights, device=device, batch_size=batch_size, seed=seed,
-                progress=lambda: progress.advance(task), identity_sr_weights=identity_sr_weights,
-            )  # fmt: skip
-        title = "verification accuracy vs probe size"
-        if save_dir is not None:
-            result["plot"] = str(
-                plots.plot_sweep(sizes, result["accuracy"], save_dir / "sweep.png", "accuracy", title)
-            )
-        if as_json:
-            print_json(result)
-            return
-        print_sweep(result, f"{title} · {result['data']}")
+        result = with_progress("sweeping", len(sizes), lambda advance: evaluation.sweep_embed(
+            data, sizes, split=split, pairs_file=pairs, n_pairs=n_pairs, weights=weights,
+            sr_weights=sr_weights, device=device, batch_size=batch_size, seed=seed, progress=advance,
+            identity_sr_weights=identity_sr_weights,
+        ))  # fmt: skip
+        show_sweep(result, save_dir, as_json, "verification accuracy vs probe size")
         return
     result = evaluation.evaluate_embed(
         data, split=split, pairs_file=pairs, n_pairs=n_pairs, weights=weights, device=device, upscale=upscale,

@@ -15,10 +15,10 @@ from srfer.cli.common import (
     friendly_errors,
     labelled,
     print_json,
-    progress_bar,
     report_skipped,
     stdout,
     training_command,
+    with_progress,
 )
 from srfer.train.args import SRTrainArgs
 
@@ -47,12 +47,10 @@ def eval_sr_command(
     """PSNR/SSIM of the SR model vs bicubic on held-out faces."""
     from srfer.evaluation import evaluate_sr
 
-    with progress_bar() as progress:
-        task = progress.add_task("evaluating", total=None)
-        result = evaluate_sr(
-            data, split=split, weights=weights, device=device, batch_size=batch_size, limit=limit,
-            hr_size=hr_size, progress=lambda n: progress.update(task, completed=n), flip_tta=flip_tta,
-        )  # fmt: skip
+    result = with_progress("evaluating", None, lambda advance: evaluate_sr(
+        data, split=split, weights=weights, device=device, batch_size=batch_size, limit=limit,
+        hr_size=hr_size, progress=lambda n: advance(completed=n), flip_tta=flip_tta,
+    ))  # fmt: skip
     if as_json:
         print_json(result)
         return
@@ -102,10 +100,9 @@ def upscale_command(
     from srfer.imageio import expand_inputs
 
     paths = expand_inputs(inputs)
-    with progress_bar() as progress:
-        task = progress.add_task("upscaling", total=len(paths))
-        report = upscale.upscale_files(paths, out_dir, weights, device, lambda: progress.advance(task),
-                                       compare, flip_tta)  # fmt: skip
+    report = with_progress("upscaling", len(paths), lambda advance: upscale.upscale_files(
+        paths, out_dir, weights, device, advance, compare, flip_tta
+    ))  # fmt: skip
     for src, dst in report.renamed:
         labelled("name clash", f"{src} → {dst}")
     report_skipped(report.failed)

@@ -19,6 +19,7 @@ from srfer.errors import SrferError
 from srfer.options import REQUIRED, option
 
 DEVICE_HELP = "auto (cuda → mps → cpu), cpu, cuda or mps."
+SEED_HELP = "Seed for data order, augmentation and initialisation."
 RUN_FOLDER_HELP = "Run folder: checkpoints, metrics.jsonl, curves.png."
 ACCURACY_PATIENCE_HELP = "Early stop after N epochs without val accuracy gain."
 
@@ -37,7 +38,7 @@ class EngineConfig:
     amp: bool = option(True, "bf16 autocast on CUDA and on CPUs with native bf16; else fp32.")
     resume: bool = option(False, "Continue the run in --out from last.safetensors.")
     save_every: int = option(0, "Also keep a checkpoint every N epochs.", min=0)
-    seed: int = option(0, "Seed for data order, augmentation and initialisation.")
+    seed: int = option(0, SEED_HELP)
     init: Path | None = option(
         None, "Start from these trained weights (fine-tuning); same architecture options."
     )
