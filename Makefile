@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: install
-	$(BIN)/ruff check srfer tests benchmarks
-	$(BIN)/ruff format --check srfer tests benchmarks
+	$(BIN)/ruff check srfer tests benchmarks tools
+	$(BIN)/ruff format --check srfer tests benchmarks tools
 
 test: lint
 	$(BIN)/python -m pytest

@@ -38,6 +38,8 @@ class Face:
     box: tuple[float, float, float, float]
     score: float | None  # detector confidence; None when the whole image was taken as the face
     crop: tuple[int, int, int, int]  # square (left, top, right, bottom), may extend past the image
+    # MTCNN's five points (eyes, nose, mouth corners; 5×2 image pixels), None when not detected
+    landmarks: np.ndarray | None = None
 
     @property
     def size_px(self) -> int:
@@ -83,12 +85,13 @@ def _padded_crop(img: Image.Image, crop: tuple[int, int, int, int]) -> Image.Ima
     return canvas
 
 
-def _as_rows(boxes, probs) -> list[tuple[tuple[float, float, float, float], float]]:
+def _as_rows(boxes, probs, points) -> list[tuple[tuple[float, float, float, float], float, np.ndarray]]:
     if boxes is None:
         return []
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     probs = np.asarray(probs, dtype=np.float64).reshape(-1)
-    return [(tuple(b.tolist()), float(p)) for b, p in zip(boxes, probs, strict=True)]
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 5, 2)
+    return [(tuple(b.tolist()), float(p), q) for b, p, q in zip(boxes, probs, points, strict=True)]
 
 
 class FaceDetector:
@@ -125,11 +128,12 @@ class FaceDetector:
                 searched[i] = _no_bigger_than(img, DETECT_MAX_SIDE)
                 by_size[searched[i].size].append(i)
         for indices in by_size.values():
-            boxes, probs = self.mtcnn.detect([searched[i] for i in indices])
-            for i, b, p in zip(indices, boxes, probs, strict=True):
+            boxes, probs, points = self.mtcnn.detect([searched[i] for i in indices], landmarks=True)
+            for i, b, p, q in zip(indices, boxes, probs, points, strict=True):
                 scale = images[i].width / searched[i].width
-                full_size = [(tuple(v * scale for v in box), score) for box, score in _as_rows(b, p)]
-                results[i] = [Face(box, score, square_crop(box, self.margin)) for box, score in full_size]
+                for box, score, marks in _as_rows(b, p, q):
+                    box = tuple(v * scale for v in box)
+                    results[i].append(Face(box, score, square_crop(box, self.margin), marks * scale))
         return results
 
 

@@ -21,6 +21,7 @@ from srfer.imageio import skip_summary
 from srfer.inference import (
     bicubic_baseline,
     embed_all,
+    embedder_aligner,
     embedder_crop_size,
     inference_context,
     load_classifier,
@@ -186,10 +187,11 @@ def sweep_fer(
 
 
 def _identity_eval_set(
-    data: Path, split: str, pairs_file: Path | None, n_pairs: int, size: int, seed: int, limit: int = 0
+    data: Path, split: str, pairs_file: Path | None, n_pairs: int, size: int, seed: int, limit: int = 0,
+    aligner=None,
 ):  # fmt: skip
     source = discover_identities(data, split, seed=seed, subset=limit)
-    dataset = FaceIdentityDataset(source, size)
+    dataset = FaceIdentityDataset(source, size, aligner=aligner)
     if pairs_file is not None:
         if dataset.skipped:
             raise SrferError(f"{data}: pairs.txt cannot be used ({skip_summary(dataset.skipped)})")
@@ -218,13 +220,15 @@ def evaluate_embed(
     dev = resolve_device(device)
     model = load_embedder(weights, dev)
     size = embedder_crop_size(model)
-    source, dataset, pairs = _identity_eval_set(data, split, pairs_file, n_pairs, size, seed, limit)
+    source, dataset, pairs = _identity_eval_set(
+        data, split, pairs_file, n_pairs, size, seed, limit, embedder_aligner(model)
+    )
     restore = make_restorer(upscaler, dev, sr_weights, role="sr") if upscale else None
     report = _verify(model, dataset, pairs, dev, lr_size if upscale else None, restore, batch_size)
     protocol = f"{lr_size}px → {upscaler} → {size}px" if upscale else f"{size}px input"
     pairs_source = str(pairs_file) if pairs_file else f"generated (seed {seed})"
     return {"data": source.description, "identities": len(source.names), "images": len(dataset),
-            "skipped": [s.to_json() for s in dataset.skipped],
+            "skipped": [s.to_json() for s in dataset.skipped], "alignment": dataset.alignment,
             "notes": source.notes, "weights": str(model.source), "input": protocol,
             "pairs_source": pairs_source, **report}  # fmt: skip
 
@@ -241,7 +245,9 @@ def sweep_embed(
     model = load_embedder(weights, dev)
     size = embedder_crop_size(model)
     check_sweep_sizes(sizes, 8, size)
-    source, dataset, pairs = _identity_eval_set(data, split, pairs_file, n_pairs, size, seed)
+    source, dataset, pairs = _identity_eval_set(
+        data, split, pairs_file, n_pairs, size, seed, aligner=embedder_aligner(model)
+    )
     restorers = {
         "bicubic": make_restorer("bicubic", dev),
         "sr": make_restorer("sr", dev, sr_weights, role="sr"),
@@ -265,6 +271,7 @@ def sweep_embed(
         if progress is not None:
             progress()
     sources = {f"{name}_weights": str(r.source) for name, r in restorers.items() if name != "bicubic"}
-    return {"data": source.description, "skipped": [s.to_json() for s in dataset.skipped], "sizes": sizes,
+    return {"data": source.description, "skipped": [s.to_json() for s in dataset.skipped],
+            "alignment": dataset.alignment, "sizes": sizes,
             "accuracy": table, "pairs": len(pairs),
             "weights": str(model.source), "identity_sr_weights": None, **sources, "notes": notes}  # fmt: skip

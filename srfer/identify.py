@@ -1,7 +1,9 @@
 """`srfer enroll` and `srfer identify`: face crops → embeddings → a gallery (1:N search).
 
-Crops are framed like the embedder's training faces (a centre crop at its crop size); files
-that cannot be read are reported in `failed` and the rest go on."""
+Faces are framed as the embedder's input contract says: aligned by MTCNN's landmarks onto
+its template (the dlib network; a crop where no face is found uses the centre-crop fallback
+landmarks, counted in `fallbacks`), or a centre crop at its crop size (srfer's own
+embedders). Files that cannot be read are reported in `failed` and the rest go on."""
 
 from __future__ import annotations
 
@@ -14,30 +16,44 @@ from torch import nn
 from srfer.data.faces import center_crop_hr
 from srfer.errors import SrferError
 from srfer.gallery import Gallery, Match
-from srfer.inference import embedder_crop_size, embedder_threshold, load_embedder, model_id
+from srfer.imageio import Skipped
+from srfer.inference import embedder_aligner, embedder_crop_size, embedder_threshold, load_embedder, model_id
 from srfer.runtime import resolve_device
 
 
-@torch.no_grad()
-def embed_face_files(paths: list[Path], embedder: nn.Module, size: int, device: torch.device):
-    """Embeddings of face crops (center crop like the training data); bad files are
-    returned as (path, reason) instead of stopping the batch."""
-    faces, good, failed = [], [], []
+def _face_crops(paths: list[Path], embedder: nn.Module) -> tuple[list, list[Path]]:
+    """A uint8 face tensor or a `Skipped` per file, and the files aligned by the fallback."""
+    aligner = embedder_aligner(embedder)
+    if aligner is not None:
+        aligned = aligner(paths)
+        return aligned.chips, aligned.fallbacks
+    size, crops = embedder_crop_size(embedder), []
     for path in paths:
         try:
-            faces.append(center_crop_hr(path, size, 3).float().div(255))
-            good.append(path)
+            crops.append(center_crop_hr(path, size, 3))
         except SrferError as exc:
-            failed.append((path, str(exc)))
-    if not faces:
-        return torch.empty(0), good, failed
-    return embedder(torch.stack(faces).to(device)).cpu(), good, failed
+            crops.append(Skipped(path, str(exc)))
+    return crops, []
+
+
+@torch.no_grad()
+def embed_face_files(paths: list[Path], embedder: nn.Module, device: torch.device):
+    """Embeddings of face files framed as the embedder expects; bad files are returned as
+    (path, reason) instead of stopping the batch. Also: the files aligned by the fallback."""
+    crops, fallbacks = _face_crops(paths, embedder)
+    good = [p for p, c in zip(paths, crops, strict=True) if not isinstance(c, Skipped)]
+    failed = [(c.path, c.reason) for c in crops if isinstance(c, Skipped)]
+    if not good:
+        return torch.empty(0), good, failed, fallbacks
+    faces = torch.stack([c for c in crops if not isinstance(c, Skipped)]).float().div(255)
+    return embedder(faces.to(device)).cpu(), good, failed, fallbacks
 
 
 @dataclass
 class EnrollReport:
     added: int
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    fallbacks: list[Path] = field(default_factory=list)  # no landmarks found: centre-crop fallback
 
 
 def enroll(
@@ -47,12 +63,12 @@ def enroll(
     face, nothing is written and `added` is 0."""
     dev = resolve_device(device)
     model = load_embedder(weights, dev)
-    embeddings, good, failed = embed_face_files(paths, model, embedder_crop_size(model), dev)
+    embeddings, good, failed, fallbacks = embed_face_files(paths, model, dev)
     if not good:
         return EnrollReport(0, failed)
     with Gallery(gallery, create=True) as g:
         added = g.add(name, embeddings, [str(p) for p in good], model_id(model))
-    return EnrollReport(added, failed)
+    return EnrollReport(added, failed, fallbacks)
 
 
 @dataclass
@@ -60,6 +76,7 @@ class IdentifyReport:
     threshold: float
     matches: list[tuple[Path, Match]] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    fallbacks: list[Path] = field(default_factory=list)  # no landmarks found: centre-crop fallback
 
 
 def identify(
@@ -72,6 +89,6 @@ def identify(
     with Gallery(gallery) as g:  # a bad gallery fails before any model is loaded
         model = load_embedder(weights, dev)
         tau = threshold if threshold is not None else embedder_threshold(model)
-        embeddings, good, failed = embed_face_files(paths, model, embedder_crop_size(model), dev)
+        embeddings, good, failed, fallbacks = embed_face_files(paths, model, dev)
         matches = g.identify(embeddings, model_id(model), tau) if good else []
-    return IdentifyReport(tau, list(zip(good, matches, strict=True)), failed)
+    return IdentifyReport(tau, list(zip(good, matches, strict=True)), failed, fallbacks)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from srfer.align import FaceAligner, FaceTemplate, template_from_json
 from srfer.checkpoint import load_checkpoint
 from srfer.data.degradations import LowResPath, bicubic_resize, to_signed, to_unit
 from srfer.errors import SrferError
@@ -86,9 +87,23 @@ def embedder_threshold(model: nn.Module) -> float:
 
 
 def embedder_crop_size(model: nn.Module) -> int:
-    """The face crop size the embedder was trained on (`train-embed --size`; 128 before it
-    was recorded). Crops are resized to the network's own input size inside it."""
-    return int(getattr(model, "meta", {}).get("train_args", {}).get("size", 128))
+    """The face crop size the embedder is fed: its input contract's `crop_size` (converted
+    networks), else `train-embed --size` (128 before it was recorded). Crops are resized to
+    the network's own input size inside it."""
+    meta = getattr(model, "meta", {})
+    return int(meta.get("input", {}).get("crop_size", meta.get("train_args", {}).get("size", 128)))
+
+
+def embedder_template(model: nn.Module) -> FaceTemplate | None:
+    """The face template the embedder's input contract names (its checkpoint's
+    `input.alignment`); None for srfer's own centre-cropped embedders."""
+    return template_from_json(getattr(model, "meta", {}).get("input", {}).get("alignment"))
+
+
+def embedder_aligner(model: nn.Module, size: int | None = None) -> FaceAligner | None:
+    """A `FaceAligner` onto the embedder's template at `size` (default: its crop size)."""
+    template = embedder_template(model)
+    return None if template is None else FaceAligner(size or embedder_crop_size(model), template)
 
 
 def model_id(model: nn.Module) -> str:

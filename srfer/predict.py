@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srfer.align import align_face, centred_landmarks
 from srfer.annotate import save_annotations
 from srfer.data.degradations import bicubic_resize, quantize_8bit
 from srfer.data.fer import EMOTIONS
@@ -22,6 +23,8 @@ from srfer.errors import SrferError
 from srfer.gallery import Gallery
 from srfer.imageio import admit_face, load_image, make_folder, pil_to_tensor, unique_output
 from srfer.inference import (
+    embedder_crop_size,
+    embedder_template,
     embedder_threshold,
     load_classifier,
     load_embedder,
@@ -88,6 +91,9 @@ class FaceResult:
     confidence: float
     probabilities: dict[str, float]
     identity: str | None = None
+    # how the embedder's face was framed: "landmarks" (aligned by MTCNN's five points),
+    # "fallback" (no landmarks: a centred crop's mean ones), "centre-crop" (srfer's own embedders)
+    alignment: str | None = None
     nearest: str | None = None
     distance: float | None = None
     threshold: float | None = None
@@ -103,7 +109,7 @@ class FaceResult:
             "confidence": round(self.confidence, 4),
             "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
             "identity": self.identity, "nearest": self.nearest, "distance": _round(self.distance),
-            "threshold": _round(self.threshold),
+            "threshold": _round(self.threshold), "alignment": self.alignment,
         }  # fmt: skip
         if self.embedding is not None:
             out["embedding"] = [round(v, 6) for v in self.embedding]
@@ -159,8 +165,10 @@ class Predictor:
         if self.generator is not None and self.generator.config.channels != 3:
             raise SrferError(f"{self.generator.source}: predict needs an RGB SR model (the CelebA ×4 one)")
         self.embedder = None
+        self.embedder_template = None  # the face template an aligning embedder expects
         if self.gallery is not None or options.embeddings:
             self.embedder = load_embedder(weights.embed, self.device)
+            self.embedder_template = embedder_template(self.embedder)
             self.embedder_id = model_id(self.embedder)
             self.tau = (
                 options.threshold if options.threshold is not None else embedder_threshold(self.embedder)
@@ -178,8 +186,13 @@ class Predictor:
 
     def _identity_sr(self, weights: Path | None) -> Generator | None:
         """The SR whose faces the embedder sees: the identity-aware one (`sr-identity`) when
-        shipped or given, else None (the PSNR SR's faces serve both heads)."""
+        given, or shipped and the embedder is a centre-crop one; else None (the PSNR SR's
+        faces serve both heads). The shipped identity-aware SR was fine-tuned through srfer's
+        own embedder; for the aligned dlib network the PSNR SR measures better at 16 and 24 px
+        (CelebA val: 84.5 / 91.6 % vs 83.4 / 91.4 %; weights/README.md)."""
         if self.embedder is None or self.generator is None:
+            return None
+        if weights is None and self.embedder_template is not None:
             return None
         path = optional_weights("sr-identity", weights)
         if path is None:
@@ -298,14 +311,39 @@ class Predictor:
                 crop01=crops[i], face01=work[i],
             ))  # fmt: skip
         if self.embedder is not None:
-            for_identity = work
-            if idx and self.identity_generator is not None:
-                with self._timed("sr"):
-                    for_identity = work.clone()
-                    for_identity[idx] = super_resolve(self.identity_generator, lr).cpu()
             with self._timed("embed"):
-                self._identities(for_identity, out)
+                self._identities(self._identity_faces(img, faces, crops, work, use_sr), out, faces)
         return out
+
+    def _identity_faces(
+        self, img, faces: list, crops: list[torch.Tensor], work: torch.Tensor, use_sr: list[bool]
+    ) -> torch.Tensor:
+        """The faces the embedder sees. An aligning embedder (its input contract names a
+        template): each face warped by its landmarks (or the centred-crop fallback) onto the
+        template, at the embedder's crop size, or at the SR's input size and super-resolved
+        (the identity-aware SR when there is one). Otherwise the square crops of `work`, small
+        ones re-super-resolved by the identity-aware SR."""
+        generator = self.identity_generator or self.generator
+        idx = [i for i, s in enumerate(use_sr) if s]
+        if self.embedder_template is None:
+            if not idx or self.identity_generator is None:
+                return work
+            lr = torch.stack([bicubic_resize(crops[i], WORK_SIZE // generator.config.scale) for i in idx])
+            with self._timed("sr"):
+                out = work.clone()
+                out[idx] = super_resolve(self.identity_generator, lr).cpu()
+            return out
+        marks = [f.landmarks if f.landmarks is not None else centred_landmarks(f.crop) for f in faces]
+        size = embedder_crop_size(self.embedder)
+        chips = [align_face(img, m, size, self.embedder_template) for m in marks]
+        if idx:
+            lr_size = WORK_SIZE // generator.config.scale
+            lr = torch.stack([align_face(img, marks[i], lr_size, self.embedder_template) for i in idx])
+            with self._timed("sr"):
+                restored = bicubic_resize(super_resolve(generator, lr).cpu(), size)
+            for k, i in enumerate(idx):
+                chips[i] = restored[k]
+        return torch.stack(chips)
 
     def _wants_sr(self, face_px: int) -> bool:
         mode = self.options.sr
@@ -317,10 +355,14 @@ class Predictor:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
         return self.classifier(x.to(self.device)).float().softmax(1).cpu()
 
-    def _identities(self, faces01: torch.Tensor, results: list[FaceResult]) -> None:
+    def _identities(self, faces01: torch.Tensor, results: list[FaceResult], faces: list) -> None:
         embeddings = self.embedder(faces01.to(self.device)).float().cpu()
         matches = self.gallery.identify(embeddings, self.embedder_id, self.tau) if self.gallery else None
         for i, result in enumerate(results):
+            result.alignment = (
+                "centre-crop" if self.embedder_template is None
+                else "landmarks" if faces[i].landmarks is not None else "fallback"
+            )  # fmt: skip
             if self.options.embeddings:
                 result.embedding = embeddings[i].tolist()
             if matches is not None:

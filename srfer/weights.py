@@ -30,8 +30,9 @@ DEFAULTS: dict[str, tuple[str, str]] = {
         "srfer train-fer --data FER2013_ROOT --upscale --out runs/fer_up (then srfer export)",
     ),
     "embed": (
-        "embed_celeba.safetensors",
-        "srfer train-embed --data CELEBA_ROOT --out runs/embed (then srfer export)",
+        "embed_dlib_resnet29.safetensors",
+        "srfer convert-face-api FACE_API_TARBALL weights/embed_dlib_resnet29.safetensors --threshold TAU "
+        "(dlib's ResNet-29 from `npm pack @vladmandic/face-api@1.7.15`; weights/README.md)",
     ),
     "sr-identity": (
         "sr_celeba_x4_identity.safetensors",

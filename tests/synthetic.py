@@ -28,6 +28,7 @@ def tiny_checkpoints(root) -> dict:
     tiny, but the real networks, so commands run end to end in a fraction of a second."""
     import torch
 
+    from srfer.align import DLIB_TEMPLATE
     from srfer.checkpoint import save_checkpoint
     from srfer.models import Generator, GeneratorConfig
     from srfer.models.embedder import Embedder, EmbedderConfig
@@ -42,6 +43,9 @@ def tiny_checkpoints(root) -> dict:
     fer = FerConfig(width=4, fused=16)
     gray_sr = Generator(GeneratorConfig(features=4, blocks=1, channels=1))
     embedder = Embedder(EmbedderConfig(widths=(4, 8, 8, 8), dim=16, input_size=32))
+    # an aligning embedder like the shipped dlib network (its input contract names a template)
+    aligned = Embedder(EmbedderConfig(backbone="dlib-resnet29", widths=(4, 4, 4, 4)))
+    contract = {"threshold": 0.5, "input": {"crop_size": 64, "alignment": DLIB_TEMPLATE.to_json()}}
     return {
         "sr": save("sr", "sr-generator", sr),
         "sr_id": save("sr_id", "sr-generator", Generator(sr.config)),
@@ -49,4 +53,5 @@ def tiny_checkpoints(root) -> dict:
         "fer_up": save("fer_up", "fer-classifier", build_fer(fer)),
         "sr_fer": save("sr_fer", "sr-generator", gray_sr),
         "embed": save("embed", "face-embedder", embedder, {"metrics": {"val_threshold": 0.5}}),
+        "embed_aligned": save("embed_aligned", "face-embedder", aligned, contract),
     }  # fmt: skip

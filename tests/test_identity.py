@@ -195,3 +195,31 @@ def test_identity_subset_keeps_whole_identities(people: Path) -> None:
     assert len(subset.names) == 4 and "subset of 4 identities" in subset.description
     counts = {n: full.labels.count(full.names.index(n)) for n in subset.names}
     assert len(subset.paths) == sum(counts.values())  # every image of each kept identity
+
+
+@pytest.mark.slow
+def test_fine_tuning_a_pretrained_recogniser_keeps_its_framing(people: Path, tmp_path: Path) -> None:
+    """train-embed --init an aligning (dlib-resnet29) embedder: data aligned as its contract
+    says, mixed sizes, distillation towards the frozen start; the result carries the contract."""
+    from srfer.align import DLIB_TEMPLATE
+    from srfer.inference import embedder_aligner, load_embedder
+    from srfer.models.embedder import Embedder, EmbedderConfig
+
+    start = Embedder(EmbedderConfig(backbone="dlib-resnet29"))
+    contract = {"crop_size": 32, "alignment": DLIB_TEMPLATE.to_json()}
+    init = save_checkpoint(tmp_path / "dlib.safetensors", "face-embedder", start.config.to_dict(),
+                           {f"model.{k}": v for k, v in start.state_dict().items()},
+                           {"threshold": 0.5, "input": contract})  # fmt: skip
+    out = tmp_path / "ft"
+    args = ["train-embed", "--data", str(people), "--out", str(out), "--backbone", "dlib-resnet29",
+            "--init", str(init), "--upscale", "--upscaler", "bicubic", "--lr-size", "16,32",
+            "--distill-weight", "1", "--size", "32", "--p", "3", "--k", "2", "--epochs", "1",
+            "--epoch-size", "6", "--workers", "0", "--device", "cpu", "--json"]  # fmt: skip
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert {"val_accuracy_16px", "val_accuracy_32px"} <= set(history[-1])
+    tuned = load_embedder(out / "best.safetensors", torch.device("cpu"))
+    assert embedder_aligner(tuned).template.name == DLIB_TEMPLATE.name
+    no_init = run(*[a for a in args if a not in (str(init), "--init")][:-1], "--out", str(tmp_path / "x"))
+    assert no_init.exit_code == 1 and "--distill-weight needs --init" in no_init.output

@@ -65,3 +65,33 @@ def test_bicubic_skip_starts_at_bicubic() -> None:
     lr = torch.rand(1, 3, 8, 8) * 1.6 - 0.8
     bicubic = torch.nn.functional.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False)
     assert torch.allclose(gen(lr), bicubic.clamp(-1, 1))
+
+
+def test_dlib_resnet29_shapes_follow_the_port() -> None:
+    from srfer.models.dlib_resnet import DlibResNet29, DownBlock
+
+    net = DlibResNet29().eval()
+    assert sum(p.numel() for p in net.parameters()) == 5_614_592  # face-api's 117 tensors
+    x = torch.rand(2, 3, 150, 150)
+    with torch.no_grad():
+        maps = net.feature_maps(x)
+        assert [tuple(m.shape[1:]) for m in maps] == [(32, 35, 35), (64, 17, 17), (128, 8, 8), (256, 4, 4)]
+        assert net(x).shape == (2, 128)
+        # a down block whose conv branch is one pixel short (4 → 1 vs 2) is zero-padded at the bottom right
+        block = DownBlock(4, 4).eval()
+        for p in block.parameters():
+            nn.init.constant_(p, 0.0)
+        y = torch.rand(1, 4, 4, 4)
+        assert torch.allclose(block(y), nn.functional.avg_pool2d(y, 2).relu())
+
+
+def test_embedder_normalises_per_backbone() -> None:
+    from srfer.models import Embedder, EmbedderConfig
+    from srfer.models.dlib_resnet import MEAN_RGB
+
+    dlib = Embedder(EmbedderConfig(backbone="dlib-resnet29"))
+    assert dlib.config.input_size == 150 and dlib.config.dim == 128
+    grey = torch.full((1, 3, 8, 8), 0.5)
+    expected = 0.5 - torch.tensor(MEAN_RGB).view(1, 3, 1, 1) / 255
+    assert torch.allclose(dlib.normalise(grey), expected)
+    assert torch.allclose(Embedder().normalise(grey), torch.zeros_like(grey))  # srfer's own: [-1, 1]

@@ -19,7 +19,8 @@ from srfer.inference import model_id
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SCHEMA = {"image", "face", "box", "face_px", "detector_score", "sr", "expression", "expression_model",
-          "confidence", "probabilities", "identity", "nearest", "distance", "threshold"}  # fmt: skip
+          "confidence", "probabilities", "identity", "nearest", "distance", "threshold",
+          "alignment"}  # fmt: skip
 EMOTIONS = {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}
 
 
@@ -29,9 +30,9 @@ def weights(tmp_path_factory) -> dict[str, Path]:
     return tiny_checkpoints(tmp_path_factory.mktemp("weights"))
 
 
-def predict(weights: dict[str, Path], *args: str, identity_sr: str = "sr"):
+def predict(weights: dict[str, Path], *args: str, identity_sr: str = "sr", embed: str = "embed"):
     w = ["--sr-weights", str(weights["sr"]), "--fer-weights", str(weights["fer"]),
-         "--embed-weights", str(weights["embed"]), "--identity-sr-weights", str(weights[identity_sr]),
+         "--embed-weights", str(weights[embed]), "--identity-sr-weights", str(weights[identity_sr]),
          "--fer-sr-weights", str(weights["sr_fer"]), "--upscale-fer-weights", str(weights["fer_up"]),
          "--device", "cpu"]  # fmt: skip
     return runner.invoke(app, ["predict", *args, *w])
@@ -249,3 +250,30 @@ def test_tiny_path_weights_errors_are_one_line(weights, tmp_path: Path) -> None:
         assert result.exit_code == 1 and "Traceback" not in result.output and says in result.stderr, (
             result.output
         )
+
+
+def test_an_aligning_embedder_sees_faces_warped_by_their_landmarks(weights, tmp_path: Path) -> None:
+    """The shipped embedder's contract names a template: a detected face is aligned by its
+    landmarks, a pre-cropped small face (no landmarks) by the fallback; both say so."""
+    gallery = tmp_path / "g.sqlite"
+    w = ["--weights", str(weights["embed_aligned"]), "--device", "cpu"]
+    enroll = runner.invoke(app, ["enroll", "astro", str(EXAMPLES / "gallery" / "astronaut_128.png"),
+                                 "--gallery", str(gallery), *w])  # fmt: skip
+    assert enroll.exit_code == 0, enroll.output
+    args = [str(EXAMPLES / "astronaut.png"), str(EXAMPLES / "faces" / "astronaut_face_32.png"), "--json",
+            "--gallery", str(gallery), "--threshold", "1e9"]  # fmt: skip
+    result = predict(weights, *args, embed="embed_aligned")
+    faces = json_lines(result.stdout)
+    assert result.exit_code == 0 and [f["alignment"] for f in faces] == ["landmarks", "fallback"]
+    assert [f["identity"] for f in faces] == ["astro", "astro"] and [f["sr"] for f in faces] == [False, True]
+    plain = json_lines(predict(weights, str(EXAMPLES / "astronaut.png"), "--json", "--embeddings").stdout)
+    assert plain[0]["alignment"] == "centre-crop"  # srfer's own embedder keeps its centre crops
+
+
+def test_detections_carry_five_landmarks_inside_the_box() -> None:
+    img = Image.open(EXAMPLES / "astronaut.png").convert("RGB")
+    face = FaceDetector(torch.device("cpu")).detect([img])[0][0]
+    x1, y1, x2, y2 = face.box
+    assert face.landmarks.shape == (5, 2)
+    assert ((face.landmarks[:, 0] > x1) & (face.landmarks[:, 0] < x2)).all()
+    assert face.landmarks[0, 0] < face.landmarks[1, 0] and face.landmarks[2, 1] < face.landmarks[3, 1]

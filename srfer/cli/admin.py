@@ -1,4 +1,4 @@
-"""Admin commands: `pipeline train`, `weights`, `info`, `export`."""
+"""Admin commands: `pipeline train`, `weights`, `info`, `export`, `convert-face-api`."""
 
 from __future__ import annotations
 
@@ -107,3 +107,36 @@ def export_command(
 
     path = export_weights(checkpoint, target, half, threshold)
     stdout.print(f"{path} ({path.stat().st_size / 1e6:.1f} MB, sha256 {sha256(path)})")
+
+
+@app.command("convert-face-api")
+@friendly_errors
+def convert_face_api_command(
+    tarball: Path = typer.Argument(
+        ...,
+        help="The face-api npm tarball (`npm pack @vladmandic/face-api@1.7.15`; here: "
+        "../shared/pretrained/vladmandic-face-api-1.7.15.tgz).",
+    ),
+    target: Path = typer.Argument(
+        Path("weights/embed_dlib_resnet29.safetensors"), help="Where to write the srfer embedder checkpoint."
+    ),
+    check_sha: bool = typer.Option(True, help="Refuse a tarball whose sha256 is not face-api 1.7.15's."),
+    threshold: float | None = typer.Option(
+        None, help="The verification τ to store (from eval-embed's 10-fold cross-validation)."
+    ),
+    as_json: AsJson = False,
+) -> None:
+    """Convert dlib's public-domain ResNet-29 face recogniser from the face-api npm tarball
+    (read in place, uint8 weights dequantised) into a srfer embedder checkpoint."""
+    from srfer.convert import convert_face_api
+    from srfer.weights import sha256
+
+    result = convert_face_api(tarball, target, check_sha, threshold)
+    result["sha256"] = sha256(Path(result["path"]))
+    if as_json:
+        print_json(result)
+        return
+    stdout.print(
+        f"{result['path']}: dlib-resnet29 embedder, {result['tensors']} tensors, "
+        f"{result['parameters']:,} parameters (sha256 {result['sha256']})"
+    )

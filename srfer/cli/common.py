@@ -170,6 +170,15 @@ def report_skipped(failed: list[tuple[Path, str]]) -> None:
         labelled("skipped", why, "red")
 
 
+def report_fallbacks(fallbacks: list[Path]) -> None:
+    """Faces the aligner found no landmarks in (embedded from the centre-crop fallback)."""
+    if fallbacks:
+        names = ", ".join(str(p) for p in fallbacks[:5]) + (
+            f" (+{len(fallbacks) - 5})" if len(fallbacks) > 5 else ""
+        )
+        labelled("note", f"no face landmarks found, aligned as a centred face crop: {names}", "yellow")
+
+
 def print_training_result(result: dict[str, Any], out_dir: Path, as_json: bool) -> None:
     if as_json:
         print_json(result)

@@ -21,6 +21,7 @@ from srfer.cli.common import (
     prepare_plot_dir,
     print_json,
     print_notes,
+    report_fallbacks,
     report_skipped,
     show_sweep,
     stdout,
@@ -110,6 +111,7 @@ def enroll_command(
 
     report = enroll(name, expand_inputs(images), gallery, weights, device)
     report_skipped(report.failed)
+    report_fallbacks(report.fallbacks)
     if not report.added:
         raise SrferError(f"no usable face image for {name!r}")
     stdout.print(f"enrolled {name!r}: {report.added} embedding(s) in {gallery}")
@@ -131,6 +133,7 @@ def identify_command(
 
     report = identify(expand_inputs(images), gallery, weights, threshold, device)
     report_skipped(report.failed)
+    report_fallbacks(report.fallbacks)
     for path, match in report.matches:
         if as_json:
             typer.echo(json.dumps({"image": str(path), "identity": match.name, "nearest": match.nearest,

@@ -163,17 +163,29 @@ def read_lfw_pairs(pairs_file: Path, source: IdentitySource) -> list[tuple[int, 
 
 
 class FaceIdentityDataset(Dataset):
-    """Center-cropped faces in [0, 1] with identity labels; crops decoded once (threads).
+    """Faces in [0, 1] with identity labels, decoded once: centre crops (threads), or, with
+    an `aligner` (`srfer.align.FaceAligner`), chips aligned by their landmarks (`alignment`
+    then counts how many fell back to the centre-crop landmarks).
 
     Unusable files (unreadable, too small) are dropped at load, listed in `skipped` and named
     in one warning (labels stay aligned)."""
 
-    def __init__(self, source: IdentitySource, size: int = 128, augment: bool = False) -> None:
+    def __init__(self, source: IdentitySource, size: int = 128, augment: bool = False, aligner=None) -> None:
         from torchvision.transforms import v2
 
         self.size, self.augment = size, augment
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            crops = list(pool.map(self._try_crop, source.paths))
+        self.alignment: dict | None = None
+        if aligner is not None:
+            aligned = aligner(source.paths)
+            crops = aligned.chips
+            self.alignment = {"template": aligner.template.name, **aligned.report()}
+            if aligned.fallbacks:
+                warn(
+                    f"{len(aligned.fallbacks)} face(s) without landmarks aligned by the centre-crop fallback"
+                )
+        else:
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                crops = list(pool.map(self._try_crop, source.paths))
         keep = [i for i, c in enumerate(crops) if not isinstance(c, Skipped)]
         self.skipped: list[Skipped] = [c for c in crops if isinstance(c, Skipped)]
         if self.skipped:

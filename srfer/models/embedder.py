@@ -8,6 +8,10 @@ stem 3×3/2 → four stages of two basic blocks (32, 64, 128, 256 channels; stri
 (512-d), from scratch or with its VGGFace2 / CASIA-WebFace weights. It was trained at
 160×160, so inputs are resized to `input_size` (≥ 75 px is required by its stem).
 
+`DlibResNet29` (`backbone="dlib-resnet29"`, the shipped default): dlib's public-domain face
+recogniser (`srfer.models.dlib_resnet`), 128-d, 150×150 input with its own normalisation,
+on faces aligned to dlib's chip (`srfer.align`).
+
 Shapes: (N, 3, H, W) in [0, 1] → (N, dim) with ‖f‖₂ = 1.
 
 Every backbone is one builder registered in `EMBEDDER_BACKBONES` (`--backbone` lists them).
@@ -21,9 +25,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srfer.models import dlib_resnet
 from srfer.models.registry import Registry
 
 EMBEDDER_BACKBONES = Registry("backbone")
+
+
+def signed(x01: torch.Tensor) -> torch.Tensor:
+    """facenet-pytorch's fixed_image_standardization, near enough: (x − 127.5) / 128."""
+    return x01 * 2 - 1
 
 
 @dataclass
@@ -37,7 +47,7 @@ class EmbedderConfig:
         facts = EMBEDDER_BACKBONES.get(self.backbone).extra
         self.widths = tuple(self.widths)
         self.dim = facts.get("dim", self.dim)  # a backbone with a fixed embedding size says so
-        self.input_size = max(self.input_size, facts.get("min_input", 0))
+        self.input_size = facts.get("input_size", max(self.input_size, facts.get("min_input", 0)))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -100,11 +110,14 @@ class Embedder(nn.Module):
         self.config = config = config or EmbedderConfig()
         self.backbone: nn.Module = EMBEDDER_BACKBONES.build(config.backbone, config)
 
+        # each backbone's own input normalisation (registered beside it; default [-1, 1])
+        self.normalise = EMBEDDER_BACKBONES.get(config.backbone).extra.get("normalise", signed)
+
     def _prepare(self, x01: torch.Tensor) -> torch.Tensor:
         size = self.config.input_size
         if x01.shape[-1] != size or x01.shape[-2] != size:
             x01 = F.interpolate(x01, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        return x01 * 2 - 1  # facenet-pytorch's fixed_image_standardization, near enough: (x − 127.5) / 128
+        return self.normalise(x01)
 
     def forward(self, x01: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.backbone(self._prepare(x01)).float(), dim=1)
@@ -112,7 +125,9 @@ class Embedder(nn.Module):
     def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Backbone stage outputs for an identity-preserving perceptual loss; `x` in [-1, 1]."""
         if not hasattr(self.backbone, "feature_maps"):
-            raise NotImplementedError("feature maps are defined for the face-resnet backbone")
+            raise NotImplementedError(
+                "feature maps are defined for the face-resnet and dlib-resnet29 backbones"
+            )
         return self.backbone.feature_maps(self._prepare((x + 1) / 2))
 
 
@@ -128,6 +143,15 @@ def inception_resnet_v1(config: EmbedderConfig) -> nn.Module:
     from facenet_pytorch import InceptionResnetV1
 
     return InceptionResnetV1(pretrained=None, classify=False)
+
+
+@EMBEDDER_BACKBONES.register(
+    "dlib-resnet29",
+    "dlib's public-domain ResNet-29 face recogniser, 128-d, 150 px aligned input (shipped converted)",
+    dim=128, input_size=dlib_resnet.INPUT_SIZE, normalise=dlib_resnet.normalise,
+)  # fmt: skip
+def dlib_resnet29(config: EmbedderConfig) -> nn.Module:
+    return dlib_resnet.DlibResNet29(dlib_resnet.DlibResNetConfig(widths=config.widths, dim=config.dim))
 
 
 FACENET_FILES = {

@@ -183,3 +183,9 @@ class EmbedTrainArgs(RunArgs):
     lr_size: str = option("32", "With --upscale: px, or several (16,24,32) drawn per batch.")
     sr_weights: Path | None = option(None, "SR checkpoint (default: the shipped CelebA ×4).")
     epoch_size: int = option(0, "Images per epoch (0: the training split's size).", min=0)
+    distill_weight: float = option(
+        0.0,
+        "With --init: weight of a distillation term pulling each (degraded) face's embedding towards "
+        "the frozen --init network's embedding of the same face at full size (0: off).",
+        min=0.0,
+    )

@@ -1,5 +1,12 @@
 """Stage 2b recipe: triplet-loss face embedder (FaceNet) with online mining over P×K
-batches; validation = LFW-protocol verification on unseen people (identity-disjoint)."""
+batches; validation = LFW-protocol verification on unseen people (identity-disjoint).
+
+Fine-tuning a pretrained recogniser for small faces (`--init` the converted dlib network,
+`--upscale --lr-size 16,24,32,128`): the faces are framed as the `--init` file's input
+contract says (aligned onto its template), and `--distill-weight` adds a term that pulls
+each degraded face's embedding towards the frozen starting network's embedding of the same
+face at full size, so that what it knew at full size holds. With several sizes, validation
+reports each and monitors their mean."""
 
 from __future__ import annotations
 
@@ -14,7 +21,7 @@ from srfer.data.degradations import LowResPath
 from srfer.data.identity import FaceIdentityDataset, discover_identities, generate_pairs
 from srfer.data.samplers import PKBatchSampler
 from srfer.errors import SrferError
-from srfer.inference import embed_all, make_restorer, pair_distances
+from srfer.inference import embed_all, embedder_aligner, load_embedder, make_restorer, pair_distances
 from srfer.losses import TripletLoss
 from srfer.metrics import verification_report
 from srfer.models.embedder import Embedder, EmbedderConfig, load_facenet_weights
@@ -34,34 +41,51 @@ class EmbedRecipe(SingleNetworkRecipe):
 
     def __init__(
         self, config: EmbedderConfig, lr: float, loss: TripletLoss, val_pairs: list[tuple[int, int, bool]],
-        low_res: LowResPath | None = None,
+        low_res: LowResPath | None = None, teacher: torch.nn.Module | None = None,
+        distill_weight: float = 0.0,
     ) -> None:  # fmt: skip
         super().__init__(Embedder(config), lr)
         self.loss, self.low_res, self.val_pairs = loss, low_res, val_pairs
+        self.teacher, self.distill_weight = teacher, distill_weight
+        if teacher is not None:
+            teacher.eval().requires_grad_(False)
 
     def describe(self) -> dict[str, Any]:
         low_res = self.low_res.describe() if self.low_res else None
         return {"stage": "embed", "margin": self.loss.margin, "mining": self.loss.mining, "low_res": low_res,
-                "distance": "squared L2", "val_pairs": len(self.val_pairs)}  # fmt: skip
+                "distance": "squared L2", "val_pairs": len(self.val_pairs),
+                "distill_weight": self.distill_weight if self.teacher is not None else 0.0}  # fmt: skip
 
     def train_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, float]:
-        x = batch["image"].to(ctx.device, non_blocking=True)
-        if self.low_res is not None:
-            x = self.low_res(x, ctx.step)
+        full = batch["image"].to(ctx.device, non_blocking=True)
+        x = self.low_res(full, ctx.step) if self.low_res is not None else full
         with ctx.autocast():
             embeddings = self.model(x)
         loss, stats = self.loss(embeddings, batch["label"].to(ctx.device))
+        if self.teacher is not None and self.distill_weight > 0:
+            with torch.no_grad(), ctx.autocast():
+                target = self.teacher.to(ctx.device)(full).float()
+            distill = (embeddings.float() - target).pow(2).sum(1).mean()
+            loss = loss + self.distill_weight * distill
+            stats["distill"] = float(distill.detach())
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
         return {"loss": float(loss.detach()), **stats}
 
     def validate(self, loader: DataLoader, ctx: StepContext) -> dict[str, float]:
-        distances, same = pair_distances(embed_all(self.model, loader, ctx, self.low_res), self.val_pairs)
-        report = verification_report(distances, same)
-        return {"val_accuracy": report["accuracy"], "val_accuracy_std": report["accuracy_std"],
-                "val_auc": report["roc_auc"], "val_eer": report["eer"],
-                "val_threshold": report["threshold"]}  # fmt: skip
+        sizes = self.low_res.lr_sizes if self.low_res is not None else (None,)
+        reports = {}
+        for i, size in enumerate(sizes):  # step i draws size i (LowResPath cycles by step)
+            embeddings = embed_all(self.model, loader, ctx, self.low_res if size else None, step=i)
+            reports[size] = verification_report(*pair_distances(embeddings, self.val_pairs))
+        first = reports[sizes[0]]
+        out = {"val_accuracy": sum(r["accuracy"] for r in reports.values()) / len(reports),
+               "val_accuracy_std": first["accuracy_std"], "val_auc": first["roc_auc"],
+               "val_eer": first["eer"], "val_threshold": first["threshold"]}  # fmt: skip
+        if len(sizes) > 1:
+            out.update({f"val_accuracy_{size}px": r["accuracy"] for size, r in reports.items()})
+        return out
 
     def on_epoch_end(self, epoch: int, history: list[dict[str, Any]], out_dir: Path) -> None:
         plot_training_curves(history, out_dir / "curves.png", [("val_accuracy", ""), ("train_loss", "")])
@@ -93,12 +117,18 @@ def train_embed(args: EmbedTrainArgs) -> dict[str, Any]:
     if args.upscale:
         restore = make_restorer(args.upscaler, device, args.sr_weights, role="sr")
         low_res = LowResPath(parse_sizes(args.lr_size), restore, args.upscaler)
+    starting = load_embedder(args.init, torch.device("cpu")) if args.init is not None else None
+    contract = starting.meta.get("input") if starting is not None else None  # framing the start expects
+    if args.distill_weight and starting is None:
+        raise SrferError("--distill-weight needs --init (the network to distil from)")
     train_src = discover_identities(args.data, "train", seed=args.seed, subset=args.subset)
     val_src = discover_identities(args.data, "val", seed=args.seed, subset=args.subset)
-    train_set = FaceIdentityDataset(train_src, args.size, augment=True)
-    val_set = FaceIdentityDataset(val_src, args.size)
+    aligner = embedder_aligner(starting, args.size) if starting is not None else None
+    train_set = FaceIdentityDataset(train_src, args.size, augment=True, aligner=aligner)
+    val_set = FaceIdentityDataset(val_src, args.size, aligner=aligner)
     val_pairs = generate_pairs(val_set.labels.tolist(), VAL_PAIRS, seed=args.seed)
-    recipe = EmbedRecipe(config, args.lr, loss, val_pairs, low_res)
+    teacher = starting if args.distill_weight else None
+    recipe = EmbedRecipe(config, args.lr, loss, val_pairs, low_res, teacher, args.distill_weight)
     if facenet:
         load_facenet_weights(recipe.model, args.pretrained or "vggface2", args.backbone_weights)
     batch = args.p * args.k  # the engine's batch; epochs default to one pass over the images
@@ -118,6 +148,7 @@ def train_embed(args: EmbedTrainArgs) -> dict[str, Any]:
                  "train_identities": len(train_src.names), "val_images": len(val_set),
                  "val_identities": len(val_src.names), "val_pairs": len(val_pairs), "notes": notes},
         "train_args": args.as_meta(),
+        **({"input": contract} if contract else {}),  # a fine-tuned network is fed as its start was
     }  # fmt: skip
     engine = Engine(recipe, train_set, val_set, args, run_meta=run_meta, batch_sampler=pk_batches)
     return engine.fit()

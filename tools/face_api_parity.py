@@ -1,0 +1,77 @@
+"""Is srfer's dlib-resnet29 a faithful port? Run the original TensorFlow.js network (Node,
+pure-JS CPU backend) and the converted torch one on the same aligned faces; print max |Δ|.
+
+    python tools/face_api_parity.py --tarball ../shared/pretrained/vladmandic-face-api-1.7.15.tgz \
+        --weights weights/embed_dlib_resnet29.safetensors --faces ../shared/data/celeba --n 8 \
+        --node-modules /tmp/tfjs/node_modules
+
+Needs Node ≥ 14 and `npm install @tensorflow/tfjs@4.22.0 @tensorflow/tfjs-backend-wasm@4.22.0`
+in the folder given by --node-modules (a developer check, not a test: the tarball and npm
+packages are not in the repository).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+import torch
+
+from srfer.align import align_face
+from srfer.data.faces import discover_faces
+from srfer.detect import FaceDetector
+from srfer.imageio import load_image
+from srfer.inference import load_embedder
+
+
+def aligned_chips(root: Path, n: int) -> torch.Tensor:
+    """n CelebA val faces aligned onto dlib's 150 px chip, uint8 (n, 3, 150, 150)."""
+    paths = discover_faces(root, "val").paths[::97][:n]
+    images = [load_image(p, "RGB") for p in paths]
+    faces = FaceDetector(torch.device("cpu")).detect(images)
+    chips = [align_face(img, f[0].landmarks, 150) for img, f in zip(images, faces, strict=True) if f]
+    return (torch.stack(chips) * 255).round().to(torch.uint8)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tarball", type=Path, required=True)
+    parser.add_argument("--weights", type=Path, required=True)
+    parser.add_argument("--faces", type=Path, required=True, help="CelebA root (val faces are used)")
+    parser.add_argument("--n", type=int, default=8)
+    parser.add_argument("--node-modules", type=Path, required=True)
+    args = parser.parse_args()
+    chips = aligned_chips(args.faces, args.n)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        with tarfile.open(args.tarball) as tar:
+            tar.extractall(tmp, filter="data")
+        chips_file, out_file = tmp / "chips.json", tmp / "out.json"
+        hwc = chips.permute(0, 2, 3, 1).reshape(len(chips), -1)
+        chips_file.write_text(json.dumps({"size": 150, "chips": hwc.tolist()}))
+        script = Path(__file__).with_name("face_api_descriptors.js")
+        env = {**os.environ, "NODE_PATH": str(args.node_modules.resolve())}
+        subprocess.run(["node", str(script), str(tmp / "package"), str(chips_file), str(out_file)],
+                       check=True, env=env)  # fmt: skip
+        reference = json.loads(out_file.read_text())
+    js = torch.tensor(reference["descriptors"], dtype=torch.float64)
+    embedder = load_embedder(args.weights, torch.device("cpu"))
+    with torch.no_grad():
+        x = embedder._prepare(chips.float() / 255)
+        ours = embedder.backbone(x).double()
+    delta = (ours - js).abs()
+    print(json.dumps({
+        "faces": len(chips), "tfjs_backend": reference["backend"], "tfjs": reference["tfjs"],
+        "max_abs_diff": float(delta.max()), "mean_abs_diff": float(delta.mean()),
+        "descriptor_norm_mean": float(js.norm(dim=1).mean()),
+        "max_l2_distance_between_ports": float((ours - js).norm(dim=1).max()),
+    }, indent=1))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
