@@ -34,6 +34,12 @@ DEFAULTS: dict[str, tuple[str, str]] = {
         "srfer convert-face-api FACE_API_TARBALL weights/embed_dlib_resnet29.safetensors --threshold TAU "
         "(dlib's ResNet-29 from `npm pack @vladmandic/face-api@1.7.15`; weights/README.md)",
     ),
+    "embed-lowres": (
+        "embed_dlib_resnet29_lowres.safetensors",
+        "srfer train-embed --data CELEBA_ROOT --backbone dlib-resnet29 --init EMBED_WEIGHTS --upscale "
+        "--upscaler bicubic --lr-size 16,24,32,128 --distill-weight 1 --lr 2e-5 --epochs 6 --epoch-size 4096 "
+        "--no-amp --out runs/embed_lowres (then srfer export --no-half --threshold TAU)",
+    ),
     "sr-identity": (
         "sr_celeba_x4_identity.safetensors",
         "srfer train-sr --data CELEBA_ROOT --init SR_WEIGHTS --perceptual ckpt:EMBED_WEIGHTS "

@@ -221,5 +221,22 @@ def test_fine_tuning_a_pretrained_recogniser_keeps_its_framing(people: Path, tmp
     assert {"val_accuracy_16px", "val_accuracy_32px"} <= set(history[-1])
     tuned = load_embedder(out / "best.safetensors", torch.device("cpu"))
     assert embedder_aligner(tuned).template.name == DLIB_TEMPLATE.name
+    shipped = tmp_path / "shipped.safetensors"  # export keeps the input contract
+    assert run("export", str(out / "best.safetensors"), str(shipped), "--threshold", "0.3").exit_code == 0
+    assert embedder_aligner(load_embedder(shipped, torch.device("cpu"))).size == 32
     no_init = run(*[a for a in args if a not in (str(init), "--init")][:-1], "--out", str(tmp_path / "x"))
     assert no_init.exit_code == 1 and "--distill-weight needs --init" in no_init.output
+
+
+def test_eval_embed_aligns_faces_for_an_aligning_embedder(people: Path, tmp_path: Path) -> None:
+    """An embedder whose contract names a template sees aligned faces; the ones MTCNN finds
+    no landmarks in (these 40 px drawings) are aligned by the fallback and counted."""
+    from synthetic import tiny_checkpoints
+
+    weights = tiny_checkpoints(tmp_path)["embed_aligned"]
+    result = run("eval-embed", "--data", str(people), "--weights", str(weights), "--n-pairs", "40", "--json",
+                 "--device", "cpu")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["alignment"]["fallback_centre_crop"] == report["images"] == 22
+    assert report["input"] == "64px input" and "without landmarks" in result.stderr
