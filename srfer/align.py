@@ -180,11 +180,14 @@ class FaceAligner:
     the image centre, or, where MTCNN finds none (tiny or pre-cropped faces), the fallback
     landmarks of the image's centre square (`centred_landmarks`), counted in `fallbacks`."""
 
-    def __init__(self, size: int, template: FaceTemplate = DLIB_TEMPLATE, batch_size: int = 64) -> None:
+    def __init__(
+        self, size: int, template: FaceTemplate = DLIB_TEMPLATE, batch_size: int = 64,
+        device: torch.device | None = None,
+    ) -> None:  # fmt: skip
         from srfer.detect import FaceDetector
 
         self.size, self.template, self.batch_size = size, template, batch_size
-        self.detector = FaceDetector(torch.device("cpu"))
+        self.detector = FaceDetector(device or torch.device("cpu"))
 
     def __call__(self, paths: list) -> AlignedFaces:
         from srfer.detect import whole_image_face

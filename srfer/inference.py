@@ -103,7 +103,10 @@ def embedder_template(model: nn.Module) -> FaceTemplate | None:
 def embedder_aligner(model: nn.Module, size: int | None = None) -> FaceAligner | None:
     """A `FaceAligner` onto the embedder's template at `size` (default: its crop size)."""
     template = embedder_template(model)
-    return None if template is None else FaceAligner(size or embedder_crop_size(model), template)
+    if template is None:
+        return None
+    device = next(model.parameters()).device  # MTCNN runs where the embedder does
+    return FaceAligner(size or embedder_crop_size(model), template, device=device)
 
 
 def model_id(model: nn.Module) -> str:
