@@ -311,8 +311,9 @@ class Predictor:
                 crop01=crops[i], face01=work[i],
             ))  # fmt: skip
         if self.embedder is not None:
+            identity_faces = self._identity_faces(img, faces, crops, work, use_sr)  # times its own SR
             with self._timed("embed"):
-                self._identities(self._identity_faces(img, faces, crops, work, use_sr), out, faces)
+                self._identities(identity_faces, out, faces)
         return out
 
     def _identity_faces(
@@ -335,10 +336,12 @@ class Predictor:
             return out
         marks = [f.landmarks if f.landmarks is not None else centred_landmarks(f.crop) for f in faces]
         size = embedder_crop_size(self.embedder)
-        chips = [align_face(img, m, size, self.embedder_template) for m in marks]
+        with self._timed("embed"):  # the warps count as the embedder's work
+            chips = [align_face(img, m, size, self.embedder_template) for m in marks]
+            lr_size = WORK_SIZE // generator.config.scale if idx else 0
+            lr = [align_face(img, marks[i], lr_size, self.embedder_template) for i in idx]
         if idx:
-            lr_size = WORK_SIZE // generator.config.scale
-            lr = torch.stack([align_face(img, marks[i], lr_size, self.embedder_template) for i in idx])
+            lr = torch.stack(lr)
             with self._timed("sr"):
                 restored = bicubic_resize(super_resolve(generator, lr).cpu(), size)
             for k, i in enumerate(idx):
