@@ -93,6 +93,10 @@ def eval_embed_command(
               f"TAR@FAR=1e-3 {result['tar_at_far_0.001']:.2%} · "
               f"TAR@FAR=1e-2 {result['tar_at_far_0.01']:.2%} · "
               f"τ {result['threshold']:.4f}")  # fmt: skip
+    if result.get("alignment"):
+        a = result["alignment"]
+        stdout.print(f"aligned onto {a['template']}: {a['aligned_by_landmarks']} by landmarks, "
+                     f"{a['fallback_centre_crop']} by the centre-crop fallback")  # fmt: skip
     print_notes(result)
 
 
