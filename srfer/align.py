@@ -97,6 +97,11 @@ def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.hstack([scale * rotation, shift[:, None]])
 
 
+def _inverse(matrix: np.ndarray) -> np.ndarray:
+    """The inverse of a 2×3 affine map, as a 2×3 map."""
+    return np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
+
+
 def warp(img: Image.Image, matrix: np.ndarray, size: int) -> Image.Image:
     """`img` through the 2×3 map image → chip, as a size×size chip (black outside the image).
 
@@ -106,7 +111,7 @@ def warp(img: Image.Image, matrix: np.ndarray, size: int) -> Image.Image:
     if scale < 0.9:
         # the chip's footprint in the image, with a margin, resized by `scale`
         corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], np.float64)
-        inv = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
+        inv = _inverse(matrix)
         foot = corners @ inv[:, :2].T + inv[:, 2]
         left, top = np.floor(foot.min(0)).astype(int) - 2
         right, bottom = np.ceil(foot.max(0)).astype(int) + 2
@@ -116,8 +121,8 @@ def warp(img: Image.Image, matrix: np.ndarray, size: int) -> Image.Image:
         fx, fy = out_w / (right - left), out_h / (bottom - top)
         # chip = M · (crop pixel / f + offset)
         pre = np.array([[1 / fx, 0, left], [0, 1 / fy, top], [0, 0, 1]])
-        matrix = np.vstack([matrix, [0, 0, 1]])[:2] @ pre
-    inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]  # PIL maps output → input
+        matrix = matrix @ pre
+    inverse = _inverse(matrix)  # PIL maps output → input
     return img.transform(
         (size, size), Image.Transform.AFFINE, tuple(inverse.reshape(-1)), resample=Image.Resampling.BILINEAR
     )

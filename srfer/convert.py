@@ -10,7 +10,6 @@ OIHW, dense (in, out) → (out, in)); every tensor of the model must be used exa
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tarfile
 from pathlib import Path
@@ -24,6 +23,7 @@ from srfer.checkpoint import save_checkpoint
 from srfer.errors import SrferError
 from srfer.models import Embedder, EmbedderConfig
 from srfer.models.dlib_resnet import INPUT_SIZE, MEAN_RGB
+from srfer.weights import sha256
 
 FACE_API_VERSION = "1.7.15"
 FACE_API_SHA256 = "0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031"
@@ -101,7 +101,7 @@ def read_tarball(tarball: Path, check_sha: bool = True) -> tuple[dict[str, np.nd
     """The recogniser's tensors from an `npm pack` tarball, and the tarball's sha256."""
     if not tarball.is_file():
         raise SrferError(f"{tarball}: face-api tarball not found")
-    digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
+    digest = sha256(tarball)
     if check_sha and digest != FACE_API_SHA256:
         raise SrferError(
             f"{tarball}: sha256 {digest[:12]}… is not @vladmandic/face-api {FACE_API_VERSION}'s "

@@ -338,12 +338,11 @@ class Predictor:
         size = embedder_crop_size(self.embedder)
         with self._timed("embed"):  # the warps count as the embedder's work
             chips = [align_face(img, m, size, self.embedder_template) for m in marks]
-            lr_size = WORK_SIZE // generator.config.scale if idx else 0
-            lr = [align_face(img, marks[i], lr_size, self.embedder_template) for i in idx]
+            lr = [align_face(img, marks[i], WORK_SIZE // generator.config.scale, self.embedder_template)
+                  for i in idx]  # fmt: skip
         if idx:
-            lr = torch.stack(lr)
             with self._timed("sr"):
-                restored = bicubic_resize(super_resolve(generator, lr).cpu(), size)
+                restored = bicubic_resize(super_resolve(generator, torch.stack(lr)).cpu(), size)
             for k, i in enumerate(idx):
                 chips[i] = restored[k]
         return torch.stack(chips)
