@@ -224,3 +224,12 @@ class FaceAligner:
                 chip = align_face(img, marks, self.size, self.template)
                 chips.append(chip.mul(255).round().to(torch.uint8))
         return AlignedFaces(chips, fallbacks)
+
+    def chips_and_report(self, paths: list) -> tuple[list, dict]:
+        """`self(paths)`'s chips and its report (template named); fallbacks counted in one warning."""
+        from srfer.console import warn
+
+        aligned = self(paths)
+        if aligned.fallbacks:
+            warn(f"{len(aligned.fallbacks)} face(s) without landmarks aligned by the centre-crop fallback")
+        return aligned.chips, {"template": self.template.name, **aligned.report()}

@@ -18,7 +18,7 @@ def export_weights(checkpoint: Path, target: Path, half: bool = True, threshold:
         f"model.{k}": (v.half() if half and v.is_floating_point() else v)
         for k, v in ckpt.section("model").items()
     }
-    keep = ("data", "train_args", "recipe", "metrics", "source", "license", "input")
+    keep = ("data", "train_args", "recipe", "metrics", "source", "license", "input", "identity_embedder")
     meta = {k: ckpt.meta[k] for k in keep if k in ckpt.meta}
     meta["exported_from"] = str(checkpoint)
     meta["dtype"] = "float16" if half else "float32"

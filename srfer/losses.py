@@ -176,11 +176,15 @@ class SRGANGeneratorLoss(nn.Module):
         return total, {k: float(v.detach()) for k, v in terms.items()}
 
 
+def discriminator_term(logits: torch.Tensor, real: bool) -> torch.Tensor:
+    """BCE-with-logits of one half of the discriminator's batch: real → 1, fake → 0."""
+    target = torch.ones_like(logits) if real else torch.zeros_like(logits)
+    return F.binary_cross_entropy_with_logits(logits, target)
+
+
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """BCE-with-logits: real → 1, fake → 0."""
-    real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-    fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
-    return real + fake
+    return discriminator_term(real_logits, True) + discriminator_term(fake_logits, False)
 
 
 def pixel_mse(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:

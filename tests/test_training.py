@@ -219,3 +219,32 @@ def test_identity_weight_needs_a_face_embedder(face_folder: Path, tiny_gen: Gene
     for bad in ("32,16", "8,x"):  # 32 px > 32 / 4
         with pytest.raises(SrferError, match="--lr-sizes"):
             train_sr(SRTrainArgs(lr_sizes=bad, **base))
+
+
+@pytest.mark.slow
+def test_align_to_trains_on_chips_aligned_like_the_embedder_and_records_it(
+    face_folder: Path, tmp_path: Path
+) -> None:
+    """`--align-to` an aligning embedder (its file names a template): the SR's faces are its
+    chips, the run records the framing and which recogniser an identity term was made for."""
+    from synthetic import tiny_checkpoints
+
+    from srfer.checkpoint import load_checkpoint
+    from srfer.export import export_weights
+    from srfer.weights import sha256
+
+    files = tiny_checkpoints(tmp_path)
+    base = dict(data=face_folder, epochs=1, pretrain_epochs=0, batch_size=4, hr_size=32, blocks=1, features=4,
+                epoch_size=4, workers=0, device="cpu", adversarial_weight=0.0, content_weight=0.0,
+                pixel_weight=1.0, identity_weight=1.0, amp=False)  # fmt: skip
+    embedder = files["embed_aligned"]
+    train_sr(SRTrainArgs(out=tmp_path / "a", align_to=embedder, perceptual=f"ckpt:{embedder}", **base))
+    meta = load_checkpoint(
+        export_weights(tmp_path / "a" / "best.safetensors", tmp_path / "a.safetensors")
+    ).meta
+    assert meta["input"]["alignment"]["name"] == "dlib-chip-padding-0.25"
+    counted = meta["data"]["alignment"]
+    assert sum(c["aligned_by_landmarks"] + c["fallback_centre_crop"] for c in counted.values()) == 24
+    assert meta["identity_embedder"]["sha256"] == sha256(embedder)
+    with pytest.raises(SrferError, match="centre crops"):  # srfer's own embedders take centre crops
+        train_sr(SRTrainArgs(out=tmp_path / "b", align_to=files["embed"], perceptual="none", **base))

@@ -122,6 +122,10 @@ class SRPairDataset(Dataset):
     forked loader workers share copy-on-write; failing files are dropped, listed in
     `skipped` and named in one warning. Without the cache, a failing file yields its
     `Skipped` record and the collate function drops it (`skipped` lists them per batch).
+
+    With an `aligner` (`srfer.align.FaceAligner`, e.g. onto a recogniser's template) the HR
+    faces are aligned chips instead of centre crops (always cached: alignment runs MTCNN);
+    `alignment` then reports how many fell back to the centre-crop landmarks.
     """
 
     def __init__(
@@ -132,9 +136,12 @@ class SRPairDataset(Dataset):
         channels: int = 3,
         augment: bool = True,
         cache: bool = True,
+        aligner=None,
     ) -> None:
         if hr_size % scale:
             raise SrferError(f"--hr-size {hr_size} is not divisible by --scale {scale}")
+        if aligner is not None and (channels != 3 or aligner.size != hr_size):
+            raise SrferError("aligned SR faces are RGB chips of --hr-size px")
         self.source, self.hr_size, self.scale, self.channels = source, hr_size, scale, channels
         self.paths = list(source.paths)
         self.augment = augment
@@ -143,7 +150,9 @@ class SRPairDataset(Dataset):
             jitter.update(saturation=0.05, hue=0.05)
         self.jitter = v2.ColorJitter(**jitter)
         self.skipped: list[Skipped] = []
-        self.cached: torch.Tensor | None = self._decode_all() if cache else None
+        self.alignment: dict | None = None
+        self.aligner = aligner
+        self.cached: torch.Tensor | None = self._decode_all() if cache or aligner else None
 
     def _try_crop(self, path: Path) -> torch.Tensor | Skipped:
         try:
@@ -152,8 +161,11 @@ class SRPairDataset(Dataset):
             return Skipped(path, str(exc))
 
     def _decode_all(self) -> torch.Tensor:
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            crops = list(pool.map(self._try_crop, self.paths))
+        if self.aligner is not None:
+            crops, self.alignment = self.aligner.chips_and_report(self.paths)
+        else:
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                crops = list(pool.map(self._try_crop, self.paths))
         self.skipped = [c for c in crops if isinstance(c, Skipped)]
         if self.skipped:
             warn(skip_summary(self.skipped, f"image(s) of {len(self.paths)}"))

@@ -176,13 +176,7 @@ class FaceIdentityDataset(Dataset):
         self.size, self.augment = size, augment
         self.alignment: dict | None = None
         if aligner is not None:
-            aligned = aligner(source.paths)
-            crops = aligned.chips
-            self.alignment = {"template": aligner.template.name, **aligned.report()}
-            if aligned.fallbacks:
-                warn(
-                    f"{len(aligned.fallbacks)} face(s) without landmarks aligned by the centre-crop fallback"
-                )
+            crops, self.alignment = aligner.chips_and_report(source.paths)
         else:
             with ThreadPoolExecutor(max_workers=4) as pool:
                 crops = list(pool.map(self._try_crop, source.paths))

@@ -58,11 +58,12 @@ class RunArgs(EngineConfig):
     def start(self):
         """What every run does first: cheap checks (device, a writable run folder) before any
         data is decoded, and the seed, before the recipe builds (initialises) its networks.
-        Returns the torch device."""
+        Returns the torch device (this rank's, under torchrun)."""
         from srfer.imageio import make_folder
         from srfer.runtime import resolve_device, seed_everything
+        from srfer.train import distributed
 
-        device = resolve_device(self.device)
+        device = distributed.init(resolve_device(self.device))  # under torchrun: join the process group
         check_run_folder(Path(self.out), self.resume)
         make_folder(self.out)  # an unwritable run folder fails now, not after an epoch
         seed_everything(self.seed)
@@ -120,6 +121,12 @@ class SRTrainArgs(RunArgs):
         0.0,
         "Weight of ‖e(SR) − e(HR)‖² with --perceptual ckpt:<face embedder> (identity-aware SR); "
         "best.safetensors is then the identity-closest epoch.",
+    )
+    align_to: Path | None = option(
+        None,
+        "Frame the faces as this face embedder's file says (5-point MTCNN alignment onto its template, "
+        "e.g. weights/embed_dlib_resnet29.safetensors) instead of centre crops: SR for an aligning "
+        "recogniser, which then sees the faces it was trained on.",
     )
     val_limit: int = option(0, "Validate on the first N val images only (0: all).", min=0)
     cache: bool = option(True, "Decode every crop once into memory.")

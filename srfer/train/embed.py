@@ -60,7 +60,7 @@ class EmbedRecipe(SingleNetworkRecipe):
         full = batch["image"].to(ctx.device, non_blocking=True)
         x = self.low_res(full, ctx.step) if self.low_res is not None else full
         with ctx.autocast():
-            embeddings = self.model(x)
+            embeddings = ctx.synced(self.model)(x)
         loss, stats = self.loss(embeddings, batch["label"].to(ctx.device))
         if self.teacher is not None and self.distill_weight > 0:
             with torch.no_grad(), ctx.autocast():

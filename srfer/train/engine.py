@@ -3,7 +3,8 @@
 A stage supplies a `Recipe` (its networks, optimizers, one training step, validation);
 the engine owns everything else: device and AMP, seeding, the per-epoch sampler, a rich
 progress bar, cosine learning rate, `metrics.jsonl`, atomic checkpoints (`last`, `best`,
-every N epochs), exact `--resume`, Ctrl-C → checkpoint and clean exit, early stopping.
+every N epochs), exact `--resume`, Ctrl-C → checkpoint and clean exit, early stopping, and
+data-parallel training when launched by torchrun (`srfer.train.distributed`).
 
 Resume is exact, also mid-epoch: each epoch's sample order comes from (seed, epoch), each
 sample's augmentation from its own seed (see `EpochSampler`), and the checkpoint holds
@@ -34,7 +35,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
 from srfer.checkpoint import flatten, load_checkpoint, save_checkpoint, unflatten
 from srfer.console import err_console, info
@@ -42,7 +43,9 @@ from srfer.errors import SrferError, TrainingInterrupted
 from srfer.imageio import make_folder
 from srfer.inference import RunContext, load_network
 from srfer.runtime import amp_dtype, resolve_device, rng_state, seed_everything, set_rng_state
+from srfer.train import distributed
 from srfer.train.args import EngineConfig, RunArgs, check_run_folder
+from srfer.train.distributed import RankBatches
 
 __all__ = [
     "Engine",
@@ -63,6 +66,12 @@ class StepContext(RunContext):
 
     epoch: int = 0
     step: int = 0
+    wrappers: dict[int, nn.Module] = field(default_factory=dict)  # id(network) → its DDP wrapper
+
+    def synced(self, net: nn.Module) -> nn.Module:
+        """`net` as a training step calls it: through its DistributedDataParallel wrapper under
+        torchrun (gradients averaged over ranks in backward), else `net` itself."""
+        return self.wrappers.get(id(net), net)
 
 
 @dataclass
@@ -210,7 +219,9 @@ class Engine:
         self.batch_sampler = batch_sampler
         self.collate_fn = collate_fn
         self.run_meta = run_meta or {}
-        self.device = resolve_device(config.device)
+        self.device = distributed.rank_device(resolve_device(config.device))
+        self.world = distributed.world()
+        distributed.check_batch(config.batch_size)
         self.ctx = StepContext(self.device, amp_dtype(self.device, config.amp, training=True))
         self.out_dir = Path(config.out)
         self.state = EpochState()
@@ -224,6 +235,7 @@ class Engine:
         for net in recipe.networks().values():
             # channels_last: oneDNN/cuDNN's fast layout for conv nets (weights saved contiguous)
             net.to(self.device, memory_format=torch.channels_last)
+            self.ctx.wrappers[id(net)] = distributed.wrap(net, self.device)
         total = self.steps_per_epoch * config.epochs
         restarts = [e * self.steps_per_epoch for e in recipe.restart_epochs()]
         self.schedulers = {
@@ -290,11 +302,11 @@ class Engine:
         self.state = EpochState(**ckpt.meta["engine"])
 
     # ---------------------------------------------------------------- loop
-    def _loader(self, dataset: Dataset, sampler: Sampler | None, seed: int, batches: Sampler | None = None):
+    def _loader(self, dataset: Dataset, seed: int, batches: Sampler | None = None):
+        """Training: `batches` (this rank's shards); validation: in order, `batch_size` at a time."""
+        sizing: dict[str, Any] = {"batch_size": self.cfg.batch_size}
         if batches is not None:
-            sizing: dict[str, Any] = {"batch_sampler": batches}
-        else:
-            sizing = {"batch_size": self.cfg.batch_size, "sampler": sampler, "drop_last": sampler is not None}
+            sizing = {"batch_sampler": batches}
         return DataLoader(
             dataset,
             num_workers=self.workers,
@@ -315,19 +327,20 @@ class Engine:
             TimeRemainingColumn(),
             console=err_console,
             transient=True,
+            disable=not self.world.is_main,
         )
 
-    def _train_epoch(self, epoch: int) -> dict[str, float]:
-        skip = self.state.batches_done * self.cfg.batch_size
-        epoch_seed = self.cfg.seed * 100_003 + epoch
+    def _global_batches(self, epoch_seed: int) -> Sampler:
+        """The epoch's batches (all ranks' samples), from the resume point on."""
         if self.batch_sampler is not None:
-            batches = self.batch_sampler(epoch_seed, self.state.batches_done)
-            loader = self._loader(self.train_set, None, epoch_seed, batches)
-        else:
-            sampler = EpochSampler(
-                len(self.train_set), self.epoch_size, epoch_seed, skip, self.sample_weights
-            )
-            loader = self._loader(self.train_set, sampler, epoch_seed)
+            return self.batch_sampler(epoch_seed, self.state.batches_done)
+        skip = self.state.batches_done * self.cfg.batch_size
+        sampler = EpochSampler(len(self.train_set), self.epoch_size, epoch_seed, skip, self.sample_weights)
+        return BatchSampler(sampler, self.cfg.batch_size, drop_last=True)
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        epoch_seed = self.cfg.seed * 100_003 + epoch
+        loader = self._loader(self.train_set, epoch_seed, RankBatches(self._global_batches(epoch_seed)))
         for net in self.recipe.networks().values():
             net.train()
         sums: dict[str, float] = {}
@@ -350,17 +363,41 @@ class Engine:
                 count += 1
                 for k, v in logs.items():
                     sums[k] = sums.get(k, 0.0) + v
-                rate = images / (time.perf_counter() - start)
+                rate = images * self.world.size / (time.perf_counter() - start)
                 first = next(iter(logs))
                 stats = f"{first} {logs[first]:.4f} · {rate:.1f} img/s"
                 progress.update(task, advance=1, stats=stats)
-                if not err_console.is_terminal and count % max(1, len(loader) // 10) == 0:
+                logged = self.world.is_main and not err_console.is_terminal
+                if logged and count % max(1, len(loader) // 10) == 0:
                     info(f"epoch {epoch + 1} · step {count}/{len(loader)} · {stats}")  # for log files
-        if skipped:
-            info(f"[yellow]warning:[/yellow] skipped {skipped} unusable image(s) this epoch")
         seconds = time.perf_counter() - start
-        means = {f"train_{k}": v / max(1, count) for k, v in sums.items()}
+        totals = distributed.reduce_sums(
+            {**sums, "_count": count, "_images": images, "_skipped": skipped}, self.device
+        )  # every rank's share of the epoch
+        count, images, skipped = (int(totals.pop(k)) for k in ("_count", "_images", "_skipped"))
+        if skipped:
+            self._say(f"[yellow]warning:[/yellow] skipped {skipped} unusable image(s) this epoch")
+        means = {f"train_{k}": v / max(1, count) for k, v in totals.items()}
         return {**means, "train_images_per_s": images / max(seconds, 1e-9), "epoch_seconds": seconds}
+
+    def _say(self, text: str) -> None:
+        """`info` from rank 0 only (every rank runs the same loop)."""
+        if self.world.is_main:
+            info(text)
+
+    def _write_epoch(self, epoch: int, record: dict[str, Any], improved: bool) -> None:
+        """Rank 0's end of an epoch: metrics line, artefacts, checkpoints, the summary line."""
+        self._log(record)
+        self.recipe.on_epoch_end(epoch, self.state.history, self.out_dir)
+        self.save(self.last_path, record)
+        if improved:
+            self.save(self.out_dir / "best.safetensors", record)
+        if self.cfg.save_every and epoch % self.cfg.save_every == 0:
+            self.save(self.out_dir / f"epoch-{epoch:04d}.safetensors", record)
+        shown = " · ".join(
+            f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float) and not k.startswith("lr")
+        )
+        info(f"epoch {epoch}/{self.cfg.epochs} · {shown}{' · best' if improved else ''}")
 
     def _improved(self, value: float | None) -> bool:
         if value is None:
@@ -368,6 +405,16 @@ class Engine:
         if self.state.best is None:
             return True
         return value > self.state.best if self.recipe.monitor_mode == "max" else value < self.state.best
+
+    def _validate(self, loader: DataLoader | None) -> dict[str, float]:
+        """Rank 0 validates on the whole set, as one process would; every rank gets its record."""
+        for net in self.recipe.networks().values():
+            net.eval()
+        record = {}
+        if loader is not None and self.world.is_main:
+            with torch.no_grad():
+                record = self.recipe.validate(loader, self.ctx)
+        return distributed.from_main(record)
 
     def _log(self, record: dict[str, Any]) -> None:
         with open(self.out_dir / "metrics.jsonl", "a") as fh:
@@ -391,26 +438,25 @@ class Engine:
         make_folder(self.out_dir)
         if self.cfg.resume:
             self.load(self.last_path)
-            info(f"resumed from {self.last_path} at epoch {self.state.epoch + 1}, step {self.state.step}")
-        info(
+            where = f"epoch {self.state.epoch + 1}, step {self.state.step}"
+            self._say(f"resumed from {self.last_path} at {where}")
+        processes = f" · {self.world.size} processes (DDP)" if self.world.distributed else ""
+        self._say(
             f"device {self.device} · amp {self.ctx.dtype or 'off'} · {len(self.train_set)} training images · "
-            f"{self.steps_per_epoch} steps/epoch · {self.workers} loader workers"
+            f"{self.steps_per_epoch} steps/epoch · {self.workers} loader workers{processes}"
         )
-        val_loader = self._loader(self.val_set, None, self.cfg.seed) if self.val_set is not None else None
+        val_loader = self._loader(self.val_set, self.cfg.seed) if self.val_set is not None else None
         while self.state.epoch < self.cfg.epochs:
             epoch = self.state.epoch
             stalled = epoch - self.state.best_epoch
             if self.cfg.patience and self.state.history and stalled >= self.cfg.patience:
-                info(f"early stop: no {self.recipe.monitor} improvement for {self.cfg.patience} epochs")
+                self._say(f"early stop: no {self.recipe.monitor} improvement for {self.cfg.patience} epochs")
                 break  # checked before each epoch, so a resumed early-stopped run stays stopped
             try:
                 record = self._train_epoch(epoch)
-                for net in self.recipe.networks().values():
-                    net.eval()
-                with torch.no_grad():
-                    record.update(self.recipe.validate(val_loader, self.ctx) if val_loader else {})
+                record.update(self._validate(val_loader))
             except KeyboardInterrupt:  # resuming skips the batches done (all, if validating)
-                path = self.save(self.last_path)
+                path = self.save(self.last_path) if self.world.is_main else self.last_path
                 raise TrainingInterrupted(path) from None
             lrs = {f"lr_{n}": o.param_groups[0]["lr"] for n, o in self.recipe.optimizers().items()}
             record = {"epoch": epoch + 1, "step": self.state.step, **record, **lrs}
@@ -420,17 +466,9 @@ class Engine:
                 self.state.best, self.state.best_epoch = value, epoch + 1
             self.state.epoch, self.state.batches_done = epoch + 1, 0
             self.state.history.append(record)
-            self._log(record)
-            self.recipe.on_epoch_end(epoch + 1, self.state.history, self.out_dir)
-            self.save(self.last_path, record)
-            if improved:
-                self.save(self.out_dir / "best.safetensors", record)
-            if self.cfg.save_every and (epoch + 1) % self.cfg.save_every == 0:
-                self.save(self.out_dir / f"epoch-{epoch + 1:04d}.safetensors", record)
-            shown = " · ".join(
-                f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float) and not k.startswith("lr")
-            )
-            info(f"epoch {epoch + 1}/{self.cfg.epochs} · {shown}{' · best' if improved else ''}")
+            if self.world.is_main:
+                self._write_epoch(epoch + 1, record, improved)
+        distributed.barrier()  # the last checkpoint is on disk before any rank returns
         return {
             "best": self.state.best,
             "best_epoch": self.state.best_epoch,

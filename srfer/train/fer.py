@@ -53,7 +53,7 @@ class FerRecipe(SingleNetworkRecipe):
         x, y = self._inputs(batch, ctx)
         self.loss.to(ctx.device)
         with ctx.autocast():
-            logits = self.model(x)
+            logits = ctx.synced(self.model)(x)
         loss = self.loss(logits.float(), y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()

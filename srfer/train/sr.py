@@ -14,6 +14,7 @@ size sweeps instead of only the 32 px it was trained on; validation reports each
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -22,25 +23,28 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from torchvision.utils import make_grid
 
+from srfer.align import FaceAligner
 from srfer.data import evenly_spaced
 from srfer.data.degradations import bicubic_resize, quantize_8bit, to_signed, to_unit
 from srfer.data.faces import SRPairDataset, collate_skipping_failures, discover_faces
 from srfer.errors import SrferError
 from srfer.imageio import save_image_atomic, tensor_to_pil
-from srfer.inference import bicubic_baseline, super_resolve
+from srfer.inference import bicubic_baseline, embedder_aligner, load_embedder, super_resolve
 from srfer.losses import (
     FeatureBackbone,
     SRGANGeneratorLoss,
     SRLossWeights,
     build_perceptual,
-    discriminator_loss,
+    discriminator_term,
     pixel_mse,
 )
 from srfer.metrics import PROTOCOL, psnr_per_image, sr_vs_bicubic
 from srfer.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from srfer.plots import plot_training_curves
+from srfer.train import distributed
 from srfer.train.args import SRTrainArgs
 from srfer.train.engine import Engine, Recipe, StepContext
+from srfer.weights import sha256
 
 GRID_SAMPLES = 8
 
@@ -121,7 +125,7 @@ class SRGANRecipe(Recipe):
     def _pixel_step(self, lr: torch.Tensor, hr: torch.Tensor, ctx: StepContext) -> dict[str, float]:
         opt = self.opts["generator"]
         with ctx.autocast():
-            loss = pixel_mse(self.generator(lr).float(), hr)
+            loss = pixel_mse(ctx.synced(self.generator)(lr).float(), hr)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -131,24 +135,36 @@ class SRGANRecipe(Recipe):
         g_opt = self.opts["generator"]
         self.gan_loss.to(ctx.device)  # the frozen perceptual backbone is not an engine network
         with ctx.autocast():
-            sr = self.generator(lr)
+            sr = ctx.synced(self.generator)(lr)
         record, fake_logits = {}, None
         if self.adversarial:
-            d_opt = self.opts["discriminator"]
-            with ctx.autocast():
-                d_loss = discriminator_loss(self.discriminator(hr), self.discriminator(sr.detach()))
-            d_opt.zero_grad(set_to_none=True)
-            d_loss.backward()
-            d_opt.step()
-            record["d_loss"] = float(d_loss.detach())
+            record["d_loss"] = self._discriminator_step(hr, sr.detach(), ctx)
+            self.discriminator.requires_grad_(False)  # the generator's step trains the generator only
             with ctx.autocast():
                 fake_logits = self.discriminator(sr)
+            self.discriminator.requires_grad_(True)
         with ctx.autocast():
             g_loss, terms = self.gan_loss(sr.float(), hr, fake_logits)
         g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         g_opt.step()
         return {"g_loss": float(g_loss.detach()), **record, **terms}
+
+    def _discriminator_step(self, hr: Tensor, fake: Tensor, ctx: StepContext) -> float:
+        """One step on real → 1, fake → 0. The real and fake halves go through backward one
+        at a time (the gradient of their sum), because DDP allows one backward per forward:
+        the first accumulates locally, the second all-reduces the total."""
+        d_opt, net = self.opts["discriminator"], ctx.synced(self.discriminator)
+        d_opt.zero_grad(set_to_none=True)
+        total = 0.0
+        for images, real in ((hr, True), (fake, False)):
+            with distributed.no_sync(net) if real else contextlib.nullcontext():
+                with ctx.autocast():
+                    loss = discriminator_term(net(images), real)
+                loss.backward()
+            total += float(loss.detach())
+        d_opt.step()
+        return total
 
     def validate(self, loader: DataLoader, ctx: StepContext) -> dict[str, float]:
         sums: dict[str, float] = {}
@@ -236,9 +252,23 @@ def _lr_sizes(args: SRTrainArgs) -> tuple[int, ...]:
     return sizes
 
 
+def _aligner(args: SRTrainArgs, device: torch.device) -> tuple[FaceAligner | None, dict[str, Any]]:
+    """`--align-to`'s aligner at the HR size, and the framing to record (`input.alignment`:
+    what the SR's faces look like, so users and `predict` can tell)."""
+    if args.align_to is None:
+        return None, {}
+    aligner = embedder_aligner(load_embedder(args.align_to, device), args.hr_size)  # MTCNN on `device`
+    if aligner is None:
+        raise SrferError(
+            f"--align-to {args.align_to}: that embedder takes centre crops (no template to align to)"
+        )
+    framing = {"input": {"alignment": aligner.template.to_json(), "aligned_like": str(args.align_to)}}
+    return aligner, framing
+
+
 def train_sr(args: SRTrainArgs) -> dict[str, Any]:
     """Build data, recipe and engine from `args` and train; returns the best record."""
-    args.start()
+    device = args.start()
     gen_cfg = _generator_config(args)
     lr_sizes = _lr_sizes(args)
     train_src = discover_faces(args.data, "train", seed=args.seed)
@@ -248,9 +278,10 @@ def train_sr(args: SRTrainArgs) -> dict[str, Any]:
     backbone = build_perceptual(args.perceptual, args.vgg_weights) if second_phase else None
     if args.val_limit:
         val_src.paths = val_src.paths[: args.val_limit]
+    aligner, framing = _aligner(args, device)
     pair = dict(hr_size=args.hr_size, scale=args.scale, channels=args.channels, cache=args.cache)
-    train_set = SRPairDataset(train_src, augment=True, **pair)
-    val_set = SRPairDataset(val_src, augment=False, **pair)
+    train_set = SRPairDataset(train_src, augment=True, aligner=aligner, **pair)
+    val_set = SRPairDataset(val_src, augment=False, aligner=aligner, **pair)
     weights = SRLossWeights(
         content=args.content_weight,
         adversarial=args.adversarial_weight,
@@ -268,9 +299,11 @@ def train_sr(args: SRTrainArgs) -> dict[str, Any]:
         "hr_size": args.hr_size,
         "lr_size": args.hr_size // args.scale,
     }
-    run_meta = {
-        "data": data_meta,
-        "train_args": args.as_meta(),
-    }
+    if aligner is not None:
+        data_meta["alignment"] = {"train": train_set.alignment, "val": val_set.alignment}
+    run_meta = {"data": data_meta, "train_args": args.as_meta(), **framing}
+    if recipe.identity is not None:  # the recogniser this SR was made for (predict matches on it)
+        path = recipe.identity.path
+        run_meta["identity_embedder"] = {"path": str(path), "sha256": sha256(path)}
     engine = Engine(recipe, train_set, val_set, args, collate_skipping_failures, run_meta)
     return engine.fit()

@@ -1,0 +1,122 @@
+"""Data-parallel training (DDP) on two CPU ranks over gloo: tiny synthetic data, a few steps."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from safetensors.torch import load_file, save_file
+
+from srfer.checkpoint import load_checkpoint
+from srfer.data.faces import SRPairDataset, collate_skipping_failures, discover_faces
+from srfer.models import DiscriminatorConfig, GeneratorConfig
+from srfer.train import distributed
+from srfer.train.distributed import World, shard
+from srfer.train.engine import Engine, EngineConfig
+from srfer.train.sr import SRGANRecipe
+
+GEN = GeneratorConfig(channels=3, features=8, blocks=1, scale=4)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fit_tiny_sr(folder: Path, out: Path, epochs: int, pretrain: int) -> SRGANRecipe:
+    """The SR recipe on 32 px faces: global batch 8, 3 steps per epoch."""
+    torch.manual_seed(0)
+    data = SRPairDataset(discover_faces(folder, "all"), hr_size=32, scale=4)
+    disc = DiscriminatorConfig(features=4, hidden=8)
+    recipe = SRGANRecipe(GEN, lr=1e-3, pretrain_epochs=pretrain, epochs=epochs, discriminator=disc,
+                         backbone=None)  # fmt: skip
+    cfg = EngineConfig(out=out, epochs=epochs, batch_size=8, epoch_size=24, device="cpu", workers=0, seed=3)
+    Engine(recipe, data, data, cfg, collate_skipping_failures).fit()
+    return recipe
+
+
+def rank_worker(rank: int, port: int, folder: str, out: str, epochs: int, pretrain: int) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
+                      LOCAL_RANK=str(rank))  # fmt: skip
+    torch.set_num_threads(1)
+    distributed.init(torch.device("cpu"))
+    recipe = fit_tiny_sr(Path(folder), Path(out), epochs, pretrain)
+    weights = {f"{name}.{k}": v.detach().contiguous() for name, net in recipe.networks().items()
+               for k, v in net.named_parameters()}  # fmt: skip
+    save_file(weights, str(Path(out) / f"rank{rank}.safetensors"))
+
+
+def run_two_ranks(folder: Path, out: Path, epochs: int, pretrain: int) -> list[dict[str, torch.Tensor]]:
+    mp.spawn(rank_worker, args=(free_port(), str(folder), str(out), epochs, pretrain), nprocs=2)
+    return [load_file(str(out / f"rank{r}.safetensors")) for r in range(2)]
+
+
+def test_a_global_batch_is_split_into_contiguous_rank_shares() -> None:
+    batch = list(range(12))  # e.g. P = 4 identities × K = 3, grouped by identity
+    assert shard(batch, World(0, 2)) == [0, 1, 2, 3, 4, 5]
+    assert shard(batch, World(1, 2)) == [6, 7, 8, 9, 10, 11]
+    assert shard(batch, World(0, 1)) == batch
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_agree_and_match_one_process_with_the_same_global_batch(
+    face_folder: Path, tmp_path: Path
+) -> None:
+    ranks = run_two_ranks(face_folder, tmp_path / "ddp", epochs=2, pretrain=2)
+    single = fit_tiny_sr(face_folder, tmp_path / "single", epochs=2, pretrain=2).generator
+    assert ranks[0].keys() == ranks[1].keys()
+    for key, value in ranks[0].items():
+        assert torch.equal(value, ranks[1][key]), key  # DDP: every rank steps with the same gradient
+    for key, value in single.named_parameters():
+        assert torch.allclose(ranks[0][f"generator.{key}"], value.detach(), atol=1e-5), key
+    # rank 0 alone wrote the run's records: one line per epoch, the checkpoints
+    records = (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
+    assert len(records) == 2 and json.loads(records[-1])["train_images_per_s"] > 0
+    assert (tmp_path / "ddp" / "best.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_gan_phase_under_ddp_keeps_ranks_identical(face_folder: Path, tmp_path: Path) -> None:
+    ranks = run_two_ranks(face_folder, tmp_path / "gan", epochs=2, pretrain=1)
+    assert any(k.startswith("discriminator.") for k in ranks[0])
+    for key, value in ranks[0].items():
+        assert torch.equal(value, ranks[1][key]), key
+
+
+@pytest.mark.slow
+def test_torchrun_trains_and_a_single_process_resumes_the_run(face_folder: Path, tmp_path: Path) -> None:
+    """The user's path: `torchrun -m srfer train-sr` on 2 CPU ranks, then `--resume` in one
+    process (the world size changes; the global batch and sample stream do not)."""
+    out = tmp_path / "run"
+    common = ["train-sr", "--data", str(face_folder), "--out", str(out), "--hr-size", "32", "--blocks", "1",
+              "--features", "8", "--pretrain-epochs", "2", "--batch-size", "8", "--epoch-size", "16",
+              "--workers", "0", "--device", "cpu"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                "--master_port", str(free_port()), "-m", "srfer"]  # fmt: skip
+    first = subprocess.run([*torchrun, *common, "--epochs", "1"], env=env, capture_output=True, text=True,
+                           timeout=300)  # fmt: skip
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert first.stderr.count("2 processes (DDP)") == 1  # rank 0 alone speaks
+    resumed = subprocess.run([sys.executable, "-m", "srfer", *common, "--epochs", "2", "--resume"], env=env,
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resumed from" in resumed.stderr
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    assert load_checkpoint(out / "last.safetensors").meta["engine"]["step"] == 4
+
+
+def test_a_global_batch_that_does_not_split_over_the_ranks_is_refused(monkeypatch) -> None:
+    from srfer.errors import SrferError
+
+    monkeypatch.setattr(distributed, "_world", World(0, 3))
+    with pytest.raises(SrferError, match="does not split over 3 processes"):
+        distributed.check_batch(8)
