@@ -6,6 +6,8 @@ from pathlib import Path
 
 from srfer.checkpoint import load_checkpoint, save_checkpoint
 from srfer.errors import SrferError
+from srfer.inference import embedder_crop_size, load_network
+from srfer.onnx_runtime import export_onnx
 
 
 def export_weights(checkpoint: Path, target: Path, half: bool = True, threshold: float | None = None) -> Path:
@@ -27,3 +29,15 @@ def export_weights(checkpoint: Path, target: Path, half: bool = True, threshold:
     elif "threshold" in ckpt.meta:  # re-exporting keeps a stored τ
         meta["threshold"] = ckpt.meta["threshold"]
     return save_checkpoint(target, ckpt.kind, ckpt.config, tensors, meta)
+
+
+ONNX_KINDS = ("sr-generator", "fer-classifier", "face-embedder")
+
+
+def export_onnx_file(checkpoint: Path, target: Path) -> Path:
+    """A trained network (training or weights-only checkpoint) → an ONNX graph at `target`."""
+    kind = load_checkpoint(checkpoint).kind
+    if kind not in ONNX_KINDS:
+        raise SrferError(f"{checkpoint}: a {kind!r} network has no ONNX export ({', '.join(ONNX_KINDS)} do)")
+    model = load_network("", checkpoint, kind)
+    return export_onnx(model, target, embedder_crop_size(model) if kind == "face-embedder" else None)

@@ -23,6 +23,7 @@ from srfer.checkpoint import load_checkpoint
 from srfer.data.degradations import LowResPath, bicubic_resize, to_signed, to_unit
 from srfer.errors import SrferError
 from srfer.models import Generator, build_model
+from srfer.onnx_runtime import on_runtime
 from srfer.runtime import amp_dtype, autocast
 from srfer.weights import resolve_weights, sha256
 
@@ -62,19 +63,30 @@ def load_network(role: str, weights: Path | None, kind: str, device: torch.devic
 
 
 def load_generator(
-    weights: Path | None = None, device: torch.device | None = None, role: str = "sr"
+    weights: Path | None = None, device: torch.device | None = None, role: str = "sr", runtime: str = "torch"
 ) -> Generator:
-    """The SR generator from `weights` (or the default for `role`)."""
-    return load_network(role, weights, "sr-generator", device)  # type: ignore[return-value]
+    """The SR generator from `weights` (or the default for `role`); `runtime` torch or onnx
+    (ONNX Runtime, `srfer.onnx_runtime`)."""
+    device = device or torch.device("cpu")
+    return on_runtime(load_network(role, weights, "sr-generator", device), runtime, device)  # type: ignore
 
 
-def load_classifier(weights: Path | None, device: torch.device, role: str = "fer") -> nn.Module:
+def load_classifier(
+    weights: Path | None, device: torch.device, role: str = "fer", runtime: str = "torch"
+) -> nn.Module:
     """A trained expression classifier (default: the shipped one for `role`)."""
-    return load_network(role, weights, "fer-classifier", device)
+    return on_runtime(load_network(role, weights, "fer-classifier", device), runtime, device)
 
 
-def load_embedder(weights: Path | None, device: torch.device) -> nn.Module:
-    return load_network("embed", weights, "face-embedder", device)
+def load_embedder(weights: Path | None, device: torch.device, runtime: str = "torch") -> nn.Module:
+    model = load_network("embed", weights, "face-embedder", device)
+    return on_runtime(model, runtime, device, side=embedder_crop_size(model))
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Where a network runs: its parameters' device (CPU for an ONNX Runtime twin)."""
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
 
 
 def embedder_threshold(model: nn.Module) -> float:
@@ -105,7 +117,7 @@ def embedder_aligner(model: nn.Module, size: int | None = None) -> FaceAligner |
     template = embedder_template(model)
     if template is None:
         return None
-    device = next(model.parameters()).device  # MTCNN runs where the embedder does
+    device = model_device(model)  # MTCNN runs where the embedder does
     return FaceAligner(size or embedder_crop_size(model), template, device=device)
 
 
@@ -126,7 +138,7 @@ def super_resolve(
 
     `flip_tta` averages the result with that of the mirrored face (a ×2 self-ensemble, as in
     EDSR's "+" but with the one symmetry faces have: no rotations, which training never saw)."""
-    device = next(generator.parameters()).device
+    device = model_device(generator)
     x = to_signed(images01.to(device)).contiguous(memory_format=torch.channels_last)
     dtype = amp_dtype(device) if dtype is _AUTO else dtype
     with autocast(device, dtype):
@@ -142,15 +154,16 @@ def bicubic_baseline(lr: torch.Tensor, hr_size: tuple[int, int]) -> torch.Tensor
 
 
 def make_restorer(
-    upscaler: str, device: torch.device, sr_weights: Path | None = None, role: str = "sr-fer"
-) -> Restorer:
+    upscaler: str, device: torch.device, sr_weights: Path | None = None, role: str = "sr-fer",
+    runtime: str = "torch",
+) -> Restorer:  # fmt: skip
     """LR batch in [0, 1] → restored batch: `bicubic` (identity here; `degrade_and_restore`
     resizes back bicubically) or `sr` (a frozen generator; gray ↔ RGB adapted)."""
     if upscaler == "bicubic":
         return lambda lr: lr
     if upscaler != "sr":
         raise SrferError(f"unknown --upscaler {upscaler!r}; use sr or bicubic")
-    generator = load_generator(sr_weights, device, role)
+    generator = load_generator(sr_weights, device, role, runtime)
     for p in generator.parameters():
         p.requires_grad_(False)
 

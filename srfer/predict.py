@@ -30,10 +30,12 @@ from srfer.inference import (
     load_embedder,
     load_generator,
     make_restorer,
+    model_device,
     model_id,
     super_resolve,
 )
 from srfer.models import Generator
+from srfer.onnx_runtime import check_runtime, on_runtime
 from srfer.runtime import resolve_device
 from srfer.weights import optional_weights
 
@@ -57,10 +59,12 @@ class PredictOptions:
     threshold: float | None = None  # τ override for the gallery
     embeddings: bool = False  # put the embedding into each result
     tiny_expression: bool = True  # faces ≤ TINY_FACE_PX: FER SR + upscale-trained classifier
+    runtime: str = "torch"  # or "onnx": the networks run in ONNX Runtime (srfer.onnx_runtime)
 
     def __post_init__(self) -> None:
         if self.sr not in SR_MODES:
             raise SrferError(f"--sr {self.sr!r}: use one of {', '.join(SR_MODES)}")
+        check_runtime(self.runtime)
 
 
 @dataclass
@@ -160,14 +164,17 @@ class Predictor:
         self.emotions = EMOTIONS
         self.gallery = Gallery(gallery) if gallery is not None else None  # fail fast: before loading models
         weights = weights or PredictWeights()
-        self.classifier = load_classifier(weights.fer, self.device)
-        self.generator = None if options.sr == "never" else load_generator(weights.sr, self.device)
+        runtime = options.runtime
+        self.classifier = load_classifier(weights.fer, self.device, runtime=runtime)
+        self.generator = (
+            None if options.sr == "never" else load_generator(weights.sr, self.device, runtime=runtime)
+        )
         if self.generator is not None and self.generator.config.channels != 3:
             raise SrferError(f"{self.generator.source}: predict needs an RGB SR model (the CelebA ×4 one)")
         self.embedder = None
         self.embedder_template = None  # the face template an aligning embedder expects
         if self.gallery is not None or options.embeddings:
-            self.embedder = load_embedder(weights.embed, self.device)
+            self.embedder = load_embedder(weights.embed, self.device, runtime)
             self.embedder_template = embedder_template(self.embedder)
             self.embedder_id = model_id(self.embedder)
             self.tau = (
@@ -186,21 +193,19 @@ class Predictor:
 
     def _identity_sr(self, weights: Path | None) -> Generator | None:
         """The SR whose faces the embedder sees: the identity-aware one (`sr-identity`) when
-        given, or shipped and the embedder is a centre-crop one; else None (the PSNR SR's
-        faces serve both heads). The shipped identity-aware SR was fine-tuned through srfer's
-        own embedder; for the aligned dlib network the PSNR SR measures better at 16 and 24 px
-        (CelebA val: 84.5 / 91.6 % vs 83.4 / 91.4 %; weights/README.md)."""
+        given, or when shipped and made for this embedder (`identity_sr_fits`). Else None: the
+        PSNR SR's faces serve both heads."""
         if self.embedder is None or self.generator is None:
-            return None
-        if weights is None and self.embedder_template is not None:
             return None
         path = optional_weights("sr-identity", weights)
         if path is None:
             return None
         generator = load_generator(path, self.device, role="sr-identity")
+        if weights is None and not identity_sr_fits(generator.meta, self.embedder_id, self.embedder_template):
+            return None
         if generator.config.to_dict() != self.generator.config.to_dict():
             raise SrferError(f"{generator.source}: the identity-aware SR must match the SR's architecture")
-        return generator
+        return on_runtime(generator, self.options.runtime, self.device)  # type: ignore[return-value]
 
     def _tiny_expression(self, weights: PredictWeights) -> TinyFaceExpression | None:
         """The tiny-face expression path when SR is on and its two models are shipped or given."""
@@ -210,8 +215,10 @@ class Predictor:
         sr_path = optional_weights("sr-fer", weights.sr_fer)
         if classifier_path is None or sr_path is None:
             return None
-        classifier = load_classifier(classifier_path, self.device, role="fer-upscale")
-        return TinyFaceExpression(classifier, make_restorer("sr", self.device, sr_path, role="sr-fer"))
+        runtime = self.options.runtime
+        classifier = load_classifier(classifier_path, self.device, role="fer-upscale", runtime=runtime)
+        restore = make_restorer("sr", self.device, sr_path, role="sr-fer", runtime=runtime)
+        return TinyFaceExpression(classifier, restore)
 
     def close(self) -> None:
         if self.gallery is not None:
@@ -377,6 +384,15 @@ class Predictor:
                 )
 
 
+def identity_sr_fits(sr_meta: dict, embedder_id: str, embedder_template) -> bool:
+    """Whether a shipped identity-aware SR serves this embedder by default: its file records
+    the recogniser its identity loss went through (`identity_embedder.sha256`, a gallery's
+    model id); files from before that record were made through srfer's own centre-crop
+    embedder, so they serve centre-crop embedders only."""
+    made_for = sr_meta.get("identity_embedder", {}).get("sha256")
+    return made_for == embedder_id if made_for else embedder_template is None
+
+
 class TinyFaceExpression:
     """Expression of a face of at most TINY_FACE_PX: its gray crop at its own pixels →
     the FER-domain SR (×4) → the classifier's input size → the classifier trained on such
@@ -384,7 +400,7 @@ class TinyFaceExpression:
 
     def __init__(self, classifier: nn.Module, restore) -> None:
         self.classifier, self.restore = classifier, restore
-        self.device = next(classifier.parameters()).device
+        self.device = model_device(classifier)
 
     @torch.no_grad()
     def __call__(self, crops01: list[torch.Tensor]) -> torch.Tensor:

@@ -41,11 +41,12 @@ def check_upscale_size(path: Path, width: int, height: int) -> None:
 
 def upscale_files(
     paths: list[Path], out_dir: Path, weights: Path | None = None, device: str = "auto", progress=None,
-    compare: bool = False, flip_tta: bool = False,
+    compare: bool = False, flip_tta: bool = False, runtime: str = "torch",
 ) -> UpscaleReport:  # fmt: skip
     """Super-resolve every image (see `expand_inputs`) into out_dir (PNG, input stem kept); bad files are
-    reported in `failed` and skipped. `compare` also writes <stem>_compare.png strips."""
-    generator = load_generator(weights, resolve_device(device))
+    reported in `failed` and skipped. `compare` also writes <stem>_compare.png strips. `runtime`:
+    torch or onnx (ONNX Runtime)."""
+    generator = load_generator(weights, resolve_device(device), runtime=runtime)
     mode = "L" if generator.config.channels == 1 else "RGB"
     report, taken = UpscaleReport(), set()
     make_folder(out_dir)

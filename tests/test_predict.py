@@ -277,3 +277,15 @@ def test_detections_carry_five_landmarks_inside_the_box() -> None:
     assert face.landmarks.shape == (5, 2)
     assert ((face.landmarks[:, 0] > x1) & (face.landmarks[:, 0] < x2)).all()
     assert face.landmarks[0, 0] < face.landmarks[1, 0] and face.landmarks[2, 1] < face.landmarks[3, 1]
+
+
+def test_a_shipped_identity_sr_serves_the_embedder_it_was_made_for() -> None:
+    from srfer.align import DLIB_TEMPLATE
+    from srfer.predict import identity_sr_fits
+
+    made_for_dlib = {"identity_embedder": {"sha256": "abc"}}
+    assert identity_sr_fits(made_for_dlib, "abc", DLIB_TEMPLATE)
+    assert not identity_sr_fits(made_for_dlib, "other", DLIB_TEMPLATE)
+    assert not identity_sr_fits(made_for_dlib, "other", None)
+    assert identity_sr_fits({}, "any", None)  # older files: made through a centre-crop embedder
+    assert not identity_sr_fits({}, "any", DLIB_TEMPLATE)

@@ -100,12 +100,21 @@ def export_command(
     threshold: float | None = typer.Option(
         None, help="Embedders: the verification τ to store (from eval-embed); identify and predict use it."
     ),
+    onnx: bool = typer.Option(
+        False,
+        "--onnx",
+        help="Write an ONNX graph instead (fp32; dynamic batch, and dynamic height/width for SR "
+        "generators; srfer's header in its metadata). Needs pip install 'srfer[onnx]'.",
+    ),
 ) -> None:
-    """Write a weights-only copy of a checkpoint (no optimizer state), e.g. for weights/."""
-    from srfer.export import export_weights
+    """Write a weights-only copy of a checkpoint (no optimizer state), e.g. for weights/, or
+    with --onnx an ONNX graph for ONNX Runtime and other runtimes."""
+    from srfer.export import export_onnx_file, export_weights
     from srfer.weights import sha256
 
-    path = export_weights(checkpoint, target, half, threshold)
+    path = (
+        export_onnx_file(checkpoint, target) if onnx else export_weights(checkpoint, target, half, threshold)
+    )
     stdout.print(f"{path} ({path.stat().st_size / 1e6:.1f} MB, sha256 {sha256(path)})")
 
 

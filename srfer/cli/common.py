@@ -47,6 +47,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 Device = Annotated[str, typer.Option(help=DEVICE_HELP)]
 Seed = Annotated[int, typer.Option(help=SEED_HELP)]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+Runtime = Annotated[
+    str,
+    typer.Option(
+        help="torch, or onnx: run the networks in ONNX Runtime (pip install 'srfer[onnx]'; each network "
+        "is exported once and cached in ~/.cache/srfer/onnx or $SRFER_CACHE/onnx)."
+    ),
+]
 BatchSize = Annotated[int, typer.Option(min=1)]
 PlotDir = Annotated[
     Path | None,

@@ -8,7 +8,16 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from srfer.cli.common import Device, app, friendly_errors, labelled, progress_bar, report_skipped, stdout
+from srfer.cli.common import (
+    Device,
+    Runtime,
+    app,
+    friendly_errors,
+    labelled,
+    progress_bar,
+    report_skipped,
+    stdout,
+)
 
 
 @app.command("predict")
@@ -46,6 +55,7 @@ def predict_command(
     ),
     batch_size: int = typer.Option(16, min=1, help="Images per batch."),
     device: Device = "auto",
+    runtime: Runtime = "torch",
 ) -> None:
     """Find faces, super-resolve the small ones, and say each face's expression (and identity)."""
     from srfer.imageio import expand_inputs
@@ -54,7 +64,8 @@ def predict_command(
     paths = expand_inputs(inputs)
     options = PredictOptions(sr=sr, detect=detect, min_face=min_face, det_threshold=det_threshold,
                              margin=margin, batch_size=batch_size, threshold=threshold,
-                             embeddings=embeddings, tiny_expression=tiny_expression)  # fmt: skip
+                             embeddings=embeddings, tiny_expression=tiny_expression,
+                             runtime=runtime)  # fmt: skip
     weights = PredictWeights(sr=sr_weights, fer=fer_weights, embed=embed_weights,
                              identity_sr=identity_sr_weights, sr_fer=fer_sr_weights,
                              fer_upscale=upscale_fer_weights)  # fmt: skip

@@ -11,6 +11,7 @@ from rich.table import Table
 from srfer.cli.common import (
     BatchSize,
     Device,
+    Runtime,
     app,
     friendly_errors,
     labelled,
@@ -93,6 +94,7 @@ def upscale_command(
     compare: bool = typer.Option(False, help="Also write <stem>_compare.png: input | bicubic | SR."),
     flip_tta: bool = typer.Option(False, help="Average with the mirrored face's result (2× the compute)."),
     device: Device = "auto",
+    runtime: Runtime = "torch",
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per input."),
 ) -> None:
     """Super-resolve face images of any size (×4 with the default weights)."""
@@ -101,7 +103,7 @@ def upscale_command(
 
     paths = expand_inputs(inputs)
     report = with_progress("upscaling", len(paths), lambda advance: upscale.upscale_files(
-        paths, out_dir, weights, device, advance, compare, flip_tta
+        paths, out_dir, weights, device, advance, compare, flip_tta, runtime
     ))  # fmt: skip
     for src, dst in report.renamed:
         labelled("name clash", f"{src} → {dst}")

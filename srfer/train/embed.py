@@ -26,6 +26,7 @@ from srfer.losses import TripletLoss
 from srfer.metrics import verification_report
 from srfer.models.embedder import Embedder, EmbedderConfig, load_facenet_weights
 from srfer.plots import plot_training_curves
+from srfer.train import distributed
 from srfer.train.args import EmbedTrainArgs
 from srfer.train.engine import Engine, SingleNetworkRecipe, StepContext
 
@@ -131,6 +132,7 @@ def train_embed(args: EmbedTrainArgs) -> dict[str, Any]:
     recipe = EmbedRecipe(config, args.lr, loss, val_pairs, low_res, teacher, args.distill_weight)
     if facenet:
         load_facenet_weights(recipe.model, args.pretrained or "vggface2", args.backbone_weights)
+    distributed.check_batch(args.p, "--p")  # under torchrun each rank takes whole identities
     batch = args.p * args.k  # the engine's batch; epochs default to one pass over the images
     args = dataclasses.replace(args, batch_size=batch, epoch_size=args.epoch_size or len(train_set))
     labels = train_set.labels
