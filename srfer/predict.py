@@ -159,6 +159,7 @@ class Predictor:
     ) -> None:  # fmt: skip
 
         self.options, self.device = options, resolve_device(device)
+        self.build_args = (device, weights, gallery)  # worker processes build theirs the same way
         self._taken_names: set[str] = set()  # --save-dir stems already used (a/x.png vs b/x.png)
         self.timings: dict[str, float] = dict.fromkeys(("load", "detect", "sr", "fer", "embed"), 0.0)
         self.emotions = EMOTIONS
@@ -234,47 +235,54 @@ class Predictor:
         self.timings[stage] += time.perf_counter() - start
 
     def run(
-        self, paths: list[Path], save_dir: Path | None = None, progress=None, on_image=None
-    ) -> PredictReport:
+        self, paths: list[Path], save_dir: Path | None = None, progress=None, on_image=None,
+        stems: list[str] | None = None,
+    ) -> PredictReport:  # fmt: skip
         """Every image in `paths`; a bad file lands in `failed` and the rest still run.
-        `on_image(ImageResult)` is called as each image is done (streaming output)."""
+        `on_image(ImageResult)` is called as each image is done (streaming output). `stems`:
+        the --save-dir file stems, one per path (default: each path's stem, clashes renamed)."""
         report = PredictReport()
         if save_dir is not None:  # an unwritable --save-dir fails before the first image
             make_folder(save_dir)
+            stems = stems or self.output_stems(paths, save_dir)
         step = max(1, self.options.batch_size)
         for start in range(0, len(paths), step):
-            for result in self._run_batch(paths[start : start + step], report, save_dir):
+            chunk = slice(start, start + step)
+            for result in self._run_batch(paths[chunk], report, save_dir, stems[chunk] if stems else None):
                 report.images.append(result)
                 if on_image is not None:
                     on_image(result)
             if progress is not None:
-                progress(len(paths[start : start + step]))
+                progress(len(paths[chunk]))
         return report
 
+    def output_stems(self, paths: list[Path], save_dir: Path) -> list[str]:
+        """Each image's --save-dir stem: its own, or renamed where two inputs share one (a/x.png, b/x.png)."""
+        return [unique_output(save_dir, path.stem, self._taken_names).stem for path in paths]
+
     def _run_batch(
-        self, paths: list[Path], report: PredictReport, save_dir: Path | None
+        self, paths: list[Path], report: PredictReport, save_dir: Path | None, stems: list[str] | None
     ) -> list[ImageResult]:
         loaded = []
         with self._timed("load"):
-            for path in paths:
+            for path, stem in zip(paths, stems or [None] * len(paths), strict=True):
                 try:
-                    loaded.append((path, load_image(path, "RGB")))
+                    loaded.append((path, stem, load_image(path, "RGB")))
                 except SrferError as exc:
                     report.failed.append((path, str(exc)))
         if not loaded:
             return []
-        images = [img for _, img in loaded]
+        images = [img for _, _, img in loaded]
         with self._timed("detect"):
             found = self.detector.detect(images) if self.detector else [[whole_image_face(i)] for i in images]
         results = []
-        for (path, img), faces in zip(loaded, found, strict=True):
+        for (path, stem, img), faces in zip(loaded, found, strict=True):
             try:
                 result = ImageResult(path, img.size, self._recognise(path, img, faces))
             except SrferError as exc:
                 report.failed.append((path, str(exc)))
                 continue
             if save_dir is not None:
-                stem = unique_output(save_dir, path.stem, self._taken_names).stem
                 result.outputs = save_annotations(img, result, save_dir, stem)
             for face in result.faces:  # pixels are only needed for the strips: free them
                 face.crop01 = face.face01 = None

@@ -18,6 +18,7 @@ from srfer.imageio import (
 )
 from srfer.inference import load_generator, super_resolve
 from srfer.runtime import resolve_device
+from srfer.workers import chunked, map_in_workers
 
 MAX_UPSCALE_SIDE = 1024  # face crops; beyond this the 4× feature maps need many GB
 
@@ -41,31 +42,71 @@ def check_upscale_size(path: Path, width: int, height: int) -> None:
 
 def upscale_files(
     paths: list[Path], out_dir: Path, weights: Path | None = None, device: str = "auto", progress=None,
-    compare: bool = False, flip_tta: bool = False, runtime: str = "torch",
+    compare: bool = False, flip_tta: bool = False, runtime: str = "torch", workers: int = 1,
 ) -> UpscaleReport:  # fmt: skip
-    """Super-resolve every image (see `expand_inputs`) into out_dir (PNG, input stem kept); bad files are
-    reported in `failed` and skipped. `compare` also writes <stem>_compare.png strips. `runtime`:
-    torch or onnx (ONNX Runtime)."""
-    generator = load_generator(weights, resolve_device(device), runtime=runtime)
-    mode = "L" if generator.config.channels == 1 else "RGB"
-    report, taken = UpscaleReport(), set()
+    """Super-resolve every image (see `expand_inputs`) into out_dir (PNG, input stem kept, clashes
+    renamed); bad files are reported in `failed` and skipped. `compare` also writes
+    <stem>_compare.png strips. `runtime`: torch or onnx (ONNX Runtime); `workers`: processes
+    sharing the files (`srfer.workers`; the same outputs)."""
     make_folder(out_dir)
-    for path in paths:
-        try:
-            img = load_image(path, mode=mode)
-            check_upscale_size(path, *img.size)
-            sr = super_resolve(generator, pil_to_tensor(img).unsqueeze(0), flip_tta=flip_tta)[0]
-        except SrferError as exc:
-            report.failed.append((path, str(exc)))
-        else:
-            target = unique_output(out_dir, path.stem, taken)
-            if target.stem != path.stem:
-                report.renamed.append((path, target))
-            save_image_atomic(tensor_to_pil(sr), target)
-            if compare:
-                strip = comparison_strip(pil_to_tensor(img), sr)
-                save_image_atomic(tensor_to_pil(strip), target.with_name(f"{target.stem}_compare.png"))
-            report.written.append((path, target, img.size, (sr.shape[2], sr.shape[1])))
+    taken: set[str] = set()
+    jobs = [(path, unique_output(out_dir, path.stem, taken)) for path in paths]
+    settings = (weights, device, runtime, compare, flip_tta)
+    report = UpscaleReport()
+    if workers <= 1:
+        _Upscaler(*settings).run(jobs, report, progress)
+        return report
+
+    def collect(chunk, part: UpscaleReport) -> None:
+        for field_name in ("written", "failed", "renamed"):
+            getattr(report, field_name).extend(getattr(part, field_name))
         if progress is not None:
-            progress()
+            progress(len(chunk))
+
+    map_in_workers(_upscale_chunk, chunked(jobs, workers, 64), workers, _start_worker, settings, collect)
+    return report
+
+
+class _Upscaler:
+    """One generator, loaded once, and what to do with each file."""
+
+    def __init__(
+        self, weights: Path | None, device: str, runtime: str, compare: bool, flip_tta: bool
+    ) -> None:
+        self.generator = load_generator(weights, resolve_device(device), runtime=runtime)
+        self.mode = "L" if self.generator.config.channels == 1 else "RGB"
+        self.compare, self.flip_tta = compare, flip_tta
+
+    def run(self, jobs: list[tuple[Path, Path]], report: UpscaleReport, progress=None) -> None:
+        for path, target in jobs:
+            try:
+                img = load_image(path, mode=self.mode)
+                check_upscale_size(path, *img.size)
+                sr = super_resolve(self.generator, pil_to_tensor(img).unsqueeze(0), flip_tta=self.flip_tta)[0]
+            except SrferError as exc:
+                report.failed.append((path, str(exc)))
+            else:
+                if target.stem != path.stem:
+                    report.renamed.append((path, target))
+                save_image_atomic(tensor_to_pil(sr), target)
+                if self.compare:
+                    strip = comparison_strip(pil_to_tensor(img), sr)
+                    save_image_atomic(tensor_to_pil(strip), target.with_name(f"{target.stem}_compare.png"))
+                report.written.append((path, target, img.size, (sr.shape[2], sr.shape[1])))
+            if progress is not None:
+                progress()
+
+
+_worker: _Upscaler | None = None
+
+
+def _start_worker(*settings) -> None:
+    global _worker
+    _worker = _Upscaler(*settings)
+
+
+def _upscale_chunk(jobs: list[tuple[Path, Path]]) -> UpscaleReport:
+    assert _worker is not None
+    report = UpscaleReport()
+    _worker.run(jobs, report)
     return report

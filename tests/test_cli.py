@@ -113,6 +113,27 @@ def test_upscale_keeps_stems_and_resolves_clashes(trained, tmp_path: Path) -> No
     assert "name clash" in result.stderr
 
 
+@pytest.mark.slow
+def test_upscale_in_worker_processes_writes_the_same_files(trained, tmp_path: Path) -> None:
+    faces, weights = trained
+    (tmp_path / "notes.png").write_text("not an image")
+    (tmp_path / "x").mkdir()
+    Image.open(faces / "f00.png").resize((10, 12)).save(tmp_path / "x" / "f00.jpg")  # the same stem
+    inputs = [str(tmp_path / "notes.png"), *(str(faces / f"f{i:02d}.png") for i in range(5)),
+              str(tmp_path / "x" / "f00.jpg")]  # fmt: skip
+    written = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"out{workers}"
+        result = run(
+            "upscale", *inputs, "-o", str(out), "--weights", str(weights), "--workers", workers, "--json"
+        )
+        assert result.exit_code == 0, result.output
+        rows = [json.loads(line) for line in result.stdout.splitlines()]
+        assert sum(r["ok"] for r in rows) == 6 and "name clash" in result.stderr
+        written[workers] = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert written["1"] == written["2"] and "f00-1.png" in written["2"]
+
+
 def test_upscale_bad_inputs(trained, tmp_path: Path) -> None:
     faces, weights = trained
     Image.new("RGB", (5, 5)).save(tmp_path / "tiny.png")

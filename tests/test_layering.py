@@ -87,13 +87,15 @@ def test_srfer_has_no_import_circle() -> None:
     assert cycle is None, "import circle: " + " → ".join(cycle or [])
 
 
-ABOVE_INFERENCE = ("srfer.train", "srfer.evaluation", "srfer.predict", "srfer.upscale", "srfer.identify",
-                   "srfer.export", "srfer.workflow", "srfer.cli")  # fmt: skip
+ABOVE_INFERENCE = ("srfer.train", "srfer.evaluation", "srfer.predict", "srfer.predict_workers",
+                   "srfer.upscale", "srfer.identify", "srfer.export", "srfer.workflow",
+                   "srfer.cli")  # fmt: skip
 # module prefix → prefixes it must not import
 RULES = {
     "srfer.models": ("srfer.data", "srfer.inference", *ABOVE_INFERENCE),
     "srfer.data": ("srfer.inference", *ABOVE_INFERENCE),
     "srfer.inference": ABOVE_INFERENCE,
+    "srfer.onnx_runtime": ("srfer.inference", *ABOVE_INFERENCE),  # inference stands on it
     "srfer.annotate": ("srfer.inference", *ABOVE_INFERENCE),
     "srfer.evaluation": ("srfer.train", "srfer.predict", "srfer.workflow", "srfer.cli"),
     "srfer.train": (
@@ -106,6 +108,7 @@ RULES = {
         "srfer.cli",
     ),  # fmt: skip
     "srfer.predict": ("srfer.train", "srfer.evaluation", "srfer.workflow", "srfer.cli"),
+    "srfer.predict_workers": ("srfer.train", "srfer.evaluation", "srfer.workflow", "srfer.cli"),
     "srfer.runtime": ("srfer.",),
 }
 

@@ -289,3 +289,22 @@ def test_a_shipped_identity_sr_serves_the_embedder_it_was_made_for() -> None:
     assert not identity_sr_fits(made_for_dlib, "other", None)
     assert identity_sr_fits({}, "any", None)  # older files: made through a centre-crop embedder
     assert not identity_sr_fits({}, "any", DLIB_TEMPLATE)
+
+
+@pytest.mark.slow
+def test_worker_processes_answer_exactly_like_one_process(weights, tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    for i in range(5):
+        sub = folder / ("a" if i % 2 else "b")
+        sub.mkdir(parents=True, exist_ok=True)
+        synthetic_face((32, 32), i).save(sub / f"face{i % 3}.png")  # a/face1.png and b/face1.png clash
+    (folder / "broken.png").write_bytes(b"not an image")
+    runs = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"out{workers}"
+        result = predict(weights, str(folder), "--json", "--workers", workers, "--save-dir", str(out))
+        assert result.exit_code == 0, result.output
+        runs[workers] = (json_lines(result.stdout), sorted(p.name for p in out.iterdir()), result.stderr)
+    assert runs["1"][0] == runs["2"][0] and len(runs["2"][0]) == 5
+    assert runs["1"][1] == runs["2"][1]  # the same --save-dir names, clashes renamed the same way
+    assert "broken.png" in runs["2"][2]

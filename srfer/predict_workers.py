@@ -1,0 +1,58 @@
+"""`srfer predict` over many photos in worker processes (`srfer.workers`): each worker builds
+a `Predictor` like the caller's once and takes small chunks of photos; answers, streaming
+order and `--save-dir` names are exactly those of one process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from srfer.predict import PredictOptions, Predictor, PredictReport, PredictWeights
+from srfer.workers import chunked, map_in_workers
+
+_worker: Predictor | None = None
+
+
+def _start_worker(
+    options: PredictOptions, device: str, weights: PredictWeights | None, gallery: Path | None
+) -> None:
+    global _worker
+    _worker = Predictor(options, device, weights, gallery)
+
+
+def _run_chunk(chunk: tuple[list[Path], Path | None, list[str] | None]) -> tuple[PredictReport, dict]:
+    assert _worker is not None
+    for key in _worker.timings:
+        _worker.timings[key] = 0.0
+    paths, save_dir, stems = chunk
+    return _worker.run(paths, save_dir, stems=stems), dict(_worker.timings)
+
+
+def run_in_workers(
+    predictor: Predictor, paths: list[Path], workers: int, save_dir: Path | None = None, progress=None,
+    on_image=None,
+) -> PredictReport:  # fmt: skip
+    """`predictor.run(paths, …)` spread over `workers` processes, each with a predictor built
+    like this one; `predictor.timings` receives the workers' summed stage times."""
+    if workers <= 1:
+        return predictor.run(paths, save_dir, progress, on_image)
+    stems = predictor.output_stems(paths, save_dir) if save_dir is not None else [None] * len(paths)
+    pairs = list(zip(paths, stems, strict=True))
+    chunks = [([p for p, _ in c], save_dir, [s for _, s in c] if save_dir else None)
+              for c in chunked(pairs, workers, predictor.options.batch_size)]  # fmt: skip
+    report = PredictReport()
+
+    def collect(chunk, result) -> None:
+        part, timings = result
+        for key, seconds in timings.items():
+            predictor.timings[key] += seconds
+        report.failed.extend(part.failed)
+        for image in part.images:
+            report.images.append(image)
+            if on_image is not None:
+                on_image(image)
+        if progress is not None:
+            progress(len(chunk[0]))
+
+    map_in_workers(_run_chunk, chunks, workers, _start_worker, (predictor.options, *predictor.build_args),
+                   collect)  # fmt: skip
+    return report
