@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_sr.py --data $(DATA)/celeba
 	$(BIN)/python benchmarks/bench_recognition.py
 	$(BIN)/python benchmarks/bench_predict.py --folder $(DATA)/samples/wild
+	$(BIN)/python benchmarks/bench_speed.py --folder $(DATA)/samples/wild --celeba $(DATA)/celeba
 
 # Every stage in order (SR → FER-domain SR → expression on SR-restored faces → embedder),
 # resumable, ending with the evaluation numbers. PROFILE=cpu|full|smoke (auto: full on CUDA).

@@ -3,6 +3,7 @@ as ratios against the plain path (one process, torch) measured in the same run, 
 answers compared so that a speed-up never hides a change of result.
 
 Paths compared (all fp32):
+- each shipped network alone: torch vs ONNX Runtime, batch 1 and 64.
 - predict: one process (torch) · worker processes (`--workers`) · worker processes + ONNX
   Runtime (`--runtime onnx`); end to end, worker start and model loading included.
 - upscale: torch · ONNX Runtime · each in worker processes.
@@ -83,6 +84,47 @@ def bench_upscale(crops: list[Path], workers: int) -> dict:
     return out
 
 
+def bench_networks(batches: tuple[int, ...] = (1, 64)) -> dict:
+    """faces/s of each shipped network in torch and in ONNX Runtime (this process's threads)."""
+    from srfer.inference import (
+        embedder_crop_size,
+        load_classifier,
+        load_embedder,
+        load_generator,
+        super_resolve,
+    )
+    from srfer.onnx_runtime import on_runtime
+
+    cpu = torch.device("cpu")
+    embedder = load_embedder(None, cpu)
+    chip = embedder_crop_size(embedder)
+    networks = {
+        "SR x4 (32 px in)": (load_generator(None, cpu), (3, 32, 32), True),
+        "expression MCNN (48 px)": (load_classifier(None, cpu), (1, 48, 48), False),
+        "embedder dlib ResNet-29": (embedder, (3, chip, chip), False),
+    }
+    out = {}
+    for name, (model, shape, is_sr) in networks.items():
+        twin = on_runtime(model, "onnx", cpu, side=shape[-1] if not is_sr else None)
+        row = {}
+        for batch in batches:
+            x = torch.rand(batch, *shape)
+            rates = {}
+            for runtime, net in (("torch", model), ("onnx", twin)):
+                call = (lambda n=net, x=x: super_resolve(n, x)) if is_sr else (lambda n=net, x=x: n(x))
+                with torch.no_grad():
+                    call()
+                    repeats = max(3, 64 // batch)
+                    start = time.perf_counter()
+                    for _ in range(repeats):
+                        call()
+                rates[runtime] = batch * repeats / (time.perf_counter() - start)
+            row |= {f"torch_b{batch}": rates["torch"], f"onnx_b{batch}": rates["onnx"],
+                    f"ratio_b{batch}": rates["onnx"] / rates["torch"]}  # fmt: skip
+        out[name] = row
+    return out
+
+
 def celeba_crops(celeba: Path, count: int, folder: Path) -> list[Path]:
     """`count` CelebA val faces as 32×32 PNG crops (centre 128 crop, antialiased ↓4)."""
     from srfer.data.degradations import bicubic_resize, quantize_8bit
@@ -111,6 +153,7 @@ def main() -> None:
     os.environ["SRFER_CACHE"] = str(cache)
     report: dict = {"cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads()}
     try:
+        report["networks (faces/s)"] = bench_networks()
         if args.folder.is_dir():
             report["predict"] = bench_predict(args.folder, args.repeats, args.workers)
         if args.celeba.is_dir():

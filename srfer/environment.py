@@ -28,11 +28,12 @@ def environment_report() -> dict[str, Any]:
     }
     if device.type == "cuda":
         report["gpu"] = torch.cuda.get_device_name(device)
-    try:
-        from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-        report["facenet-pytorch"] = version("facenet-pytorch")
-    except Exception:  # noqa: BLE001 - absent is a valid answer
-        report["facenet-pytorch"] = "not installed"
+    for package in ("facenet-pytorch", "onnxruntime"):  # the second serves --runtime onnx (optional)
+        try:
+            report[package] = version(package)
+        except PackageNotFoundError:
+            report[package] = "not installed"
     report["weights"] = weights_status()
     return report
