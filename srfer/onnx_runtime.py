@@ -128,6 +128,10 @@ class OnnxNetwork(nn.Module):
             raise SrferError(f"--runtime onnx runs on cpu or cuda, not {device.type}")
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only
+        # torch's thread count (worker processes lower it), and no spin-waiting between runs:
+        # spinning threads would take the cores from the torch work (MTCNN) in between
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(graph), options, providers=providers)
         self.kind, self.config = model.kind, model.config
         self.source, self.meta, self.graph = model.source, model.meta, graph

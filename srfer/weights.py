@@ -43,8 +43,9 @@ DEFAULTS: dict[str, tuple[str, str]] = {
     "sr-identity": (
         "sr_celeba_x4_identity.safetensors",
         "srfer train-sr --data CELEBA_ROOT --init SR_WEIGHTS --perceptual ckpt:EMBED_WEIGHTS "
-        "--pretrain-epochs 0 --identity-weight 0.5 --pixel-weight 1 --content-weight 0 "
-        "--adversarial-weight 0 --out runs/sr_id (then srfer export)",
+        "--align-to EMBED_WEIGHTS --pretrain-epochs 0 --epochs 12 --epoch-size 1024 --lr-sizes 32,16 "
+        "--identity-weight 1 --pixel-weight 1 --content-weight 0 --adversarial-weight 0 --lr 5e-5 --no-amp "
+        "--out runs/sr_id (then srfer export)",
     ),
 }
 

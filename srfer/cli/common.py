@@ -47,6 +47,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 Device = Annotated[str, typer.Option(help=DEVICE_HELP)]
 Seed = Annotated[int, typer.Option(help=SEED_HELP)]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+Workers = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="Processes sharing the inputs (CPU; the same answers and file names as one process). "
+        "Each loads the models (a few s); on 2 cores two gained 4 % on 200 photos (README, CPU speed).",
+    ),
+]
 Runtime = Annotated[
     str,
     typer.Option(

@@ -11,6 +11,7 @@ from rich.table import Table
 from srfer.cli.common import (
     Device,
     Runtime,
+    Workers,
     app,
     friendly_errors,
     labelled,
@@ -56,17 +57,12 @@ def predict_command(
     batch_size: int = typer.Option(16, min=1, help="Images per batch."),
     device: Device = "auto",
     runtime: Runtime = "torch",
-    workers: int = typer.Option(
-        0,
-        min=0,
-        help="Processes sharing the photos (CPU; same answers): 0 = auto, one per core for 12+ photos.",
-    ),
+    workers: Workers = 1,
 ) -> None:
     """Find faces, super-resolve the small ones, and say each face's expression (and identity)."""
     from srfer.imageio import expand_inputs
     from srfer.predict import PredictOptions, Predictor, PredictWeights
     from srfer.predict_workers import run_in_workers
-    from srfer.workers import auto_workers
 
     paths = expand_inputs(inputs)
     options = PredictOptions(sr=sr, detect=detect, min_face=min_face, det_threshold=det_threshold,
@@ -88,9 +84,8 @@ def predict_command(
     try:
         with progress_bar() as progress:
             task = progress.add_task("predicting", total=len(paths))
-            count = workers or auto_workers(len(paths), predictor.device)
             advance = lambda n: progress.advance(task, n)  # noqa: E731
-            report = run_in_workers(predictor, paths, count, save_dir, advance, stream)
+            report = run_in_workers(predictor, paths, workers, save_dir, advance, stream)
     finally:
         predictor.close()
     report_skipped(report.failed)

@@ -12,6 +12,7 @@ from srfer.cli.common import (
     BatchSize,
     Device,
     Runtime,
+    Workers,
     app,
     friendly_errors,
     labelled,
@@ -95,23 +96,16 @@ def upscale_command(
     flip_tta: bool = typer.Option(False, help="Average with the mirrored face's result (2× the compute)."),
     device: Device = "auto",
     runtime: Runtime = "torch",
-    workers: int = typer.Option(
-        0,
-        min=0,
-        help="Processes sharing the files (CPU; same outputs): 0 = auto, one per core for 12+ files.",
-    ),
+    workers: Workers = 1,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per input."),
 ) -> None:
     """Super-resolve face images of any size (×4 with the default weights)."""
     from srfer import upscale
     from srfer.imageio import expand_inputs
-    from srfer.runtime import resolve_device
-    from srfer.workers import auto_workers
 
     paths = expand_inputs(inputs)
-    count = workers or auto_workers(len(paths), resolve_device(device))
     report = with_progress("upscaling", len(paths), lambda advance: upscale.upscale_files(
-        paths, out_dir, weights, device, advance, compare, flip_tta, runtime, count
+        paths, out_dir, weights, device, advance, compare, flip_tta, runtime, workers
     ))  # fmt: skip
     for src, dst in report.renamed:
         labelled("name clash", f"{src} → {dst}")
