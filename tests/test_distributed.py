@@ -13,8 +13,10 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
+from typer.testing import CliRunner
 
 from srfer.checkpoint import load_checkpoint
+from srfer.cli import app
 from srfer.data.faces import SRPairDataset, collate_skipping_failures, discover_faces
 from srfer.models import DiscriminatorConfig, GeneratorConfig
 from srfer.train import distributed
@@ -43,20 +45,19 @@ def fit_tiny_sr(folder: Path, out: Path, epochs: int, pretrain: int) -> SRGANRec
     return recipe
 
 
-def rank_worker(rank: int, port: int, folder: str, out: str, epochs: int, pretrain: int) -> None:
+RUNS = {"pixel": (2, 2), "gan": (2, 1)}  # name → (epochs, pretrain epochs): the GAN run trains two networks
+
+
+def rank_worker(rank: int, port: int, folder: str, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
                       LOCAL_RANK=str(rank))  # fmt: skip
     torch.set_num_threads(1)
     distributed.init(torch.device("cpu"))
-    recipe = fit_tiny_sr(Path(folder), Path(out), epochs, pretrain)
-    weights = {f"{name}.{k}": v.detach().contiguous() for name, net in recipe.networks().items()
-               for k, v in net.named_parameters()}  # fmt: skip
-    save_file(weights, str(Path(out) / f"rank{rank}.safetensors"))
-
-
-def run_two_ranks(folder: Path, out: Path, epochs: int, pretrain: int) -> list[dict[str, torch.Tensor]]:
-    mp.spawn(rank_worker, args=(free_port(), str(folder), str(out), epochs, pretrain), nprocs=2)
-    return [load_file(str(out / f"rank{r}.safetensors")) for r in range(2)]
+    for name, (epochs, pretrain) in RUNS.items():
+        recipe = fit_tiny_sr(Path(folder), Path(out) / name, epochs, pretrain)
+        weights = {f"{net_name}.{k}": v.detach().contiguous() for net_name, net in recipe.networks().items()
+                   for k, v in net.named_parameters()}  # fmt: skip
+        save_file(weights, str(Path(out) / name / f"rank{rank}.safetensors"))
 
 
 def test_a_global_batch_is_split_into_contiguous_rank_shares() -> None:
@@ -70,25 +71,21 @@ def test_a_global_batch_is_split_into_contiguous_rank_shares() -> None:
 def test_two_gloo_ranks_agree_and_match_one_process_with_the_same_global_batch(
     face_folder: Path, tmp_path: Path
 ) -> None:
-    ranks = run_two_ranks(face_folder, tmp_path / "ddp", epochs=2, pretrain=2)
-    single = fit_tiny_sr(face_folder, tmp_path / "single", epochs=2, pretrain=2).generator
-    assert ranks[0].keys() == ranks[1].keys()
-    for key, value in ranks[0].items():
-        assert torch.equal(value, ranks[1][key]), key  # DDP: every rank steps with the same gradient
-    for key, value in single.named_parameters():
-        assert torch.allclose(ranks[0][f"generator.{key}"], value.detach(), atol=1e-5), key
-    # rank 0 alone wrote the run's records: one line per epoch, the checkpoints
-    records = (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
-    assert len(records) == 2 and json.loads(records[-1])["train_images_per_s"] > 0
-    assert (tmp_path / "ddp" / "best.safetensors").is_file()
-
-
-@pytest.mark.slow
-def test_gan_phase_under_ddp_keeps_ranks_identical(face_folder: Path, tmp_path: Path) -> None:
-    ranks = run_two_ranks(face_folder, tmp_path / "gan", epochs=2, pretrain=1)
+    mp.spawn(rank_worker, args=(free_port(), str(face_folder), str(tmp_path)), nprocs=2)
+    for name in RUNS:  # DDP: every rank steps with the same gradient, in the GAN phase too
+        ranks = [load_file(str(tmp_path / name / f"rank{r}.safetensors")) for r in range(2)]
+        assert ranks[0].keys() == ranks[1].keys()
+        for key, value in ranks[0].items():
+            assert torch.equal(value, ranks[1][key]), f"{name}: {key}"
     assert any(k.startswith("discriminator.") for k in ranks[0])
-    for key, value in ranks[0].items():
-        assert torch.equal(value, ranks[1][key]), key
+    pixel = load_file(str(tmp_path / "pixel" / "rank0.safetensors"))
+    single = fit_tiny_sr(face_folder, tmp_path / "single", *RUNS["pixel"]).generator
+    for key, value in single.named_parameters():
+        assert torch.allclose(pixel[f"generator.{key}"], value.detach(), atol=1e-5), key
+    # rank 0 alone wrote the run's records: one line per epoch, the checkpoints
+    records = (tmp_path / "pixel" / "metrics.jsonl").read_text().splitlines()
+    assert len(records) == 2 and json.loads(records[-1])["train_images_per_s"] > 0
+    assert (tmp_path / "pixel" / "best.safetensors").is_file()
 
 
 @pytest.mark.slow
@@ -106,9 +103,8 @@ def test_torchrun_trains_and_a_single_process_resumes_the_run(face_folder: Path,
                            timeout=300)  # fmt: skip
     assert first.returncode == 0, first.stderr[-2000:]
     assert first.stderr.count("2 processes (DDP)") == 1  # rank 0 alone speaks
-    resumed = subprocess.run([sys.executable, "-m", "srfer", *common, "--epochs", "2", "--resume"], env=env,
-                             capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    resumed = CliRunner().invoke(app, [*common, "--epochs", "2", "--resume"])  # one process, in this one
+    assert resumed.exit_code == 0, resumed.output
     assert "resumed from" in resumed.stderr
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
     assert load_checkpoint(out / "last.safetensors").meta["engine"]["step"] == 4

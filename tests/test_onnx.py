@@ -60,12 +60,12 @@ def test_every_network_matches_torch_under_onnx_runtime(weights) -> None:
 
 @pytest.mark.slow
 def test_export_onnx_writes_a_self_describing_graph(weights, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["export", str(weights["embed"]), str(tmp_path / "e.onnx"), "--onnx"])
+    result = runner.invoke(app, ["export", str(weights["fer"]), str(tmp_path / "f.onnx"), "--onnx"])
     assert result.exit_code == 0, result.output
-    graph = onnx.load(str(tmp_path / "e.onnx"))
+    graph = onnx.load(str(tmp_path / "f.onnx"))
     header = json.loads({p.key: p.value for p in graph.metadata_props}["srfer"])
-    assert header["kind"] == "face-embedder" and header["input_shape"] == ["batch", 3, 128, 128]
-    assert len(header["source_sha256"]) == 64
+    assert header["kind"] == "fer-classifier" and header["input_shape"] == ["batch", 1, 48, 48]
+    assert len(header["source_sha256"]) == 64 and header["config"]["width"] == 4
 
 
 def test_export_onnx_refuses_what_it_cannot_export(tmp_path: Path) -> None:
