@@ -1,15 +1,16 @@
 """`make bench`: CPU speed of `predict` on a folder of photos and of `upscale` on face crops,
-as ratios against the plain path (one process, torch) measured in the same run, with the
-answers compared so that a speed-up never hides a change of result.
+as ratios against the code before the speed work (`--baseline`, a git revision, default
+BASELINE_REV) measured in the same run on the same machine, with the answers compared so that
+a speed-up never hides a change of result.
 
-Paths compared (all fp32):
-- each shipped network alone: torch vs ONNX Runtime, batch 1 and 64.
-- predict: one process (torch) · worker processes (`--workers`) · worker processes + ONNX
-  Runtime (`--runtime onnx`); end to end, worker start and model loading included.
-- upscale: torch · ONNX Runtime · each in worker processes.
+Each path runs in its own Python process (`python -c RUNNER` with PYTHONPATH on that code):
+the baseline from `git archive <rev>` of this repository (its code and shipped weights), the
+rest from this tree. A process loads its models (timed as `load_s`), runs one input untimed
+(first-call set-up), then times the whole folder (`faces_per_s`). All fp32.
 
-Numbers are measured each run, never stored. ONNX graphs are exported into a temporary
-cache first (not timed).
+Paths: baseline · torch (default: one input per core in flight) · `--runtime onnx` ·
+`--workers 2` (processes); and each shipped network alone, torch vs ONNX Runtime. Numbers are
+measured each run, never stored.
 """
 
 from __future__ import annotations
@@ -18,69 +19,139 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
+import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from srfer.imageio import expand_inputs, load_image, pil_to_tensor
-from srfer.predict import PredictOptions, Predictor
-from srfer.predict_workers import run_in_workers
-from srfer.upscale import upscale_files
+# The last commit before issue 16's CPU work (channels-last networks, srfer.cascade's MTCNN
+# driver, photos in flight on threads, freed memory kept, PNG level 1): "today's code".
+BASELINE_REV = "c27eb77884bb4f1ee1fadcf99b3f6168154bbf80"
+REPO = Path(__file__).resolve().parent.parent
+
+# Runs in a fresh interpreter on whichever srfer is first on PYTHONPATH; argv[1] is a JSON job.
+RUNNER = r"""
+import json, sys, time
+from pathlib import Path
+job = json.loads(sys.argv[1])
+import srfer
+assert Path(srfer.__file__).resolve().is_relative_to(Path(job["tree"]).resolve()), srfer.__file__
+if not job["baseline"]:  # what the CLI now does before any command
+    from srfer.process import keep_freed_memory
+    keep_freed_memory()
+paths = [Path(p) for p in job["inputs"]]
+extra = {"runtime": job["runtime"]} if job["runtime"] != "torch" else {}
+start = time.perf_counter()
+if job["task"] == "predict":
+    from srfer.predict import PredictOptions, Predictor
+    predictor = Predictor(PredictOptions(embeddings=True, **extra), "cpu")
+    if job["baseline"]:  # one photo after another
+        run = predictor.run
+    else:
+        from srfer.predict_workers import run_in_workers
+        run = lambda ps: run_in_workers(predictor, ps, job["workers"])
+    loaded = time.perf_counter()
+    run(paths[:1])
+    timed = time.perf_counter()
+    report = run(paths)
+    seconds = time.perf_counter() - timed
+    answers = [{"box": list(f.box), "expression": f.expression, "probabilities": f.probabilities,
+                "embedding": f.embedding} for image in report.images for f in image.faces]
+else:
+    from srfer.upscale import upscale_files
+    out = Path(job["out"])
+    if job["workers"] > 1:
+        extra["workers"] = job["workers"]
+    loaded = time.perf_counter()
+    upscale_files(paths[:1], out / "warm", device="cpu", **extra)
+    timed = time.perf_counter()
+    report = upscale_files(paths, out / "all", device="cpu", **extra)
+    seconds = time.perf_counter() - timed
+    answers = [str(dst) for _, dst, _, _ in report.written]
+# an editable install can serve a module the tree lacks: make sure none came from elsewhere
+strays = [m.__file__ for name, m in sys.modules.items() if name.startswith("srfer")
+          and getattr(m, "__file__", None) and not Path(m.__file__).resolve().is_relative_to(job["tree"])]
+assert not strays, strays
+print(json.dumps({"load_s": loaded - start, "seconds": seconds, "answers": answers}))
+"""
 
 
-def predict_faces(paths: list[Path], runtime: str, workers: int) -> tuple[float, list[dict]]:
-    """Seconds for the whole job (models loaded, workers started) and the JSON answers."""
-    start = time.perf_counter()
-    predictor = Predictor(PredictOptions(embeddings=True, runtime=runtime), "cpu")
-    report = run_in_workers(predictor, paths, workers)
-    seconds = time.perf_counter() - start
-    return seconds, [face.to_json() for image in report.images for face in image.faces]
+def run_job(tree: Path, **job) -> dict:
+    """The runner on the srfer in `tree`; its JSON answer."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    payload = json.dumps({"tree": str(tree.resolve()), **job})
+    done = subprocess.run([sys.executable, "-c", RUNNER, payload], env=env, capture_output=True, text=True,
+                          cwd=tree)  # `python -c` puts the working folder first on sys.path  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"bench_speed: the {tree} run failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def largest_difference(a: list[dict], b: list[dict]) -> dict[str, float]:
-    """How far two predict answers are apart: probabilities, embeddings, labels that differ."""
-    assert len(a) == len(b), "different numbers of faces"
-    pairs = list(zip(a, b, strict=True))
-    prob = max(
-        abs(x["probabilities"][k] - y["probabilities"][k]) for x, y in pairs for k in x["probabilities"]
-    )
-    emb = max(abs(p - q) for x, y in pairs for p, q in zip(x["embedding"], y["embedding"], strict=True))
+def baseline_tree(rev: str, into: Path) -> Path | None:
+    """`git archive` of srfer/ and weights/ at `rev`, or None (no git, or a shallow clone)."""
+    archive = into / "baseline.tar"
+    try:
+        subprocess.run(["git", "-C", str(REPO), "archive", "-o", str(archive), rev, "srfer", "weights"],
+                       check=True, capture_output=True)  # fmt: skip
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"bench_speed: no baseline ({rev} not in this clone: {exc}); ratios are against torch")
+        return None
+    tree = into / "baseline"
+    with tarfile.open(archive) as tar:
+        tar.extractall(tree, filter="data")
+    return tree
+
+
+def predict_differences(base: list[dict], other: list[dict]) -> dict:
+    """How far two predict answers are apart (faces matched in order)."""
+    if len(base) != len(other):
+        return {"faces": len(other), "baseline_faces": len(base)}
+    pairs = list(zip(base, other, strict=True))
+    box = max((abs(p - q) for x, y in pairs for p, q in zip(x["box"], y["box"], strict=True)), default=0.0)
+    prob = max((abs(x["probabilities"][k] - y["probabilities"][k])
+                for x, y in pairs for k in x["probabilities"]), default=0.0)  # fmt: skip
+    emb = max((abs(p - q) for x, y in pairs for p, q in zip(x["embedding"], y["embedding"], strict=True)),
+              default=0.0)  # fmt: skip
     labels = sum(x["expression"] != y["expression"] for x, y in pairs)
-    return {"max_prob_delta": prob, "max_embedding_delta": emb, "expressions_differing": labels}
+    return {"max_box_delta_px": box, "max_prob_delta": prob, "max_embedding_delta": emb,
+            "expressions_differing": labels}  # fmt: skip
 
 
-def bench_predict(folder: Path, repeats: int, workers: int) -> dict:
-    paths = expand_inputs([str(folder)]) * repeats
-    runs = {"torch, 1 process": ("torch", 1), f"torch, {workers} workers": ("torch", workers),
-            f"onnx, {workers} workers": ("onnx", workers), "onnx, 1 process": ("onnx", 1)}  # fmt: skip
-    Predictor(PredictOptions(embeddings=True, runtime="onnx"), "cpu")  # export the graphs (untimed)
-    out, base = {"photos": len(paths)}, None
-    for name, (runtime, n) in runs.items():
-        seconds, faces = predict_faces(paths, runtime, n)
-        rate = len(faces) / seconds
-        base = base or (rate, faces)
-        out[name] = {"faces_per_s": rate, "photos_per_s": len(paths) / seconds, "ratio": rate / base[0],
-                     **largest_difference(base[1], faces)}  # fmt: skip
-    return out
+def upscale_differences(base: list[str], other: list[str]) -> dict:
+    from srfer.imageio import load_image, pil_to_tensor
+
+    delta = max(float((pil_to_tensor(load_image(a)) - pil_to_tensor(load_image(b))).abs().max())
+                for a, b in zip(base, other, strict=True))  # fmt: skip
+    return {"max_delta_8bit_levels": round(delta * 255, 3)}
 
 
-def bench_upscale(crops: list[Path], workers: int) -> dict:
-    out, base = {"crops": len(crops)}, None
-    with tempfile.TemporaryDirectory() as tmp:
-        upscale_files(crops[:1], Path(tmp) / "warm", runtime="onnx")  # export the graph (untimed)
-        for runtime in ("torch", "onnx"):
-            for n in (1, workers):
-                target = Path(tmp) / f"{runtime}{n}"
-                start = time.perf_counter()
-                report = upscale_files(crops, target, runtime=runtime, workers=n)
-                rate = len(report.written) / (time.perf_counter() - start)
-                images = [pil_to_tensor(load_image(dst)) for _, dst, _, _ in report.written]
-                base = base or (rate, images)
-                delta = max(float((x - y).abs().max()) for x, y in zip(base[1], images, strict=True)) * 255
-                out[f"{runtime}, {n} process(es)"] = {"faces_per_s": rate, "ratio": rate / base[0],
-                                                      "max_delta_8bit_levels": delta}  # fmt: skip
+PATHS = {  # name → (tree: "baseline" or "this", runtime, worker processes)
+    "baseline (torch, one input at a time)": ("baseline", "torch", 1),
+    "torch": ("this", "torch", 1),
+    "onnx": ("this", "onnx", 1),
+    "torch, --workers 2": ("this", "torch", 2),
+}
+
+
+def bench_task(task: str, inputs: list[Path], trees: dict[str, Path], scratch: Path) -> dict:
+    out: dict = {"inputs": len(inputs)}
+    base = None
+    for name, (which, runtime, workers) in PATHS.items():
+        if which not in trees:
+            continue
+        result = run_job(trees[which], task=task, inputs=[str(p.resolve()) for p in inputs], runtime=runtime,
+                         workers=workers, out=str(scratch / f"{task}-{len(out)}"),
+                         baseline=which == "baseline")  # fmt: skip
+        answers = result["answers"]
+        rate = len(answers) / result["seconds"]
+        base = base or (rate, answers)
+        diff = (predict_differences if task == "predict" else upscale_differences)(base[1], answers)
+        out[name] = {"faces_per_s": round(rate, 2), "ratio": round(rate / base[0], 2),
+                     "load_s": round(result["load_s"], 2), **diff}  # fmt: skip
     return out
 
 
@@ -119,8 +190,8 @@ def bench_networks(batches: tuple[int, ...] = (1, 64)) -> dict:
                     for _ in range(repeats):
                         call()
                 rates[runtime] = batch * repeats / (time.perf_counter() - start)
-            row |= {f"torch_b{batch}": rates["torch"], f"onnx_b{batch}": rates["onnx"],
-                    f"ratio_b{batch}": rates["onnx"] / rates["torch"]}  # fmt: skip
+            row |= {f"torch_b{batch}": round(rates["torch"], 1), f"onnx_b{batch}": round(rates["onnx"], 1),
+                    f"ratio_b{batch}": round(rates["onnx"] / rates["torch"], 2)}  # fmt: skip
         out[name] = row
     return out
 
@@ -141,26 +212,40 @@ def celeba_crops(celeba: Path, count: int, folder: Path) -> list[Path]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--folder", type=Path, default=Path("../shared/data/samples/wild"))
     parser.add_argument("--celeba", type=Path, default=Path("../shared/data/celeba"))
     parser.add_argument("--repeats", type=int, default=3, help="Pass over the folder this many times.")
     parser.add_argument("--crops", type=int, default=256)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--baseline", default=BASELINE_REV, help="The git revision the ratios are against.")
+    parser.add_argument("--only", choices=("networks", "predict", "upscale"), action="append",
+                        help="Run only this part (repeatable; default: all three).")  # fmt: skip
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    cache = Path(tempfile.mkdtemp())
-    os.environ["SRFER_CACHE"] = str(cache)
-    report: dict = {"cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    scratch = Path(tempfile.mkdtemp())
+    os.environ["SRFER_CACHE"] = str(scratch / "cache")  # ONNX graphs exported here (not timed)
+    report: dict = {"cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "baseline": args.baseline}  # fmt: skip
     try:
-        report["networks (faces/s)"] = bench_networks()
-        if args.folder.is_dir():
-            report["predict"] = bench_predict(args.folder, args.repeats, args.workers)
-        if args.celeba.is_dir():
-            crops = celeba_crops(args.celeba, args.crops, cache / "crops")
-            report["upscale"] = bench_upscale(crops, args.workers)
+        trees = {"this": REPO}
+        baseline = baseline_tree(args.baseline, scratch)
+        if baseline is not None:
+            trees["baseline"] = baseline
+        parts = set(args.only or ("networks", "predict", "upscale"))
+        if "networks" in parts:
+            report["networks (faces/s)"] = bench_networks()
+        if "predict" in parts and args.folder.is_dir():
+            from srfer.imageio import expand_inputs
+
+            photos = [Path(p) for p in expand_inputs([str(args.folder)])] * args.repeats
+            report["predict (faces/s)"] = bench_task("predict", photos, trees, scratch)
+        if "upscale" in parts and args.celeba.is_dir():
+            crops = celeba_crops(args.celeba, args.crops, scratch / "crops")
+            report["upscale (faces/s)"] = bench_task("upscale", crops, trees, scratch)
     finally:
-        shutil.rmtree(cache, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     if args.json:
         print(json.dumps(report, indent=2))
         return
@@ -170,10 +255,9 @@ def main() -> None:
             continue
         print(section)
         for name, row in values.items():
-            if isinstance(row, dict):
-                print(f"    {name:<22} " + "  ".join(f"{k} {v:.4g}" for k, v in row.items()))
-            else:
-                print(f"    {name:<22} {row}")
+            text = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()) \
+                if isinstance(row, dict) else row  # fmt: skip
+            print(f"    {name:<38} {text}")
 
 
 if __name__ == "__main__":

@@ -1,21 +1,17 @@
-"""Face detection with facenet-pytorch's MTCNN (Zhang et al., 2016; weights ship in the wheel)
-and square crops framed like srfer's training faces.
-
-Batching: MTCNN only batches images of one size, so images are grouped by size. We call
-`MTCNN.detect` (never `MTCNN.forward`, whose `select_boxes` crashes on batches where some
-images have no face: timesler/facenet-pytorch#224) and normalise its per-image results,
-which come back as None, object arrays or float arrays depending on the batch.
+"""Face detection with MTCNN (Zhang et al., 2016: `srfer.cascade` on `srfer.models.mtcnn`'s
+networks, whose weights ship in the facenet-pytorch wheel) and square crops framed like
+srfer's training faces.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image
 
+from srfer.cascade import Cascade, CascadeConfig
 from srfer.errors import SrferError
 
 # Images whose shorter side is at most this are taken as one face crop, not searched: MTCNN's
@@ -85,56 +81,36 @@ def _padded_crop(img: Image.Image, crop: tuple[int, int, int, int]) -> Image.Ima
     return canvas
 
 
-def _as_rows(boxes, probs, points) -> list[tuple[tuple[float, float, float, float], float, np.ndarray]]:
-    if boxes is None:
-        return []
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    probs = np.asarray(probs, dtype=np.float64).reshape(-1)
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 5, 2)
-    return [(tuple(b.tolist()), float(p), q) for b, p, q in zip(boxes, probs, points, strict=True)]
-
-
 class FaceDetector:
     """MTCNN over PIL RGB images → faces per image (largest first)."""
 
     def __init__(
         self, device: torch.device, min_face: int = 20, threshold: float = 0.9, margin: float = FRAME_MARGIN
     ) -> None:
-        try:
-            from facenet_pytorch import MTCNN
-        except ImportError:  # pragma: no cover - a dependency; say what to install
-            raise SrferError(
-                "face detection needs facenet-pytorch: pip install facenet-pytorch==2.5.3"
-            ) from None
         if not 0 < threshold < 1:
             raise SrferError(f"--det-threshold {threshold}: use a probability between 0 and 1")
         if min_face < 12:
             raise SrferError(f"--min-face {min_face}: MTCNN cannot find faces under 12 px")
         self.margin = margin
-        # The last of the three cascade thresholds decides what counts as a face.
-        self.mtcnn = MTCNN(keep_all=True, min_face_size=min_face, thresholds=[0.6, 0.7, threshold],
-                           select_largest=True, device=device)  # fmt: skip
+        # the last of the three stage thresholds decides what counts as a face
+        self.cascade = Cascade(CascadeConfig(min_face, (0.6, 0.7, threshold)), device)
 
     def detect(self, images: list[Image.Image]) -> list[list[Face]]:
         """Faces of every image, boxes and crops in its own pixels; images at most
         DIRECT_FACE_MAX_SIDE px are one face each."""
-        results: list[list[Face]] = [[] for _ in images]
-        searched: list[Image.Image | None] = [None] * len(images)
-        by_size: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for i, img in enumerate(images):
-            if min(img.size) <= DIRECT_FACE_MAX_SIDE:
-                results[i] = [whole_image_face(img)]
-            else:
-                searched[i] = _no_bigger_than(img, DETECT_MAX_SIDE)
-                by_size[searched[i].size].append(i)
-        for indices in by_size.values():
-            boxes, probs, points = self.mtcnn.detect([searched[i] for i in indices], landmarks=True)
-            for i, b, p, q in zip(indices, boxes, probs, points, strict=True):
-                scale = images[i].width / searched[i].width
-                for box, score, marks in _as_rows(b, p, q):
-                    box = tuple(v * scale for v in box)
-                    results[i].append(Face(box, score, square_crop(box, self.margin), marks * scale))
-        return results
+        return [self._faces(img) for img in images]
+
+    def _faces(self, img: Image.Image) -> list[Face]:
+        if min(img.size) <= DIRECT_FACE_MAX_SIDE:
+            return [whole_image_face(img)]
+        searched = _no_bigger_than(img, DETECT_MAX_SIDE)
+        boxes, points = self.cascade.detect(np.array(searched.convert("RGB"), dtype=np.uint8))
+        scale = img.width / searched.width
+        faces = []
+        for row, marks in zip(boxes.astype(np.float64), points.astype(np.float64), strict=True):
+            box = tuple(float(v) * scale for v in row[:4])
+            faces.append(Face(box, float(row[4]), square_crop(box, self.margin), marks * scale))  # type: ignore[arg-type]
+        return faces
 
 
 def _no_bigger_than(img: Image.Image, side: int) -> Image.Image:

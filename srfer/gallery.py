@@ -51,7 +51,9 @@ class Gallery:
             with writing(self.path):
                 self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.db = sqlite3.connect(self.path)
+            # check_same_thread off: `predict` identifies faces from several threads; sqlite
+            # itself serialises the calls (threadsafety 3, the default build)
+            self.db = sqlite3.connect(self.path, check_same_thread=False)
             self.db.executescript(SCHEMA)
         except sqlite3.OperationalError as exc:  # cannot open or write: the file system's word
             raise SrferError(f"{self.path}: cannot open or write the gallery ({exc})") from None

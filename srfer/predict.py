@@ -4,6 +4,7 @@ is the documented --json schema."""
 
 from __future__ import annotations
 
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -162,6 +163,7 @@ class Predictor:
         self.build_args = (device, weights, gallery)  # worker processes build theirs the same way
         self._taken_names: set[str] = set()  # --save-dir stems already used (a/x.png vs b/x.png)
         self.timings: dict[str, float] = dict.fromkeys(("load", "detect", "sr", "fer", "embed"), 0.0)
+        self._timings_lock = threading.Lock()
         self.emotions = EMOTIONS
         self.gallery = Gallery(gallery) if gallery is not None else None  # fail fast: before loading models
         weights = weights or PredictWeights()
@@ -232,7 +234,8 @@ class Predictor:
         yield
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        self.timings[stage] += time.perf_counter() - start
+        with self._timings_lock:  # several photos may be in flight (srfer.workers.in_flight)
+            self.timings[stage] += time.perf_counter() - start
 
     def run(
         self, paths: list[Path], save_dir: Path | None = None, progress=None, on_image=None,

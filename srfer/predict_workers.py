@@ -1,13 +1,14 @@
-"""`srfer predict` over many photos in worker processes (`srfer.workers`): each worker builds
-a `Predictor` like the caller's once and takes small chunks of photos; answers, streaming
-order and `--save-dir` names are exactly those of one process."""
+"""`srfer predict` over many photos (`srfer.workers`): in one process, a photo per core in
+flight on threads sharing its `Predictor`; with `--workers`, also in spawned processes, each
+with a `Predictor` built like the caller's. Answers, streaming order and `--save-dir` names
+are those of one photo at a time."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from srfer.predict import PredictOptions, Predictor, PredictReport, PredictWeights
-from srfer.workers import chunked, map_in_workers
+from srfer.workers import chunked, in_flight, lanes_for, map_in_workers
 
 _worker: Predictor | None = None
 
@@ -31,10 +32,11 @@ def run_in_workers(
     predictor: Predictor, paths: list[Path], workers: int, save_dir: Path | None = None, progress=None,
     on_image=None,
 ) -> PredictReport:  # fmt: skip
-    """`predictor.run(paths, …)` spread over `workers` processes, each with a predictor built
-    like this one; `predictor.timings` receives the workers' summed stage times."""
+    """`predictor.run(paths, …)` spread over `workers` processes (this one and workers − 1
+    spawned with a predictor built like this one); `predictor.timings` receives every
+    process's summed stage times."""
     if workers <= 1:
-        return predictor.run(paths, save_dir, progress, on_image)
+        return _run_in_threads(predictor, paths, save_dir, progress, on_image)
     stems = predictor.output_stems(paths, save_dir) if save_dir is not None else [None] * len(paths)
     pairs = list(zip(paths, stems, strict=True))
     chunks = [([p for p, _ in c], save_dir, [s for _, s in c] if save_dir else None)
@@ -53,6 +55,33 @@ def run_in_workers(
         if progress is not None:
             progress(len(chunk[0]))
 
+    def here(chunk) -> tuple[PredictReport, dict]:
+        paths, save_dir, stems = chunk
+        return predictor.run(paths, save_dir, stems=stems), {}  # its timings accumulate in place
+
     map_in_workers(_run_chunk, chunks, workers, _start_worker, (predictor.options, *predictor.build_args),
-                   collect)  # fmt: skip
+                   collect, here)  # fmt: skip
+    return report
+
+
+def _run_in_threads(predictor: Predictor, paths: list[Path], save_dir, progress, on_image) -> PredictReport:
+    """One photo per lane (`lanes_for`), answers in input order."""
+    lanes = lanes_for(predictor.device, len(paths))
+    if lanes <= 1:
+        return predictor.run(paths, save_dir, progress, on_image)
+    stems = predictor.output_stems(paths, save_dir) if save_dir is not None else [None] * len(paths)
+    report = PredictReport()
+
+    def one(job: tuple[Path, str | None]) -> PredictReport:
+        path, stem = job
+        return predictor.run([path], save_dir, stems=[stem] if stem else None)
+
+    for part in in_flight(one, list(zip(paths, stems, strict=True)), lanes):
+        report.failed.extend(part.failed)
+        for image in part.images:
+            report.images.append(image)
+            if on_image is not None:
+                on_image(image)
+        if progress is not None:
+            progress(1)
     return report

@@ -18,7 +18,7 @@ from srfer.imageio import (
 )
 from srfer.inference import load_generator, super_resolve
 from srfer.runtime import resolve_device
-from srfer.workers import chunked, map_in_workers
+from srfer.workers import chunked, in_flight, lanes_for, map_in_workers
 
 MAX_UPSCALE_SIDE = 1024  # face crops; beyond this the 4× feature maps need many GB
 
@@ -46,16 +46,20 @@ def upscale_files(
 ) -> UpscaleReport:  # fmt: skip
     """Super-resolve every image (see `expand_inputs`) into out_dir (PNG, input stem kept, clashes
     renamed); bad files are reported in `failed` and skipped. `compare` also writes
-    <stem>_compare.png strips. `runtime`: torch or onnx (ONNX Runtime); `workers`: processes
-    sharing the files (`srfer.workers`; the same outputs)."""
+    <stem>_compare.png strips. `runtime`: torch or onnx (ONNX Runtime). One process keeps a
+    file per core in flight (threads); `workers` > 1 adds spawned processes (`srfer.workers`).
+    The outputs are those of one file at a time."""
     make_folder(out_dir)
     taken: set[str] = set()
     jobs = [(path, unique_output(out_dir, path.stem, taken)) for path in paths]
     settings = (weights, device, runtime, compare, flip_tta)
     report = UpscaleReport()
-    if workers <= 1:
-        _Upscaler(*settings).run(jobs, report, progress)
-        return report
+    upscaler = _Upscaler(*settings)
+
+    def here(chunk) -> UpscaleReport:
+        part = UpscaleReport()
+        upscaler.run(chunk, part)
+        return part
 
     def collect(chunk, part: UpscaleReport) -> None:
         for field_name in ("written", "failed", "renamed"):
@@ -63,7 +67,13 @@ def upscale_files(
         if progress is not None:
             progress(len(chunk))
 
-    map_in_workers(_upscale_chunk, chunked(jobs, workers, 64), workers, _start_worker, settings, collect)
+    if workers <= 1:
+        lanes = lanes_for(upscaler.device, len(jobs))
+        for job, part in zip(jobs, in_flight(lambda job: here([job]), jobs, lanes), strict=True):
+            collect([job], part)
+        return report
+    chunks = chunked(jobs, workers, 64)
+    map_in_workers(_upscale_chunk, chunks, workers, _start_worker, settings, collect, here)
     return report
 
 
@@ -73,7 +83,8 @@ class _Upscaler:
     def __init__(
         self, weights: Path | None, device: str, runtime: str, compare: bool, flip_tta: bool
     ) -> None:
-        self.generator = load_generator(weights, resolve_device(device), runtime=runtime)
+        self.device = resolve_device(device)
+        self.generator = load_generator(weights, self.device, runtime=runtime)
         self.mode = "L" if self.generator.config.channels == 1 else "RGB"
         self.compare, self.flip_tta = compare, flip_tta
 

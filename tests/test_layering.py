@@ -110,6 +110,10 @@ RULES = {
     "srfer.predict": ("srfer.train", "srfer.evaluation", "srfer.workflow", "srfer.cli"),
     "srfer.predict_workers": ("srfer.train", "srfer.evaluation", "srfer.workflow", "srfer.cli"),
     "srfer.runtime": ("srfer.",),
+    "srfer.process": ("srfer.",),  # the CLI imports it before torch: it stands on nothing
+    "srfer.cascade": ("srfer.data", "srfer.inference", *ABOVE_INFERENCE),  # detection is below inference
+    "srfer.detect": ("srfer.data", "srfer.inference", *ABOVE_INFERENCE),
+    "srfer.workers": ("srfer.inference", *ABOVE_INFERENCE),  # jobs stand on it, not it on them
 }
 
 
