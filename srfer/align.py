@@ -195,7 +195,6 @@ class FaceAligner:
         self.detector = FaceDetector(device or torch.device("cpu"))
 
     def __call__(self, paths: list) -> AlignedFaces:
-        from srfer.detect import whole_image_face
         from srfer.errors import SrferError
         from srfer.imageio import Skipped, load_face
 
@@ -209,21 +208,30 @@ class FaceAligner:
                     images.append(load_face(path, "RGB"))
                 except SrferError as exc:
                     images.append(Skipped(path, str(exc)))
-            readable = [img for img in images if not isinstance(img, Skipped)]
-            found = iter(self.detector.detect(readable)) if readable else iter(())
+            found = iter(self.landmarks([img for img in images if not isinstance(img, Skipped)]))
             for path, img in zip(batch, images, strict=True):
                 if isinstance(img, Skipped):
                     chips.append(img)
                     continue
-                face = _central_face(next(found), *img.size)
-                if face is None:
+                marks, fell_back = next(found)
+                if fell_back:
                     fallbacks.append(path)
-                    marks = centred_landmarks(whole_image_face(img).crop)
-                else:
-                    marks = face.landmarks
                 chip = align_face(img, marks, self.size, self.template)
                 chips.append(chip.mul(255).round().to(torch.uint8))
         return AlignedFaces(chips, fallbacks)
+
+    def landmarks(self, images: list) -> list[tuple[np.ndarray, bool]]:
+        """Each PIL image's five points: its central face's, or (True) the fallback's."""
+        from srfer.detect import whole_image_face
+
+        out = []
+        for img, faces in zip(images, self.detector.detect(images) if images else [], strict=True):
+            face = _central_face(faces, *img.size)
+            if face is None:
+                out.append((centred_landmarks(whole_image_face(img).crop), True))
+            else:
+                out.append((face.landmarks, False))
+        return out
 
     def chips_and_report(self, paths: list) -> tuple[list, dict]:
         """`self(paths)`'s chips and its report (template named); fallbacks counted in one warning."""

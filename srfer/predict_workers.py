@@ -47,11 +47,7 @@ def run_in_workers(
         part, timings = result
         for key, seconds in timings.items():
             predictor.timings[key] += seconds
-        report.failed.extend(part.failed)
-        for image in part.images:
-            report.images.append(image)
-            if on_image is not None:
-                on_image(image)
+        _add(report, part, on_image)
         if progress is not None:
             progress(len(chunk[0]))
 
@@ -77,11 +73,16 @@ def _run_in_threads(predictor: Predictor, paths: list[Path], save_dir, progress,
         return predictor.run([path], save_dir, stems=[stem] if stem else None)
 
     for part in in_flight(one, list(zip(paths, stems, strict=True)), lanes):
-        report.failed.extend(part.failed)
-        for image in part.images:
-            report.images.append(image)
-            if on_image is not None:
-                on_image(image)
+        _add(report, part, on_image)
         if progress is not None:
             progress(1)
     return report
+
+
+def _add(report: PredictReport, part: PredictReport, on_image) -> None:
+    """A part's answers into the whole report, streamed as they come (in input order)."""
+    report.failed.extend(part.failed)
+    for image in part.images:
+        report.images.append(image)
+        if on_image is not None:
+            on_image(image)

@@ -20,6 +20,11 @@ DEFAULTS: dict[str, tuple[str, str]] = {
         "sr_celeba_x4.safetensors",
         "srfer train-sr --data CELEBA_ROOT --out runs/sr (then srfer export runs/sr/best.safetensors)",
     ),
+    "sr-x8": (
+        "sr_celeba_x8.safetensors",
+        "srfer train-sr --data CELEBA_ROOT --scale 8 --bicubic-skip --perceptual none --adversarial-weight 0 "
+        "--out runs/sr_x8 (then srfer export runs/sr_x8/best.safetensors)",
+    ),
     "sr-fer": (
         "sr_fer2013_gray_x4.safetensors",
         "srfer train-sr --data FER2013_ROOT --channels 1 --hr-size 48 --out runs/sr_fer (then srfer export)",

@@ -151,6 +151,7 @@ def test_upscale_bad_inputs(trained, tmp_path: Path) -> None:
         run("upscale", str(faces / "f02.png"), "-o", out, "--weights", str(wrong)),
         "not a safetensors checkpoint",
     )
+    assert_one_line_error(run("upscale", str(faces / "f02.png"), "-o", out, "--model", "gan"), "use one of")
 
 
 def test_eval_sr_table_and_json(trained) -> None:
@@ -173,6 +174,23 @@ def test_eval_sr_table_and_json(trained) -> None:
     assert report["mean"]["psnr_bicubic"] > 10 and "psnr_sr" in report["per_image"][0]
     table = run("eval-sr", "--data", str(faces), "--split", "all", "--weights", str(weights), "--per-image")
     assert "mean" in table.stdout and "f15.png" in table.stdout and "dB" in table.stdout
+
+
+@pytest.mark.parametrize("embedder", ["embed", "embed_aligned"])  # centre crops, landmark-aligned chips
+def test_eval_sr_judges_identity_with_a_face_recogniser(trained, tmp_path: Path, embedder: str) -> None:
+    from synthetic import tiny_checkpoints
+
+    faces, weights = trained
+    embed = tiny_checkpoints(tmp_path)[embedder]
+    args = ["eval-sr", "--data", str(faces), "--split", "all", "--weights", str(weights), "--identity",
+            "--embed-weights", str(embed), "--device", "cpu"]  # fmt: skip
+    result = run(*args, "--json")
+    assert result.exit_code == 0, result.output
+    judged = json.loads(result.stdout)["identity"]
+    assert judged["faces"] == 16 and judged["embedder"] == str(embed)
+    for key in ("frechet_sr", "frechet_bicubic", "distance_to_hr_sr", "distance_to_hr_bicubic"):
+        assert judged[key] >= -1e-9, key
+    assert "Fréchet distance" in run(*args).stdout
     assert_one_line_error(run("eval-sr", "--data", "/nonexistent", "--weights", str(weights)), "not found")
 
 

@@ -42,6 +42,12 @@ def eval_sr_command(
     device: Device = "auto",
     per_image: bool = typer.Option(False, help="Also print every image's row in the table."),
     flip_tta: bool = typer.Option(False, help="Average with the mirrored face's result (2× the compute)."),
+    identity: bool = typer.Option(
+        False,
+        help="Also embed HR, SR and bicubic faces with the face recogniser: Fréchet distance "
+        "to the real faces and distance to each face's own HR embedding (lower is better).",
+    ),
+    embed_weights: Path | None = typer.Option(None, help="The recogniser for --identity (default: shipped)."),
     as_json: bool = typer.Option(
         False, "--json", help="Print the full result (with per-image rows) as JSON."
     ),
@@ -51,7 +57,8 @@ def eval_sr_command(
 
     result = with_progress("evaluating", None, lambda advance: evaluate_sr(
         data, split=split, weights=weights, device=device, batch_size=batch_size, limit=limit,
-        hr_size=hr_size, progress=lambda n: advance(completed=n), flip_tta=flip_tta,
+        hr_size=hr_size, progress=lambda n: advance(completed=n), flip_tta=flip_tta, identity=identity,
+        embed_weights=embed_weights,
     ))  # fmt: skip
     if as_json:
         print_json(result)
@@ -82,6 +89,13 @@ def eval_sr_command(
     )
     stdout.print(table)
     stdout.print(f"SR gain over bicubic: {result['psnr_gain_db']:+.2f} dB PSNR")
+    if "identity" in result:
+        i = result["identity"]
+        stdout.print(
+            f"face recogniser ({Path(i['embedder']).name}, {i['faces']} faces): Fréchet distance to real "
+            f"faces SR {i['frechet_sr']:.4f} · bicubic {i['frechet_bicubic']:.4f}; distance to the own HR "
+            f"face SR {i['distance_to_hr_sr']:.4f} · bicubic {i['distance_to_hr_bicubic']:.4f}"
+        )
 
 
 @app.command("upscale")
@@ -91,7 +105,12 @@ def upscale_command(
     out_dir: Path = typer.Option(
         ..., "-o", "--out", help="Output folder; each result is OUT/<input stem>.png."
     ),
-    weights: Path | None = typer.Option(None, help="SR checkpoint (default: the shipped CelebA ×4 model)."),
+    weights: Path | None = typer.Option(None, help="SR checkpoint (instead of a shipped --model)."),
+    model: str = typer.Option(
+        "psnr",
+        help="Shipped SR: psnr (CelebA ×4, MSE), identity (×4, identity-aware, for aligned chips) "
+        "or x8 (CelebA ×8, for faces of ~16 px).",
+    ),
     compare: bool = typer.Option(False, help="Also write <stem>_compare.png: input | bicubic | SR."),
     flip_tta: bool = typer.Option(False, help="Average with the mirrored face's result (2× the compute)."),
     device: Device = "auto",
@@ -99,13 +118,13 @@ def upscale_command(
     workers: Workers = 1,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per input."),
 ) -> None:
-    """Super-resolve face images of any size (×4 with the default weights)."""
+    """Super-resolve face images of any size (×4 with the default model, ×8 with --model x8)."""
     from srfer import upscale
     from srfer.imageio import expand_inputs
 
     paths = expand_inputs(inputs)
     report = with_progress("upscaling", len(paths), lambda advance: upscale.upscale_files(
-        paths, out_dir, weights, device, advance, compare, flip_tta, runtime, workers
+        paths, out_dir, weights, device, advance, compare, flip_tta, runtime, workers, model
     ))  # fmt: skip
     for src, dst in report.renamed:
         labelled("name clash", f"{src} → {dst}")
