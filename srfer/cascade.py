@@ -57,7 +57,6 @@ class Cascade:
     @torch.no_grad()
     def detect(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(H, W, 3) uint8 → boxes (n, 5) and landmarks (n, 5, 2), float32, largest first."""
-        height, width = pixels.shape[:2]
         photo = torch.from_numpy(pixels).to(self.device).permute(2, 0, 1)[None].float().contiguous()
         boxes = self._propose(photo)
         boxes = self._refine(photo, boxes)

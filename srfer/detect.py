@@ -104,7 +104,8 @@ class FaceDetector:
         if min(img.size) <= DIRECT_FACE_MAX_SIDE:
             return [whole_image_face(img)]
         searched = _no_bigger_than(img, DETECT_MAX_SIDE)
-        boxes, points = self.cascade.detect(np.array(searched.convert("RGB"), dtype=np.uint8))
+        rgb = searched if searched.mode == "RGB" else searched.convert("RGB")
+        boxes, points = self.cascade.detect(np.array(rgb, dtype=np.uint8))  # one writable copy
         scale = img.width / searched.width
         faces = []
         for row, marks in zip(boxes.astype(np.float64), points.astype(np.float64), strict=True):

@@ -50,11 +50,6 @@ def inference_context(device: torch.device) -> RunContext:
 def load_network(role: str, weights: Path | None, kind: str, device: torch.device | None = None) -> nn.Module:
     """A trained network of `kind` from `weights` (or the default for `role`), eval mode.
 
-    The SR generator and the embedder are then moved to channels-last weights (`load_generator`,
-    `load_embedder`): oneDNN then runs their convolutions in its fast layout whatever layout the
-    input has (CPU, batch 1: SR 14 vs 8 faces/s for a 32 px crop whose tensor came from a
-    PIL image, the dlib embedder 13 vs 19 ms; the MCNN classifier measured no gain, 22 vs 18 ms).
-
     The module gets `source` (its file) and `meta` (the checkpoint's JSON header)."""
     path = resolve_weights(role, weights)
     ckpt = load_checkpoint(path, expect_kind=kind)
@@ -71,7 +66,12 @@ def load_generator(
     weights: Path | None = None, device: torch.device | None = None, role: str = "sr", runtime: str = "torch"
 ) -> Generator:
     """The SR generator from `weights` (or the default for `role`); `runtime` torch or onnx
-    (ONNX Runtime, `srfer.onnx_runtime`)."""
+    (ONNX Runtime, `srfer.onnx_runtime`).
+
+    Its weights are made channels-last (so are the embedder's, `load_embedder`): oneDNN then
+    runs the convolutions in its fast layout whatever layout the input has (CPU, batch 1: SR 14
+    vs 8 faces/s for a 32 px crop whose tensor came from a PIL image, the dlib embedder 13 vs
+    19 ms; the MCNN classifier measured no gain, 22 vs 18 ms, and stays NCHW)."""
     device = device or torch.device("cpu")
     generator = load_network(role, weights, "sr-generator", device).to(memory_format=torch.channels_last)
     return on_runtime(generator, runtime, device)  # type: ignore

@@ -118,11 +118,11 @@ def map_in_workers(
 def _schedule(chunks, local, on_result, tasks, results, spawned) -> None:
     """Hand chunks to ready workers, run the rest here, and report results in input order."""
     finished: dict[int, Any] = {}
-    given = reported = in_flight = ready = 0
+    given = reported = queued = ready = 0
 
     def receive(block: bool) -> bool:
         """Take one message from the workers; False when none came."""
-        nonlocal ready, in_flight
+        nonlocal ready, queued
         try:
             status, index, payload = results.get(block=block, timeout=1 if block else None)
         except queue.Empty:
@@ -132,7 +132,7 @@ def _schedule(chunks, local, on_result, tasks, results, spawned) -> None:
         if status == "ready":
             ready += 1
         else:
-            finished[index], in_flight = payload, in_flight - 1
+            finished[index], queued = payload, queued - 1
         return True
 
     while reported < len(chunks):
@@ -141,18 +141,18 @@ def _schedule(chunks, local, on_result, tasks, results, spawned) -> None:
         while reported in finished:
             on_result(chunks[reported], finished.pop(reported))
             reported += 1
-        while given < len(chunks) and in_flight < QUEUED_PER_WORKER * ready:
+        while given < len(chunks) and queued < QUEUED_PER_WORKER * ready:
             tasks.put((given, chunks[given]))
-            given, in_flight = given + 1, in_flight + 1
+            given, queued = given + 1, queued + 1
         if given < len(chunks):  # this process's share
             finished[given] = local(chunks[given])
             given += 1
         elif reported < len(chunks) and reported not in finished and not receive(block=True):
-            _check_alive(spawned, in_flight)
+            _check_alive(spawned, queued)
 
 
-def _check_alive(spawned, in_flight: int) -> None:
-    if in_flight and not all(process.is_alive() for process in spawned):
+def _check_alive(spawned, queued: int) -> None:
+    if queued and not all(process.is_alive() for process in spawned):
         raise SrferError("a worker process died (out of memory?); try --workers 1")
 
 

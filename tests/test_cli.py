@@ -191,6 +191,14 @@ def test_eval_sr_judges_identity_with_a_face_recogniser(trained, tmp_path: Path,
     for key in ("frechet_sr", "frechet_bicubic", "distance_to_hr_sr", "distance_to_hr_bicubic"):
         assert judged[key] >= -1e-9, key
     assert "Fréchet distance" in run(*args).stdout
+
+
+def test_eval_sr_identity_refuses_a_missing_or_wrong_recogniser(trained, tmp_path: Path) -> None:
+    faces, weights = trained
+    args = ["eval-sr", "--data", str(faces), "--split", "all", "--weights", str(weights), "--identity",
+            "--device", "cpu", "--embed-weights"]  # fmt: skip
+    assert_one_line_error(run(*args, str(tmp_path / "none.safetensors")), "not found")
+    assert_one_line_error(run(*args, str(weights)), "sr-generator")  # an SR file is no recogniser
     assert_one_line_error(run("eval-sr", "--data", "/nonexistent", "--weights", str(weights)), "not found")
 
 
