@@ -116,6 +116,65 @@ def evaluate_sr(
     }
 
 
+def compare_sr(
+    data: Path, models: dict[str, Path], *, split: str = "val", device: str = "auto", batch_size: int = 32,
+    limit: int = 0, identity: bool = False, embed_weights: Path | None = None, grid_faces: int = 0,
+    progress=None,
+) -> dict[str, Any]:  # fmt: skip
+    """Several SR models of one scale on the same faces: PSNR/SSIM (and with `identity` the
+    recogniser's view, `IdentityJudge`) for bicubic and each model, and with `grid_faces` the
+    first faces as picture rows: LR (nearest) | bicubic | each model | HR."""
+    dev = resolve_device(device)
+    generators = {name: load_generator(path, dev) for name, path in models.items()}
+    configs = {(g.config.scale, g.config.channels) for g in generators.values()}
+    if len(configs) != 1:
+        raise SrferError("compare-sr compares models of one scale and channel count: give the ×8 model alone")
+    (scale, channels), first = configs.pop(), next(iter(generators.values()))
+    hr_size = first.meta.get("data", {}).get("hr_size", 32 * scale)
+    source = discover_faces(data, split)
+    if limit:
+        source.paths = source.paths[:limit]
+    dataset = SRPairDataset(source, hr_size, scale, channels, augment=False, cache=False)
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_skipping_failures)
+    judge = IdentityJudge(embed_weights, dev) if identity else None
+    sums: dict[str, dict[str, float]] = {name: {"psnr": 0.0, "ssim": 0.0} for name in ("bicubic", *models)}
+    seen, skipped, grid = 0, [], []
+    for batch in loader:
+        skipped += batch.pop("skipped")
+        if not batch:
+            continue
+        hr = to_unit(batch["hr"]).to(dev)
+        faces = {"bicubic": bicubic_baseline(batch["lr"].to(dev), hr.shape[-2:])}
+        faces |= {name: super_resolve(g, to_unit(batch["lr"])) for name, g in generators.items()}
+        for name, restored in faces.items():
+            scores = sr_vs_bicubic(restored, faces["bicubic"], hr)
+            sums[name]["psnr"] += float(scores["psnr_sr"].sum())
+            sums[name]["ssim"] += float(scores["ssim_sr"].sum())
+        if judge is not None:
+            judge.add(hr=hr, **faces)
+        if len(grid) < grid_faces:
+            lr_big = torch.nn.functional.interpolate(to_unit(batch["lr"]), size=hr.shape[-2:], mode="nearest")
+            for i in range(min(len(hr), grid_faces - len(grid))):
+                grid.append([lr_big[i], *(f[i].cpu() for f in faces.values()), hr[i].cpu()])
+        seen += len(hr)
+        if progress is not None:
+            progress(seen)
+    if not seen:
+        raise SrferError(f"no usable images in {source.description} ({skip_summary(skipped)})")
+    means = {name: {k: v / seen for k, v in m.items()} for name, m in sums.items()}
+    out: dict[str, Any] = {
+        "data": source.description, "images": seen, "skipped": [s.to_json() for s in skipped],
+        "weights": {name: str(g.source) for name, g in generators.items()}, "scale": scale,
+        "hr_size": hr_size, "lr_size": hr_size // scale, "protocol": PROTOCOL, "mean": means,
+    }  # fmt: skip
+    if judge is not None:
+        out["identity"] = judge.report()
+    if grid:
+        out["grid_columns"] = [f"LR {hr_size // scale} px", "bicubic", *models, f"HR {hr_size} px"]
+        out["grid"] = grid  # tensors: the caller draws them (plots.plot_image_grid) and drops them
+    return out
+
+
 class IdentityJudge:
     """What a face recogniser makes of SR faces: the embeddings of the HR, SR and bicubic faces
     (each aligned as the embedder's contract says, with the landmarks MTCNN finds on the HR
@@ -205,11 +264,12 @@ def evaluate_fer(
 def sweep_fer(
     data: Path, sizes: list[int], *, split: str = "val", weights: Path | None = None,
     upscale_weights: Path | None = None, sr_weights: Path | None = None, device: str = "auto",
-    ferplus: Path | None = None, batch_size: int = 256, progress=None,
+    ferplus: Path | None = None, batch_size: int = 256, progress=None, x8_weights: Path | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Accuracy vs face size: HR classifier on bicubic- and SR-restored input, and the
-    `--upscale`-trained classifier (on SR-restored input), same images and protocol. Without
-    `upscale_weights` and no shipped one, that column is left out (and said so in `notes`)."""
+    """Accuracy vs face size: HR classifier on bicubic-, SR- and ×8-SR-restored input (the
+    CelebA ×8 takes the gray face as RGB), and the `--upscale`-trained classifier (on
+    SR-restored input), same images and protocol. Without `upscale_weights`/`x8_weights` and
+    no shipped file, that column is left out (and said so in `notes`)."""
     dev = resolve_device(device)
     hr_model = load_classifier(weights, dev)
     notes: list[str] = []
@@ -218,8 +278,11 @@ def sweep_fer(
     if up_model is None:
         notes.append(f"no upscale-trained classifier column: {missing_note('fer-upscale')}")
     restorers = {"bicubic": make_restorer("bicubic", dev), "sr": make_restorer("sr", dev, sr_weights)}
+    restorers |= _x8_column(dev, x8_weights, notes)
     loader, description, skipped = _fer_loader(data, split, ferplus, batch_size)
     runs = {"hr_classifier+bicubic": (hr_model, "bicubic"), "hr_classifier+sr": (hr_model, "sr")}
+    if "x8_sr" in restorers:
+        runs["hr_classifier+x8_sr"] = (hr_model, "x8_sr")
     if up_model is not None:
         runs["upscale_classifier+sr"] = (up_model, "sr")
     check_sweep_sizes(sizes, 4, 48)
@@ -243,7 +306,18 @@ def sweep_fer(
     return {"data": description, "skipped": skipped, "sizes": sizes, "accuracy": table,
             "weights": str(hr_model.source),
             "upscale_weights": str(up_model.source) if up_model else None,
-            "sr_weights": str(restorers["sr"].source), "notes": notes}  # fmt: skip
+            "sr_weights": str(restorers["sr"].source),
+            "x8_weights": str(restorers["x8_sr"].source) if "x8_sr" in restorers else None,
+            "notes": notes}  # fmt: skip
+
+
+def _x8_column(device: torch.device, weights: Path | None, notes: list[str]) -> dict[str, Any]:
+    """The sweeps' ×8 SR column (`x8_sr`): given, or shipped, or left out with a note."""
+    path = optional_weights("sr-x8", weights)
+    if path is None:
+        notes.append(f"no ×8 SR column: {missing_note('sr-x8')}")
+        return {}
+    return {"x8_sr": make_restorer("sr", device, path, role="sr-x8")}
 
 
 def _identity_eval_set(
@@ -296,10 +370,11 @@ def evaluate_embed(
 def sweep_embed(
     data: Path, sizes: list[int], *, split: str = "all", pairs_file: Path | None = None, n_pairs: int = 6000,
     weights: Path | None = None, sr_weights: Path | None = None, device: str = "auto", batch_size: int = 128,
-    seed: int = 0, progress=None, identity_sr_weights: Path | None = None,
+    seed: int = 0, progress=None, identity_sr_weights: Path | None = None, x8_weights: Path | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Verification accuracy vs probe size, same pairs: bicubic, the (PSNR) SR and the
-    identity-aware SR. Without `identity_sr_weights` and no shipped one, that column is
+    """Verification accuracy vs probe size, same pairs: bicubic, the (PSNR) SR, the
+    identity-aware SR and the ×8 SR (each SR takes the probe at its own size: 16 px → ×8 →
+    128 px). Without `identity_sr_weights`/`x8_weights` and no shipped file, that column is
     left out (and said so in `notes`)."""
     dev = resolve_device(device)
     model = load_embedder(weights, dev)
@@ -318,6 +393,7 @@ def sweep_embed(
         restorers["identity_sr"] = make_restorer("sr", dev, identity_sr, role="sr-identity")
     else:
         notes.append(f"no identity-aware SR column: {missing_note('sr-identity')}")
+    restorers |= _x8_column(dev, x8_weights, notes)
     table: dict[str, list[float]] = {name: [] for name in restorers}
     for s in sizes:
         if s >= size:  # full-size probes are not degraded: one pass serves every restorer

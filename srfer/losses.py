@@ -132,13 +132,15 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
 @dataclass
 class SRLossWeights:
     """Defaults follow SRGAN: VGG MSE rescaled by 1/12.75² ≈ 0.006, adversarial 1e-3.
-    `identity` weighs ‖e(SR) − e(HR)‖² of unit embeddings (0 … 4; a face embedder only)."""
+    `identity` weighs ‖e(SR) − e(HR)‖² of unit embeddings (0 … 4; a face embedder only).
+    `content_layer` picks the backbone map the content term compares (-1: the deepest)."""
 
     content: float = 0.006
     adversarial: float = 1e-3
     pixel: float = 0.0
     texture: float = 0.0
     identity: float = 0.0
+    content_layer: int = -1
 
 
 class SRGANGeneratorLoss(nn.Module):
@@ -162,7 +164,8 @@ class SRGANGeneratorLoss(nn.Module):
         if self.backbone is not None and (w.content or w.texture):
             sr_maps, hr_maps = self.backbone(sr), self.backbone(hr)
             if w.content:
-                terms["content"] = w.content * F.mse_loss(sr_maps[-1], hr_maps[-1].detach())
+                layer = w.content_layer
+                terms["content"] = w.content * F.mse_loss(sr_maps[layer], hr_maps[layer].detach())
             if w.texture:
                 terms["texture"] = w.texture * sum(
                     F.mse_loss(gram_matrix(s), gram_matrix(h.detach()))

@@ -92,3 +92,23 @@ def plot_sweep(
     ax.grid(alpha=0.3)
     ax.legend()
     return _save(fig, path)
+
+
+def plot_image_grid(rows: list[list[Any]], columns: list[str], path: Path, title: str = "") -> Path:
+    """Images (C, H, W) in [0, 1] as a grid, one titled column per method (e.g. LR | bicubic |
+    SR models | HR); each shown at its own pixels, so it's faces people compare, not plots."""
+    height, width = rows[0][0].shape[-2:]
+    size = (len(columns) * width / 80 + 0.2, len(rows) * height / 80 + 0.6)
+    fig, axes = plt.subplots(len(rows), len(columns), squeeze=False, figsize=size)
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            ax = axes[r][c]
+            pixels = image.clamp(0, 1).permute(1, 2, 0).numpy()
+            ax.imshow(pixels.squeeze(-1) if pixels.shape[-1] == 1 else pixels, cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(columns[c], fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)

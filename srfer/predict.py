@@ -44,9 +44,18 @@ WORK_SIZE = 128  # the recognisers' face size: the CelebA SR output and the embe
 SR_AUTO_BELOW = WORK_SIZE // 2  # --sr auto: faces with under half the working size get SR
 SR_MODES = ("auto", "always", "never")
 # Faces up to this size get their expression from the FER-domain SR + the classifier trained
-# on such faces (`train-fer --upscale`). The FER2013 size sweep puts the crossover between
-# 16 px (that path 51.7 % vs the HR classifier on SR faces 46.5 %) and 24 px (47.3 vs 56.3 %).
-TINY_FACE_PX = 20
+# on such faces (`train-fer --upscale`). The FER2013 val size sweep puts the crossover with
+# the HR classifier on ×8-SR faces between 16 px (that path 52.1 % vs 49.0 %) and 20 px
+# (49.5 vs 54.1 %): the midpoint.
+TINY_FACE_PX = 18
+# Faces under these sizes that get SR go through the ×8 model (the face at its own pixels →
+# ×8 → 128 px) instead of the ×4 (32 → 128), per head, as the size sweeps measured
+# (weights/README.md, sr_celeba_x8). Expression, FER2013 val, HR classifier on ×8 vs ×4 faces:
+# 49.0 vs 47.8 % at 16 px, 54.1 vs 53.3 at 20, 58.2 vs 57.2 at 24, 60.2 vs 59.7 at 28 (the
+# largest size measured). Verification, CelebA val, ×8 vs the PSNR ×4: 78.8 vs 76.9 % at
+# 12 px, 85.0 vs 84.5 at 16, 88.8 vs 89.3 at 20; the identity-aware ×4 beats the ×8 at every
+# size (79.1 / 85.9 / 89.9), so where it serves the embedder the ×8 does not.
+X8_BELOW = {"expression": 29, "identity": 20}
 
 
 @dataclass
@@ -61,6 +70,7 @@ class PredictOptions:
     embeddings: bool = False  # put the embedding into each result
     tiny_expression: bool = True  # faces ≤ TINY_FACE_PX: FER SR + upscale-trained classifier
     runtime: str = "torch"  # or "onnx": the networks run in ONNX Runtime (srfer.onnx_runtime)
+    x8: bool = True  # faces under X8_BELOW px through the ×8 SR (when shipped or given)
 
     def __post_init__(self) -> None:
         if self.sr not in SR_MODES:
@@ -79,6 +89,7 @@ class PredictWeights:
     identity_sr: Path | None = None
     sr_fer: Path | None = None
     fer_upscale: Path | None = None
+    sr_x8: Path | None = None
 
 
 @dataclass
@@ -91,6 +102,7 @@ class FaceResult:
     face_px: int
     detector_score: float | None
     sr: bool
+    sr_scale: int | None  # the SR that made the expression head's face: 4, 8, or None (bicubic)
     expression: str
     expression_model: str  # weights role that answered: "fer", or "fer-upscale" for tiny faces
     confidence: float
@@ -110,6 +122,7 @@ class FaceResult:
         out = {
             "image": str(self.image), "face": self.index, "box": [round(v, 1) for v in self.box],
             "face_px": self.face_px, "detector_score": _round(self.detector_score), "sr": self.sr,
+            "sr_scale": self.sr_scale,
             "expression": self.expression, "expression_model": self.expression_model,
             "confidence": round(self.confidence, 4),
             "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
@@ -188,6 +201,7 @@ class Predictor:
                 if not self.gallery.identities():
                     raise SrferError(f"{gallery}: the gallery is empty (srfer enroll adds people)")
         self.identity_generator = self._identity_sr(weights.identity_sr)
+        self.x8_generator = self._x8_sr(weights.sr_x8)
         self.tiny_expression = self._tiny_expression(weights)
         self.detector = (
             FaceDetector(self.device, options.min_face, options.det_threshold, options.margin)
@@ -209,6 +223,29 @@ class Predictor:
         if generator.config.to_dict() != self.generator.config.to_dict():
             raise SrferError(f"{generator.source}: the identity-aware SR must match the SR's architecture")
         return on_runtime(generator, self.options.runtime, self.device)  # type: ignore[return-value]
+
+    def _x8_sr(self, weights: Path | None) -> Generator | None:
+        """The ×8 SR for the smallest faces (`X8_BELOW`), when SR is on and it is shipped or given."""
+        if not self.options.x8 or self.generator is None:
+            return None
+        path = optional_weights("sr-x8", weights)
+        if path is None:
+            return None
+        generator = load_generator(path, self.device, role="sr-x8", runtime=self.options.runtime)
+        if generator.config.channels != 3 or WORK_SIZE % generator.config.scale:
+            raise SrferError(
+                f"{generator.source}: the ×8 SR must be an RGB model whose scale divides {WORK_SIZE}"
+            )
+        return generator
+
+    def _sr_groups(self, idx: list[int], faces: list, head: str, generator: Generator) -> list[tuple]:
+        """(generator, face indices) for the faces in `idx`: `generator`, and the ×8 for the
+        faces under `X8_BELOW[head]` (not for the embedder when the identity-aware SR serves
+        it: it measured better at every size); empty groups left out."""
+        below = 0 if head == "identity" and self.identity_generator is not None else X8_BELOW[head]
+        small = [i for i in idx if self.x8_generator is not None and faces[i].size_px < below]
+        groups = [(generator, [i for i in idx if i not in small]), (self.x8_generator, small)]
+        return [(g, chosen) for g, chosen in groups if chosen]
 
     def _tiny_expression(self, weights: PredictWeights) -> TinyFaceExpression | None:
         """The tiny-face expression path when SR is on and its two models are shipped or given."""
@@ -304,11 +341,13 @@ class Predictor:
         for i in (i for i, s in enumerate(use_sr) if not s):
             work[i] = bicubic_resize(crops[i], WORK_SIZE)
         idx = [i for i, s in enumerate(use_sr) if s]
-        if idx:
-            with self._timed("sr"):
-                lr_size = WORK_SIZE // self.generator.config.scale
-                lr = torch.stack([bicubic_resize(crops[i], lr_size) for i in idx])
-                work[idx] = super_resolve(self.generator, lr).cpu()
+        scales: list[int | None] = [None] * len(faces)
+        with self._timed("sr"):
+            for generator, chosen in self._sr_groups(idx, faces, "expression", self.generator):
+                own_pixels = generator is self.x8_generator  # as the sweeps measured it
+                work[chosen] = _super_resolve_crops(generator, [crops[i] for i in chosen], own_pixels)
+                for i in chosen:
+                    scales[i] = generator.config.scale
         tiny = [i for i, f in enumerate(faces) if self.tiny_expression and f.size_px <= TINY_FACE_PX]
         others = [i for i in range(len(faces)) if i not in tiny]
         with self._timed("fer"):  # each face through one classifier: the tiny path's or the HR one
@@ -322,7 +361,7 @@ class Predictor:
             top = int(probs[i].argmax())
             out.append(FaceResult(
                 image=path, index=i, box=tuple(float(v) for v in face.box), face_px=face.size_px,
-                detector_score=face.score, sr=use_sr[i], expression=self.emotions[top],
+                detector_score=face.score, sr=use_sr[i], sr_scale=scales[i], expression=self.emotions[top],
                 expression_model="fer-upscale" if i in tiny else "fer",
                 confidence=float(probs[i, top]),
                 probabilities={e: float(p) for e, p in zip(self.emotions, probs[i].tolist(), strict=True)},
@@ -340,28 +379,31 @@ class Predictor:
         """The faces the embedder sees. An aligning embedder (its input contract names a
         template): each face warped by its landmarks (or the centred-crop fallback) onto the
         template, at the embedder's crop size, or at the SR's input size and super-resolved
-        (the identity-aware SR when there is one). Otherwise the square crops of `work`, small
-        ones re-super-resolved by the identity-aware SR."""
+        (the identity-aware SR when there is one, else the ×8 under `X8_BELOW["identity"]`).
+        Otherwise the square crops of `work`, small ones re-super-resolved by the
+        identity-aware SR."""
         generator = self.identity_generator or self.generator
         idx = [i for i, s in enumerate(use_sr) if s]
         if self.embedder_template is None:
             if not idx or self.identity_generator is None:
                 return work
-            lr = torch.stack([bicubic_resize(crops[i], WORK_SIZE // generator.config.scale) for i in idx])
+            out = work.clone()
             with self._timed("sr"):
-                out = work.clone()
-                out[idx] = super_resolve(self.identity_generator, lr).cpu()
+                for sr_net, chosen in self._sr_groups(idx, faces, "identity", generator):
+                    own_pixels = sr_net is self.x8_generator
+                    out[chosen] = _super_resolve_crops(sr_net, [crops[i] for i in chosen], own_pixels)
             return out
         marks = [f.landmarks if f.landmarks is not None else centred_landmarks(f.crop) for f in faces]
         size = embedder_crop_size(self.embedder)
         with self._timed("embed"):  # the warps count as the embedder's work
             chips = [align_face(img, m, size, self.embedder_template) for m in marks]
-            lr = [align_face(img, marks[i], WORK_SIZE // generator.config.scale, self.embedder_template)
-                  for i in idx]  # fmt: skip
-        if idx:
+        for sr_net, chosen in self._sr_groups(idx, faces, "identity", generator):
+            lr_size = WORK_SIZE // sr_net.config.scale
+            with self._timed("embed"):
+                lr = [align_face(img, marks[i], lr_size, self.embedder_template) for i in chosen]
             with self._timed("sr"):
-                restored = bicubic_resize(super_resolve(generator, torch.stack(lr)).cpu(), size)
-            for k, i in enumerate(idx):
+                restored = bicubic_resize(super_resolve(sr_net, torch.stack(lr)).cpu(), size)
+            for k, i in enumerate(chosen):
                 chips[i] = restored[k]
         return torch.stack(chips)
 
@@ -393,6 +435,20 @@ class Predictor:
                     m.distance,
                     m.threshold,
                 )
+
+
+def _super_resolve_crops(
+    generator: Generator, crops01: list[torch.Tensor], own_pixels: bool = False
+) -> torch.Tensor:
+    """Square face crops of any size → the generator's input size (bicubic) → WORK_SIZE; with
+    `own_pixels` each crop goes in as it is and its output is resized to WORK_SIZE (one at a
+    time: the sizes differ; the faces this serves are few and small)."""
+    if own_pixels:
+        return torch.cat(
+            [bicubic_resize(super_resolve(generator, c[None]).cpu(), WORK_SIZE) for c in crops01]
+        )
+    lr_size = WORK_SIZE // generator.config.scale
+    return super_resolve(generator, torch.stack([bicubic_resize(c, lr_size) for c in crops01])).cpu()
 
 
 def identity_sr_fits(sr_meta: dict, embedder_id: str, embedder_template) -> bool:

@@ -18,12 +18,10 @@ from srfer.imageio import (
 )
 from srfer.inference import load_generator, super_resolve
 from srfer.runtime import resolve_device
-from srfer.weights import resolve_weights
+from srfer.weights import sr_model_weights
 from srfer.workers import chunked, in_flight, lanes_for, map_in_workers
 
 MAX_UPSCALE_SIDE = 1024  # face crops; beyond this the 4× feature maps need many GB
-# `upscale --model` → the shipped file's role (weights.DEFAULTS)
-MODELS = {"psnr": "sr", "identity": "sr-identity", "x8": "sr-x8"}
 
 
 @dataclass
@@ -50,13 +48,11 @@ def upscale_files(
 ) -> UpscaleReport:  # fmt: skip
     """Super-resolve every image (see `expand_inputs`) into out_dir (PNG, input stem kept, clashes
     renamed); bad files are reported in `failed` and skipped. `model` picks a shipped SR
-    (`MODELS`: psnr ×4, identity-aware ×4, x8) unless `weights` names a file. `compare` also writes
-    <stem>_compare.png strips. `runtime`: torch or onnx (ONNX Runtime). One process keeps a
-    file per core in flight (threads); `workers` > 1 adds spawned processes (`srfer.workers`).
-    The outputs are those of one file at a time."""
-    if model not in MODELS:
-        raise SrferError(f"--model {model!r}: use one of {', '.join(MODELS)}")
-    weights = weights or resolve_weights(MODELS[model])
+    (`weights.SR_MODELS`: psnr, identity-aware or GAN ×4, or x8) unless `weights` names a
+    file. `compare` also writes <stem>_compare.png strips. `runtime`: torch or onnx (ONNX
+    Runtime). One process keeps a file per core in flight (threads); `workers` > 1 adds spawned
+    processes (`srfer.workers`). The outputs are those of one file at a time."""
+    weights = weights or sr_model_weights(model)
     make_folder(out_dir)
     taken: set[str] = set()
     jobs = [(path, unique_output(out_dir, path.stem, taken)) for path in paths]

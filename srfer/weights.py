@@ -20,6 +20,13 @@ DEFAULTS: dict[str, tuple[str, str]] = {
         "sr_celeba_x4.safetensors",
         "srfer train-sr --data CELEBA_ROOT --out runs/sr (then srfer export runs/sr/best.safetensors)",
     ),
+    "sr-gan": (
+        "sr_celeba_x4_gan.safetensors",
+        "srfer train-sr --data CELEBA_ROOT --init SR_WEIGHTS --perceptual ckpt:EMBED_WEIGHTS "
+        "--content-layer 3 --content-weight 0.125 --pixel-weight 1 --adversarial-weight 1e-3 "
+        "--pretrain-epochs 0 --epochs 12 --epoch-size 1024 --no-amp --out runs/sr_gan "
+        "(then srfer export runs/sr_gan/best.safetensors)",
+    ),
     "sr-x8": (
         "sr_celeba_x8.safetensors",
         "srfer train-sr --data CELEBA_ROOT --scale 8 --bicubic-skip --perceptual none --adversarial-weight 0 "
@@ -53,6 +60,36 @@ DEFAULTS: dict[str, tuple[str, str]] = {
         "--out runs/sr_id (then srfer export)",
     ),
 }
+
+
+# the shipped SR models by the name `upscale --model` and `compare-sr --models` take → role
+SR_MODELS = {"psnr": "sr", "identity": "sr-identity", "gan": "sr-gan", "x8": "sr-x8"}
+
+
+def sr_model_weights(name: str) -> Path:
+    """A shipped SR model's file by its `SR_MODELS` name."""
+    if name not in SR_MODELS:
+        raise SrferError(f"--model {name!r}: use one of {', '.join(SR_MODELS)}")
+    return resolve_weights(SR_MODELS[name])
+
+
+def sr_models_from(spec: str) -> dict[str, Path]:
+    """`compare-sr --models psnr,gan,runs/x/best.safetensors` → {name: file}: shipped names
+    (`SR_MODELS`) or checkpoint paths, named by their stem, or `folder/stem` where stems
+    clash (runs/a/best, runs/b/best)."""
+    items = [x.strip() for x in spec.split(",") if x.strip()]
+    paths = [sr_model_weights(x) if x in SR_MODELS else Path(x) for x in items]
+    if not items:
+        names = ", ".join(SR_MODELS)
+        raise SrferError(f"--models {spec!r}: give shipped names ({names}) or checkpoint paths")
+    stems = [x if x in SR_MODELS else p.stem for x, p in zip(items, paths, strict=True)]
+    models: dict[str, Path] = {}
+    for item, path, stem in zip(items, paths, stems, strict=True):
+        name = stem if stems.count(stem) == 1 or item in SR_MODELS else f"{path.parent.name}/{stem}"
+        if name in models:
+            raise SrferError(f"--models names {name!r} twice")
+        models[name] = path
+    return models
 
 
 def _shipped_weights_dir() -> Path:

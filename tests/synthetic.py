@@ -24,7 +24,7 @@ def synthetic_face(size: tuple[int, int], seed: int, mode: str = "RGB") -> Image
 
 
 def tiny_checkpoints(root) -> dict:
-    """Random-weight SR ×4 (RGB and gray), expression and embedder checkpoints under `root`:
+    """Random-weight SR ×4 (RGB and gray) and ×8, expression and embedder checkpoints under `root`:
     tiny, but the real networks, so commands run end to end in a fraction of a second."""
     import torch
 
@@ -49,6 +49,7 @@ def tiny_checkpoints(root) -> dict:
     return {
         "sr": save("sr", "sr-generator", sr),
         "sr_id": save("sr_id", "sr-generator", Generator(sr.config)),
+        "sr_x8": save("sr_x8", "sr-generator", Generator(GeneratorConfig(features=4, blocks=1, scale=8))),
         "fer": save("fer", "fer-classifier", build_fer(fer)),
         "fer_up": save("fer_up", "fer-classifier", build_fer(fer)),
         "sr_fer": save("sr_fer", "sr-generator", gray_sr),

@@ -151,7 +151,7 @@ def test_upscale_bad_inputs(trained, tmp_path: Path) -> None:
         run("upscale", str(faces / "f02.png"), "-o", out, "--weights", str(wrong)),
         "not a safetensors checkpoint",
     )
-    assert_one_line_error(run("upscale", str(faces / "f02.png"), "-o", out, "--model", "gan"), "use one of")
+    assert_one_line_error(run("upscale", str(faces / "f02.png"), "-o", out, "--model", "nope"), "use one of")
 
 
 def test_eval_sr_table_and_json(trained) -> None:
@@ -191,6 +191,37 @@ def test_eval_sr_judges_identity_with_a_face_recogniser(trained, tmp_path: Path,
     for key in ("frechet_sr", "frechet_bicubic", "distance_to_hr_sr", "distance_to_hr_bicubic"):
         assert judged[key] >= -1e-9, key
     assert "Fréchet distance" in run(*args).stdout
+
+
+def test_compare_sr_puts_models_side_by_side_with_a_picture_grid(trained, tmp_path: Path) -> None:
+    from synthetic import tiny_checkpoints
+
+    faces, weights = trained
+    tiny = tiny_checkpoints(tmp_path)
+    grid = tmp_path / "docs" / "grid.png"
+    args = ["compare-sr", "--data", str(faces), "--split", "all", "--models", f"{weights},{tiny['sr']}",
+            "--identity", "--embed-weights", str(tiny["embed"]), "--device", "cpu"]  # fmt: skip
+    result = run(*args, "--grid", str(grid), "--grid-faces", "3", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    ours_name, tiny_name = (f"{p.parent.name}/sr" for p in (weights, tiny["sr"]))  # both are sr.safetensors
+    assert set(report["mean"]) == {"bicubic", ours_name, tiny_name} and report["images"] == 16
+    single = run("eval-sr", "--data", str(faces), "--split", "all", "--weights", str(weights), "--identity",
+                 "--embed-weights", str(tiny["embed"]), "--json")  # fmt: skip
+    single = json.loads(single.stdout)
+    ours = report["mean"][ours_name]
+    assert ours["psnr"] == pytest.approx(single["mean"]["psnr_sr"], abs=1e-4)  # same faces, same numbers
+    assert report["mean"]["bicubic"]["psnr"] == pytest.approx(single["mean"]["psnr_bicubic"], abs=1e-4)
+    assert report["identity"]["frechet_bicubic"] == pytest.approx(single["identity"]["frechet_bicubic"])
+    with Image.open(grid) as picture:  # 3 rows of LR | bicubic | 2 models | HR
+        assert picture.width > picture.height
+    table = run(*args)
+    assert "Fréchet" in table.stdout and "bicubic" in table.stdout
+    x8 = run("compare-sr", "--data", str(faces), "--models", f"{weights},{tiny['sr_x8']}")
+    assert_one_line_error(x8, "one scale")
+    assert_one_line_error(
+        run("compare-sr", "--data", str(faces), "--models", f"{weights},{weights}"), "twice"
+    )
 
 
 def test_eval_sr_identity_refuses_a_missing_or_wrong_recogniser(trained, tmp_path: Path) -> None:

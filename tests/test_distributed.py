@@ -33,13 +33,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def tiny_sr_recipe(epochs: int, pretrain: int) -> SRGANRecipe:
+    """The recipe with its seeded initial weights."""
+    torch.manual_seed(0)
+    disc = DiscriminatorConfig(features=4, hidden=8)
+    return SRGANRecipe(
+        GEN, lr=1e-3, pretrain_epochs=pretrain, epochs=epochs, discriminator=disc, backbone=None
+    )
+
+
 def fit_tiny_sr(folder: Path, out: Path, epochs: int, pretrain: int) -> SRGANRecipe:
     """The SR recipe on 32 px faces: global batch 8, 3 steps per epoch."""
-    torch.manual_seed(0)
+    recipe = tiny_sr_recipe(epochs, pretrain)
     data = SRPairDataset(discover_faces(folder, "all"), hr_size=32, scale=4)
-    disc = DiscriminatorConfig(features=4, hidden=8)
-    recipe = SRGANRecipe(GEN, lr=1e-3, pretrain_epochs=pretrain, epochs=epochs, discriminator=disc,
-                         backbone=None)  # fmt: skip
     cfg = EngineConfig(out=out, epochs=epochs, batch_size=8, epoch_size=24, device="cpu", workers=0, seed=3)
     Engine(recipe, data, data, cfg, collate_skipping_failures).fit()
     return recipe
@@ -79,9 +85,15 @@ def test_two_gloo_ranks_agree_and_match_one_process_with_the_same_global_batch(
             assert torch.equal(value, ranks[1][key]), f"{name}: {key}"
     assert any(k.startswith("discriminator.") for k in ranks[0])
     pixel = load_file(str(tmp_path / "pixel" / "rank0.safetensors"))
+    start = {k: v.detach().clone() for k, v in tiny_sr_recipe(*RUNS["pixel"]).generator.named_parameters()}
     single = fit_tiny_sr(face_folder, tmp_path / "single", *RUNS["pixel"]).generator
     for key, value in single.named_parameters():
-        assert torch.allclose(pixel[f"generator.{key}"], value.detach(), atol=1e-5), key
+        # Same trajectory up to float noise: CPUs reduce the half and whole batches in different
+        # orders, and Adam's first steps (≈ lr · sign g) magnify that noise where g ≈ 0 (2e-4
+        # absolute on this AMD EPYC, under 1e-5 on the CPU CI ran on before). So the gap is
+        # held to 2 % of how far each tensor moved (measured here: at most 0.6 %).
+        moved, gap = (value.detach() - start[key]).norm(), (pixel[f"generator.{key}"] - value.detach()).norm()
+        assert gap <= 0.02 * moved + 1e-6, (key, float(gap), float(moved))
     # rank 0 alone wrote the run's records: one line per epoch, the checkpoints
     records = (tmp_path / "pixel" / "metrics.jsonl").read_text().splitlines()
     assert len(records) == 2 and json.loads(records[-1])["train_images_per_s"] > 0

@@ -85,11 +85,16 @@ def test_train_and_eval_fer_end_to_end(fer_root: Path, gray_sr: Path, tmp_path: 
     assert np.array(report["confusion_matrix"]).sum() == 14
     assert (tmp_path / "plots" / "confusion.png").is_file() and (tmp_path / "plots" / "roc.png").is_file()
     models = ["--weights", weights, "--upscale-weights", weights, "--sr-weights", str(gray_sr)]
+    x8_net = Generator(GeneratorConfig(features=4, blocks=1, scale=8))  # RGB: takes the gray face as RGB
+    x8_file = save_checkpoint(tmp_path / "x8.safetensors", "sr-generator", x8_net.config.to_dict(),
+                              {f"model.{k}": v for k, v in x8_net.state_dict().items()})  # fmt: skip
+    models += ["--x8-weights", str(x8_file)]
     sweep = runner.invoke(app, ["eval-fer", "--data", str(fer_root), *models, "--sweep", "48,12,8", "--json",
                                 "--save-dir", str(tmp_path / "plots"), "--device", "cpu"])  # fmt: skip
     assert sweep.exit_code == 0, sweep.output
     table = json.loads(sweep.stdout)["accuracy"]
-    assert set(table) == {"hr_classifier+bicubic", "hr_classifier+sr", "upscale_classifier+sr"}
+    assert set(table) == {"hr_classifier+bicubic", "hr_classifier+sr", "hr_classifier+x8_sr",
+                          "upscale_classifier+sr"}  # fmt: skip
     assert all(len(v) == 3 for v in table.values()) and (tmp_path / "plots" / "sweep.png").is_file()
     plots = ["--save-dir", str(tmp_path / "plots"), "--device", "cpu"]
     tta = runner.invoke(

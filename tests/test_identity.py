@@ -95,10 +95,17 @@ def test_eval_embed_json_and_sweep(people: Path, trained: Path, tmp_path: Path) 
                          {f"model.{k}": v for k, v in gen.state_dict().items()})  # fmt: skip
     sweep_args = ["eval-embed", "--data", str(people), "--weights", str(trained), "--sr-weights", str(sr),
                   "--sweep", "32,16,8", "--n-pairs", "40", "--save-dir", str(tmp_path)]  # fmt: skip
-    sweep = run(*sweep_args, "--identity-sr-weights", str(sr), "--json")
+    x8 = Generator(GeneratorConfig(features=4, blocks=1, scale=8))
+    x8 = save_checkpoint(tmp_path / "x8.safetensors", "sr-generator", x8.config.to_dict(),
+                         {f"model.{k}": v for k, v in x8.state_dict().items()})  # fmt: skip
+    sweep = run(*sweep_args, "--identity-sr-weights", str(sr), "--x8-weights", str(x8), "--json")
     assert sweep.exit_code == 0, sweep.output
-    table = json.loads(sweep.stdout)["accuracy"]
-    assert set(table) == {"bicubic", "sr", "identity_sr"} and all(len(v) == 3 for v in table.values())
+    report = json.loads(sweep.stdout)
+    table = report["accuracy"]
+    assert set(table) == {"bicubic", "sr", "identity_sr", "x8_sr"} and all(
+        len(v) == 3 for v in table.values()
+    )
+    assert report["x8_sr_weights"] == str(x8)
     assert (tmp_path / "sweep.png").is_file()
     missing = run(*sweep_args, "--identity-sr-weights", str(tmp_path / "none.safetensors"))
     assert missing.exit_code != 0 and "not found" in missing.output

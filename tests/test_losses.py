@@ -28,6 +28,19 @@ def test_generator_loss_terms_are_finite(tmp_path: Path) -> None:
     assert torch.isfinite(discriminator_loss(torch.randn(4), torch.randn(4)))
 
 
+def test_content_layer_picks_which_feature_map_is_compared(tmp_path: Path) -> None:
+    backbone = build_perceptual(f"ckpt:{tiny_disc_checkpoint(tmp_path)}")
+    sr, hr = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    maps_sr, maps_hr = backbone(sr), backbone(hr)
+    for layer in (0, 1, -1):
+        _, terms = SRGANGeneratorLoss(backbone, SRLossWeights(content=1.0, content_layer=layer))(sr, hr)
+        expected = torch.nn.functional.mse_loss(maps_sr[layer], maps_hr[layer])
+        assert terms["content"] == pytest.approx(float(expected), rel=1e-5)
+    assert len(maps_sr) > 2 and float((maps_sr[0] - maps_hr[0]).pow(2).mean()) != pytest.approx(
+        float((maps_sr[-1] - maps_hr[-1]).pow(2).mean())
+    )
+
+
 def test_without_perceptual_backbone_pixel_loss_drives_the_generator() -> None:
     total, terms = SRGANGeneratorLoss(None, SRLossWeights())(torch.zeros(1, 3, 8, 8), torch.ones(1, 3, 8, 8))
     assert terms["pixel"] == pytest.approx(1.0) and float(total) == pytest.approx(1.0)

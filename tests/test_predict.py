@@ -18,8 +18,8 @@ from srfer.inference import model_id
 
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-SCHEMA = {"image", "face", "box", "face_px", "detector_score", "sr", "expression", "expression_model",
-          "confidence", "probabilities", "identity", "nearest", "distance", "threshold",
+SCHEMA = {"image", "face", "box", "face_px", "detector_score", "sr", "sr_scale", "expression",
+          "expression_model", "confidence", "probabilities", "identity", "nearest", "distance", "threshold",
           "alignment"}  # fmt: skip
 EMOTIONS = {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}
 
@@ -30,11 +30,20 @@ def weights(tmp_path_factory) -> dict[str, Path]:
     return tiny_checkpoints(tmp_path_factory.mktemp("weights"))
 
 
-def predict(weights: dict[str, Path], *args: str, identity_sr: str = "sr", embed: str = "embed"):
+def predict(
+    weights: dict[str, Path],
+    *args: str,
+    identity_sr: str | None = "sr",
+    embed: str = "embed",
+    x8: str = "sr_x8",
+):
+    """`srfer predict` on the tiny checkpoints (`identity_sr=None`: no identity-aware SR, as
+    none of the shipped ones is made for these embedders)."""
+    identity = ["--identity-sr-weights", str(weights[identity_sr])] if identity_sr else []
     w = ["--sr-weights", str(weights["sr"]), "--fer-weights", str(weights["fer"]),
-         "--embed-weights", str(weights[embed]), "--identity-sr-weights", str(weights[identity_sr]),
+         "--embed-weights", str(weights[embed]), *identity,
          "--fer-sr-weights", str(weights["sr_fer"]), "--upscale-fer-weights", str(weights["fer_up"]),
-         "--device", "cpu"]  # fmt: skip
+         "--sr-x8-weights", str(weights[x8]), "--device", "cpu"]  # fmt: skip
     return runner.invoke(app, ["predict", *args, *w])
 
 
@@ -236,6 +245,43 @@ def test_tiny_faces_get_the_fer_sr_and_the_upscale_trained_classifier(weights, t
     assert off[1]["probabilities"] == small["probabilities"]
     never = json_lines(predict(weights, *args, "--sr", "never").stdout)
     assert [f["expression_model"] for f in never] == ["fer", "fer"]  # no SR: no tiny path either
+
+
+def test_the_smallest_faces_go_through_the_x8_sr_on_both_heads(weights, tmp_path: Path) -> None:
+    from srfer.predict import X8_BELOW
+
+    small, large = min(X8_BELOW.values()) - 2, max(X8_BELOW.values()) + 4
+    for name, px in (("small", small), ("large", large)):
+        synthetic_face((px, px), 0).save(tmp_path / f"{name}.png")
+    args = (str(tmp_path / "small.png"), str(tmp_path / "large.png"), "--json", "--no-detect",
+            "--embeddings", "--no-tiny-expression")  # fmt: skip
+    runs = {
+        more: json_lines(predict(weights, *args, *more, identity_sr=None).stdout)
+        for more in ((), ("--no-x8",))
+    }
+    x8, x4 = runs.values()
+    assert [f["sr_scale"] for f in x8] == [8, 4] and [f["sr_scale"] for f in x4] == [4, 4]
+    assert x8[0]["embedding"] != x4[0]["embedding"]  # the centre-crop embedder's face: ×8
+    assert x8[1]["embedding"] == x4[1]["embedding"] and x8[1]["probabilities"] == x4[1]["probabilities"]
+    for embed in ("embed", "embed_aligned"):  # an identity-aware SR serves the embedder at every size
+        given = json_lines(predict(weights, *args, embed=embed, identity_sr="sr_id").stdout)
+        given_x4 = json_lines(predict(weights, *args, "--no-x8", embed=embed, identity_sr="sr_id").stdout)
+        assert given[0]["embedding"] == given_x4[0]["embedding"] and given[0]["sr_scale"] == 8
+    aligned, aligned_x4 = (
+        json_lines(predict(weights, *args, *more, embed="embed_aligned", identity_sr=None).stdout)
+        for more in ((), ("--no-x8",))
+    )
+    assert aligned[0]["embedding"] != aligned_x4[0]["embedding"]  # the aligned chip went through ×8 too
+    never = json_lines(predict(weights, *args, "--sr", "never").stdout)
+    assert [f["sr_scale"] for f in never] == [None, None]
+
+
+def test_a_wrong_x8_model_is_a_one_line_error(weights, tmp_path: Path) -> None:
+    synthetic_face((16, 16), 0).save(tmp_path / "tiny.png")
+    result = predict(weights, str(tmp_path / "tiny.png"), "--no-detect", x8="sr_fer")
+    assert result.exit_code == 1 and "Traceback" not in result.output and "RGB" in result.stderr, (
+        result.output
+    )
 
 
 def test_tiny_path_weights_errors_are_one_line(weights, tmp_path: Path) -> None:

@@ -208,6 +208,37 @@ def test_identity_aware_fine_tune_trains_without_a_discriminator(
     assert scores["val_identity_distance_mean"] == pytest.approx(sum(per_size) / 2)
 
 
+def test_a_gan_judged_by_a_face_embedder_keeps_the_most_realistic_epoch(
+    face_folder: Path, tiny_gen: GeneratorConfig, tmp_path: Path
+) -> None:
+    from srfer.inference import bicubic_baseline
+    from srfer.losses import SRLossWeights, build_perceptual
+    from srfer.metrics import frechet_distance
+    from srfer.train.engine import StepContext
+
+    backbone = build_perceptual(f"ckpt:{tiny_embedder_checkpoint(tmp_path)}")
+    weights = SRLossWeights(content=1.0, content_layer=1)
+    recipe = SRGANRecipe(tiny_gen, pretrain_epochs=0, epochs=1, backbone=backbone, weights=weights,
+                         discriminator=DiscriminatorConfig(features=4, hidden=8))  # fmt: skip
+    assert (recipe.monitor, recipe.monitor_mode) == ("val_frechet", "min") and "discriminator" in recipe.nets
+    data = SRPairDataset(discover_faces(face_folder, "all"), hr_size=32, scale=4, augment=False)
+    batch = collate_skipping_failures([data[i] for i in range(4)])
+    terms = recipe.train_step(batch, StepContext(torch.device("cpu"), None))
+    assert {"content", "adversarial", "d_loss"} <= set(terms)
+    loader = torch.utils.data.DataLoader(data, batch_size=8, collate_fn=collate_skipping_failures)
+    scores = recipe.validate(loader, StepContext(torch.device("cpu"), None))
+    batches = list(loader)  # the bicubic column by hand: HR and bicubic faces through the embedder
+    hr = torch.cat([b["hr"] for b in batches])
+    bicubic = torch.cat([bicubic_baseline(b["lr"], hr.shape[-2:]) * 2 - 1 for b in batches])
+    with torch.no_grad():
+        expected = frechet_distance(backbone.embedding(hr), backbone.embedding(bicubic))
+    assert scores["val_frechet_bicubic"] == pytest.approx(expected, rel=1e-4) and scores["val_frechet"] > 0
+    bad = dict(data=face_folder, out=tmp_path / "r", hr_size=32, device="cpu", pretrain_epochs=0, epochs=1,
+               perceptual=f"ckpt:{tiny_embedder_checkpoint(tmp_path)}", content_layer=7)  # fmt: skip
+    with pytest.raises(SrferError, match="--content-layer 7: the backbone has 4 maps"):
+        train_sr(SRTrainArgs(**bad))
+
+
 def test_identity_weight_needs_a_face_embedder(face_folder: Path, tiny_gen: GeneratorConfig) -> None:
     from srfer.losses import SRLossWeights
 

@@ -71,6 +71,10 @@ Runtime = Annotated[
     ),
 ]
 BatchSize = Annotated[int, typer.Option(min=1)]
+X8Weights = Annotated[
+    Path | None,
+    typer.Option(help="With --sweep: the ×8 SR of the x8_sr column (default: the shipped CelebA ×8)."),
+]
 PlotDir = Annotated[
     Path | None,
     typer.Option("--save-dir", help="Write the PNG plots here (their paths are printed); none unless given."),

@@ -12,6 +12,7 @@ from srfer.cli.common import (
     BatchSize,
     Device,
     PlotDir,
+    X8Weights,
     app,
     friendly_errors,
     number,
@@ -50,6 +51,7 @@ def eval_fer_command(
         None, help="Comma-separated face sizes, e.g. 48,24,16,12,8: accuracy vs size, bicubic vs SR."
     ),
     upscale_weights: Path | None = typer.Option(None, help="With --sweep: the --upscale-trained classifier."),
+    x8_weights: X8Weights = None,
     flip_tta: bool = typer.Option(
         False, help="Average each face's probabilities with its mirror's (not with --sweep)."
     ),
@@ -72,7 +74,7 @@ def eval_fer_command(
         sizes = parse_sizes(sweep, "48,24,16,12,8")
         result = with_progress("sweeping", len(sizes), lambda advance: evaluation.sweep_fer(
             data, sizes, split=split, weights=weights, upscale_weights=upscale_weights, sr_weights=sr_weights,
-            device=device, ferplus=ferplus, batch_size=batch_size, progress=advance,
+            device=device, ferplus=ferplus, batch_size=batch_size, progress=advance, x8_weights=x8_weights,
         ))  # fmt: skip
         show_sweep(result, save_dir, as_json, "FER accuracy vs face size")
         return

@@ -14,6 +14,7 @@ from srfer.cli.common import (
     Device,
     PlotDir,
     Seed,
+    X8Weights,
     app,
     command_group,
     friendly_errors,
@@ -54,6 +55,7 @@ def eval_embed_command(
         None, help="With --sweep: the identity-aware SR for a third column (default: the shipped one)."
     ),
     limit: int = typer.Option(0, min=0, help="About N images, whole identities spread over all (0: all)."),
+    x8_weights: X8Weights = None,
     save_dir: PlotDir = None,
     batch_size: BatchSize = 128,
     device: Device = "auto",
@@ -70,6 +72,7 @@ def eval_embed_command(
             data, sizes, split=split, pairs_file=pairs, n_pairs=n_pairs, weights=weights,
             sr_weights=sr_weights, device=device, batch_size=batch_size, seed=seed, progress=advance,
             identity_sr_weights=identity_sr_weights,
+            x8_weights=x8_weights,
         ))  # fmt: skip
         show_sweep(result, save_dir, as_json, "verification accuracy vs probe size")
         return

@@ -31,7 +31,9 @@ def predict_command(
     save_dir: Path | None = typer.Option(
         None, help="Write <stem>_annotated.png (boxes + labels) and <stem>_face<i>_sr.png strips here."
     ),
-    sr: str = typer.Option("auto", help="auto: super-resolve faces under 64 px; always; never."),
+    sr: str = typer.Option(
+        "auto", help="auto: super-resolve faces under 64 px (under 29 px with the ×8 model); always; never."
+    ),
     gallery: Path | None = typer.Option(None, help="SQLite gallery (srfer enroll) to name the faces."),
     threshold: float | None = typer.Option(None, help="Gallery τ on squared L2 (default: the model's)."),
     embeddings: bool = typer.Option(False, "--embeddings", help="Add each face's embedding to --json."),
@@ -41,8 +43,12 @@ def predict_command(
     identity_sr_weights: Path | None = typer.Option(
         None, help="SR for the faces the embedder sees (default: the shipped identity-aware SR, if any)."
     ),
+    x8: bool = typer.Option(True, help="--no-x8: the ×4 SR for every face, the smallest too."),
+    sr_x8_weights: Path | None = typer.Option(
+        None, help="×8 SR for faces under 29 px (default: the shipped CelebA ×8)."
+    ),
     tiny_expression: bool = typer.Option(
-        True, help="Faces ≤ 20 px: expression from the grayscale FER SR + the --upscale-trained classifier."
+        True, help="Faces ≤ 18 px: expression from the grayscale FER SR + the --upscale-trained classifier."
     ),
     fer_sr_weights: Path | None = typer.Option(None, help="FER-domain SR for tiny faces (default: shipped)."),
     upscale_fer_weights: Path | None = typer.Option(
@@ -68,10 +74,10 @@ def predict_command(
     options = PredictOptions(sr=sr, detect=detect, min_face=min_face, det_threshold=det_threshold,
                              margin=margin, batch_size=batch_size, threshold=threshold,
                              embeddings=embeddings, tiny_expression=tiny_expression,
-                             runtime=runtime)  # fmt: skip
+                             runtime=runtime, x8=x8)  # fmt: skip
     weights = PredictWeights(sr=sr_weights, fer=fer_weights, embed=embed_weights,
                              identity_sr=identity_sr_weights, sr_fer=fer_sr_weights,
-                             fer_upscale=upscale_fer_weights)  # fmt: skip
+                             fer_upscale=upscale_fer_weights, sr_x8=sr_x8_weights)  # fmt: skip
     predictor = Predictor(options, device, weights, gallery)
 
     def stream(result) -> None:
@@ -110,7 +116,7 @@ def _print_faces(result) -> None:
             "—" if f.identity is None else f"{f.identity} (d = {f.distance:.3f}, τ = {f.threshold:.3f})"
         )
         box = ", ".join(f"{v:.0f}" for v in f.box)
-        sr_used = "yes" if f.sr else "no"
+        sr_used = f"×{f.sr_scale}" if f.sr_scale else "yes" if f.sr else "no"
         if f.expression_model == "fer-upscale":
             sr_used += " (+FER SR)"
         table.add_row(

@@ -109,6 +109,11 @@ class SRTrainArgs(RunArgs):
     perceptual: str = option("vgg19", "Content loss backbone: vgg19, none or ckpt:PATH.")
     vgg_weights: Path | None = option(None, "torchvision VGG19 state dict (offline use).")
     content_weight: float = option(0.006, "Weight of the perceptual MSE (SRGAN: 0.006).")
+    content_layer: int = option(
+        -1,
+        "Which of the backbone's feature maps the content loss compares, shallow to deep "
+        "(-1: the deepest, SRGAN's φ5,4; the dlib ResNet's four stages are 0 … 3).",
+    )
     adversarial_weight: float = option(
         1e-3, "Weight of the adversarial BCE (0: no discriminator is trained)."
     )

@@ -5,7 +5,10 @@ pixel, adversarial terms); with `--adversarial-weight 0` it trains without a
 discriminator (e.g. the identity-aware fine-tune, where half the compute would otherwise
 go to a network whose term is switched off). With an identity term, validation also
 measures how far SR and bicubic faces land from their HR face in the embedder's space,
-and `best` is the checkpoint closest to HR identity (not the PSNR-best).
+and `best` is the checkpoint closest to HR identity (not the PSNR-best). A GAN phase whose
+perceptual backbone is a face embedder is judged by it too: validation reports the Fréchet
+distance of SR (and bicubic) faces to the HR faces in its embedding space, and `best` is
+the most realistic epoch by that measure (a GAN's PSNR falls by design).
 
 `lr_sizes` (`--lr-sizes 32,16`) trains on faces of several sizes, one drawn per step: a
 face of size s is made from the HR crop (antialiased bicubic, 8-bit) and its target is the
@@ -38,7 +41,7 @@ from srfer.losses import (
     discriminator_term,
     pixel_mse,
 )
-from srfer.metrics import PROTOCOL, psnr_per_image, sr_vs_bicubic
+from srfer.metrics import PROTOCOL, frechet_distance, psnr_per_image, sr_vs_bicubic
 from srfer.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from srfer.plots import plot_training_curves
 from srfer.train import distributed
@@ -76,8 +79,13 @@ class SRGANRecipe(Recipe):
                 "--identity-weight needs --perceptual ckpt:<face embedder> and epochs after --pretrain-epochs"
             )
         self.identity = backbone if self.weights.identity else None
+        # a face embedder also judges the GAN phase: Fréchet distance of SR to HR embeddings
+        judged = self.adversarial and backbone is not None and backbone.has_embedding
+        self.judge = backbone if judged else None
         if self.identity is not None:  # pick `best` by identity, not by PSNR
             self.monitor, self.monitor_mode = "val_identity_distance_mean", "min"
+        elif self.judge is not None:  # a GAN's PSNR falls by design: pick by realism instead
+            self.monitor, self.monitor_mode = "val_frechet", "min"
         betas = (0.9, 0.999)
         self.opts = {"generator": torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas)}
         self.nets: dict[str, torch.nn.Module] = {"generator": self.generator}
@@ -169,6 +177,7 @@ class SRGANRecipe(Recipe):
     def validate(self, loader: DataLoader, ctx: StepContext) -> dict[str, float]:
         sums: dict[str, float] = {}
         seen, grid = 0, []
+        embedded: dict[str, list[Tensor]] = {}
         for batch in loader:
             batch.pop("skipped", None)
             if not batch:
@@ -179,6 +188,9 @@ class SRGANRecipe(Recipe):
             scores = sr_vs_bicubic(sr, bic, hr)
             if self.identity is not None:
                 scores |= self._identity_distances(sr, bic, hr)
+            if self.judge is not None:
+                for name, faces in (("hr", hr), ("sr", sr), ("bicubic", bic)):
+                    embedded.setdefault(name, []).append(self._embed(faces))
             for size in (s for s in self.lr_sizes if s != lr.shape[-1]):
                 scores |= self._scores_at(hr, size, ctx)
             for key, values in scores.items():
@@ -195,6 +207,10 @@ class SRGANRecipe(Recipe):
             keys = [k for k in means if k.startswith("val_identity_distance") and "bicubic" not in k]
             per_size = [means[k] for k in keys]
             means["val_identity_distance_mean"] = sum(per_size) / len(per_size)
+        if embedded:
+            real = torch.cat(embedded["hr"])
+            for name, key in (("sr", "val_frechet"), ("bicubic", "val_frechet_bicubic")):
+                means[key] = frechet_distance(real, torch.cat(embedded[name]))
         means["val_images"] = float(seen)
         return means
 
@@ -207,6 +223,11 @@ class SRGANRecipe(Recipe):
         if self.identity is not None:
             scores |= self._identity_distances(sr, bic, target)
         return {f"{k}_{size}px": v for k, v in scores.items()}
+
+    @torch.no_grad()
+    def _embed(self, faces01: Tensor) -> Tensor:
+        self.judge.to(faces01.device)
+        return self.judge.embedding(faces01 * 2 - 1).float().cpu()
 
     @torch.no_grad()
     def _identity_distances(self, sr: Tensor, bic: Tensor, hr: Tensor) -> dict[str, Tensor]:
@@ -227,6 +248,8 @@ class SRGANRecipe(Recipe):
         panels = [("val_psnr", "val_psnr_bicubic"), ("val_ssim", "val_ssim_bicubic")]
         if history and "val_identity_distance" in history[-1]:
             panels.append(("val_identity_distance", "val_identity_distance_bicubic"))
+        if history and "val_frechet" in history[-1]:
+            panels.append(("val_frechet", "val_frechet_bicubic"))
         if history:
             plot_training_curves(history, out_dir / "curves.png", panels)
 
@@ -250,6 +273,19 @@ def _lr_sizes(args: SRTrainArgs) -> tuple[int, ...]:
     if any(not 4 <= s <= largest for s in sizes):
         raise SrferError(f"--lr-sizes {args.lr_sizes!r}: sizes must be 4 … {largest} px (hr-size / scale)")
     return sizes
+
+
+def _content_layer(backbone: FeatureBackbone | None, args: SRTrainArgs) -> int:
+    """`--content-layer`, checked against the backbone's maps before any training starts."""
+    if backbone is None or not args.content_weight:
+        return args.content_layer
+    with torch.no_grad():
+        maps = len(backbone(torch.zeros(1, args.channels, args.hr_size, args.hr_size)))
+    if not -maps <= args.content_layer < maps:
+        raise SrferError(
+            f"--content-layer {args.content_layer}: the backbone has {maps} maps (0 … {maps - 1}, or -1)"
+        )
+    return args.content_layer
 
 
 def _aligner(args: SRTrainArgs, device: torch.device) -> tuple[FaceAligner | None, dict[str, Any]]:
@@ -288,6 +324,7 @@ def train_sr(args: SRTrainArgs) -> dict[str, Any]:
         pixel=args.pixel_weight,
         texture=args.texture_weight,
         identity=args.identity_weight,
+        content_layer=_content_layer(backbone, args),
     )
     recipe = SRGANRecipe(gen_cfg, args.lr, args.pretrain_epochs, args.epochs, backbone, weights,
                          lr_sizes=lr_sizes)  # fmt: skip
