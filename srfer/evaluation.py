@@ -65,17 +65,8 @@ def evaluate_sr(
     generator = load_generator(weights, dev)
     judge = IdentityJudge(embed_weights, dev) if identity else None
     cfg = generator.config
-    hr_size = hr_size or generator.meta.get("data", {}).get("hr_size", 32 * cfg.scale)
-    source = discover_faces(data, split)
-    if limit:
-        source.paths = source.paths[:limit]
-    dataset = SRPairDataset(source, hr_size, cfg.scale, cfg.channels, augment=False, cache=False)
-    loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        collate_fn=collate_skipping_failures,
-        num_workers=min(2, len(source.paths) // batch_size),
-    )
+    hr_size = hr_size or _trained_hr_size(generator)
+    source, dataset, loader = _sr_pairs(data, split, limit, hr_size, generator, batch_size)
     rows, skipped = [], []
     for batch in loader:
         skipped += batch.pop("skipped")
@@ -116,6 +107,25 @@ def evaluate_sr(
     }
 
 
+def _trained_hr_size(generator) -> int:
+    """The HR size the generator was trained at (its file's record; else 32 px × scale)."""
+    return generator.meta.get("data", {}).get("hr_size", 32 * generator.config.scale)
+
+
+def _sr_pairs(data: Path, split: str, limit: int, hr_size: int, generator, batch_size: int):
+    """(source, dataset, loader) of held-out (LR, HR) pairs made as `generator` expects."""
+    source = discover_faces(data, split)
+    if limit:
+        source.paths = source.paths[:limit]
+    cfg = generator.config
+    dataset = SRPairDataset(source, hr_size, cfg.scale, cfg.channels, augment=False, cache=False)
+    workers = min(2, len(source.paths) // batch_size)
+    loader = DataLoader(
+        dataset, batch_size=batch_size, collate_fn=collate_skipping_failures, num_workers=workers
+    )
+    return source, dataset, loader
+
+
 def compare_sr(
     data: Path, models: dict[str, Path], *, split: str = "val", device: str = "auto", batch_size: int = 32,
     limit: int = 0, identity: bool = False, embed_weights: Path | None = None, grid_faces: int = 0,
@@ -129,13 +139,9 @@ def compare_sr(
     configs = {(g.config.scale, g.config.channels) for g in generators.values()}
     if len(configs) != 1:
         raise SrferError("compare-sr compares models of one scale and channel count: give the ×8 model alone")
-    (scale, channels), first = configs.pop(), next(iter(generators.values()))
-    hr_size = first.meta.get("data", {}).get("hr_size", 32 * scale)
-    source = discover_faces(data, split)
-    if limit:
-        source.paths = source.paths[:limit]
-    dataset = SRPairDataset(source, hr_size, scale, channels, augment=False, cache=False)
-    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_skipping_failures)
+    first = next(iter(generators.values()))
+    scale, hr_size = first.config.scale, _trained_hr_size(first)
+    source, _, loader = _sr_pairs(data, split, limit, hr_size, first, batch_size)
     judge = IdentityJudge(embed_weights, dev) if identity else None
     sums: dict[str, dict[str, float]] = {name: {"psnr": 0.0, "ssim": 0.0} for name in ("bicubic", *models)}
     seen, skipped, grid = 0, [], []

@@ -387,11 +387,9 @@ class Predictor:
         if self.embedder_template is None:
             if not idx or self.identity_generator is None:
                 return work
-            out = work.clone()
+            out = work.clone()  # (the ×8 never serves beside an identity-aware SR: `_sr_groups`)
             with self._timed("sr"):
-                for sr_net, chosen in self._sr_groups(idx, faces, "identity", generator):
-                    own_pixels = sr_net is self.x8_generator
-                    out[chosen] = _super_resolve_crops(sr_net, [crops[i] for i in chosen], own_pixels)
+                out[idx] = _super_resolve_crops(self.identity_generator, [crops[i] for i in idx])
             return out
         marks = [f.landmarks if f.landmarks is not None else centred_landmarks(f.crop) for f in faces]
         size = embedder_crop_size(self.embedder)

@@ -190,7 +190,7 @@ class SRGANRecipe(Recipe):
                 scores |= self._identity_distances(sr, bic, hr)
             if self.judge is not None:
                 for name, faces in (("hr", hr), ("sr", sr), ("bicubic", bic)):
-                    embedded.setdefault(name, []).append(self._embed(faces))
+                    embedded.setdefault(name, []).append(_embedding_of(self.judge, faces).float().cpu())
             for size in (s for s in self.lr_sizes if s != lr.shape[-1]):
                 scores |= self._scores_at(hr, size, ctx)
             for key, values in scores.items():
@@ -225,18 +225,12 @@ class SRGANRecipe(Recipe):
         return {f"{k}_{size}px": v for k, v in scores.items()}
 
     @torch.no_grad()
-    def _embed(self, faces01: Tensor) -> Tensor:
-        self.judge.to(faces01.device)
-        return self.judge.embedding(faces01 * 2 - 1).float().cpu()
-
-    @torch.no_grad()
     def _identity_distances(self, sr: Tensor, bic: Tensor, hr: Tensor) -> dict[str, Tensor]:
         """Per face ‖e(x) − e(HR)‖² for x = SR and bicubic (inputs in [0, 1])."""
-        self.identity.to(sr.device)
-        target = self.identity.embedding(hr * 2 - 1)
+        target = _embedding_of(self.identity, hr)
 
         def distance(x: Tensor) -> Tensor:
-            return (self.identity.embedding(x * 2 - 1) - target).pow(2).sum(1)
+            return (_embedding_of(self.identity, x) - target).pow(2).sum(1)
 
         return {"identity_distance_sr": distance(sr), "identity_distance_bicubic": distance(bic)}
 
@@ -252,6 +246,13 @@ class SRGANRecipe(Recipe):
             panels.append(("val_frechet", "val_frechet_bicubic"))
         if history:
             plot_training_curves(history, out_dir / "curves.png", panels)
+
+
+@torch.no_grad()
+def _embedding_of(backbone: FeatureBackbone, faces01: Tensor) -> Tensor:
+    """A face-embedder backbone's embeddings of faces in [0, 1], on the faces' device."""
+    backbone.to(faces01.device)
+    return backbone.embedding(faces01 * 2 - 1)
 
 
 def _generator_config(args: SRTrainArgs) -> GeneratorConfig:
