@@ -222,6 +222,13 @@ def test_compare_sr_puts_models_side_by_side_with_a_picture_grid(trained, tmp_pa
     assert_one_line_error(
         run("compare-sr", "--data", str(faces), "--models", f"{weights},{weights}"), "twice"
     )
+    missing = str(tmp_path / "none.safetensors")
+    assert_one_line_error(
+        run("compare-sr", "--data", str(faces), "--models", f"{weights},{missing}"), "not found"
+    )
+    assert_one_line_error(run("compare-sr", "--data", "/nonexistent", "--models", str(weights)), "not found")
+    wrong = run("compare-sr", "--data", str(faces), "--models", str(tiny["embed"]))  # a recogniser, not an SR
+    assert_one_line_error(wrong, "face-embedder")
 
 
 def test_eval_sr_identity_refuses_a_missing_or_wrong_recogniser(trained, tmp_path: Path) -> None:
