@@ -48,6 +48,22 @@ def faces_per_s(model: torch.nn.Module, shape: tuple[int, ...], device: torch.de
     return out
 
 
+def every_fer_arch(device: torch.device) -> dict[str, dict[str, float]]:
+    """Each registered expression network at its default config: size and speed (the arch
+    table in README's expression section)."""
+    from srfer.models.fer import FER_BACKBONES
+
+    out = {}
+    for arch in FER_BACKBONES.names():
+        model = build_fer(FerConfig(arch=arch))
+        params = sum(p.numel() for p in model.parameters())
+        out[f"{device} arch {arch}"] = {
+            "params_millions": params / 1e6,
+            **faces_per_s(model, (1, 48, 48), device),
+        }
+    return out
+
+
 def identify_latency(identities: int, dim: int, queries: int = 50) -> dict[str, float]:
     """Milliseconds per single-face query against `identities` enrolled embeddings (SQLite)."""
     from srfer.gallery import Gallery
@@ -76,6 +92,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--gallery-size", type=int, default=10_000)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--fer-archs", action="store_true", help="also every registered expression arch: parameters, faces/s"
+    )
     args = parser.parse_args()
     fer_cfg = shipped_config("fer", FerConfig)
     emb_cfg = shipped_config("embed", EmbedderConfig)
@@ -86,6 +105,8 @@ def main() -> None:
         emb = faces_per_s(Embedder(emb_cfg), (3, 128, 128), device)
         report[f"{device} expression ({fer_cfg.arch} w{fer_cfg.width})"] = fer
         report[f"{device} embedder ({emb_cfg.backbone} {emb_cfg.input_size}px)"] = emb
+    if args.fer_archs:
+        report |= every_fer_arch(torch.device("cpu"))
     report[f"identify, {args.gallery_size} identities"] = identify_latency(args.gallery_size, emb_cfg.dim)
     if args.json:
         print(json.dumps(report, indent=2))

@@ -15,7 +15,7 @@ from srfer.align import align_face
 from srfer.console import warn
 from srfer.data.degradations import LowResPath, bicubic_resize, to_unit
 from srfer.data.faces import SRPairDataset, collate_skipping_failures, discover_faces
-from srfer.data.fer import EMOTIONS, FerDataset, load_fer
+from srfer.data.fer import FerDataset, class_names, load_fer, project_probs
 from srfer.data.identity import FaceIdentityDataset, discover_identities, generate_pairs, read_lfw_pairs
 from srfer.errors import SrferError
 from srfer.imageio import skip_summary, tensor_to_pil
@@ -234,10 +234,10 @@ def check_sweep_sizes(sizes: list[int], low: int, high: int) -> None:
 
 
 def _fer_loader(data: Path, split: str, ferplus: Path | None, batch_size: int, limit: int = 0):
-    """(loader, description, skipped files as JSON) of a FER split (`limit`: that many faces)."""
+    """(loader, samples, skipped files as JSON) of a FER split (`limit`: that many faces)."""
     samples = load_fer(data, split, ferplus, limit)
     skipped = [s.to_json() for s in samples.skipped]
-    return DataLoader(FerDataset(samples), batch_size=batch_size), samples.description, skipped
+    return DataLoader(FerDataset(samples), batch_size=batch_size), samples, skipped
 
 
 def _fer_probs(
@@ -245,6 +245,24 @@ def _fer_probs(
 ):
     low_res = LowResPath(lr_size, restore, "") if lr_size else None
     return predict_probs(model, loader, inference_context(device), low_res, flip_tta)
+
+
+def shared_classes(
+    probs: torch.Tensor, labels: torch.Tensor, data_classes: tuple[str, ...]
+) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...], str | None]:
+    """A 7-class (FER2013) classifier on 8-class (FER+) data, or the reverse, is scored on
+    the 7 classes both know: an 8-class model's contempt probability is dropped (the rest
+    renormalised); FER+ faces labelled contempt are left out for a 7-class model. Returns
+    (probs, labels, classes, a note saying which, or None)."""
+    model_classes = class_names(probs.shape[1])
+    if model_classes == data_classes:
+        return probs, labels, data_classes, None
+    if len(model_classes) > len(data_classes):
+        note = "the classifier's contempt probability is left out (7-class data); the rest renormalised"
+        return project_probs(probs, len(data_classes)), labels, data_classes, note
+    known = labels < len(model_classes)
+    note = f"{int((~known).sum())} contempt faces left out: the classifier knows 7 classes"
+    return probs[known], labels[known], model_classes, note
 
 
 def evaluate_fer(
@@ -257,14 +275,15 @@ def evaluate_fer(
     dev = resolve_device(device)
     model = load_classifier(weights, dev)
     restore = make_restorer(upscaler, dev, sr_weights) if upscale else None
-    loader, description, skipped = _fer_loader(data, split, ferplus, batch_size, limit)
+    loader, samples, skipped = _fer_loader(data, split, ferplus, batch_size, limit)
     probs, labels = _fer_probs(model, loader, dev, lr_size if upscale else None, restore, flip_tta)
-    report = classification_report(probs, labels, EMOTIONS)
+    probs, labels, classes, note = shared_classes(probs, labels, samples.classes)
+    report = classification_report(probs, labels, classes)
     protocol = f"{lr_size}px → {upscaler} → 48px" if upscale else "48px input"
     protocol += " (+ flip TTA: mean of face and mirror)" if flip_tta else ""
-    return {"data": description, "images": len(labels), "skipped": skipped, "weights": str(model.source),
-            "input": protocol,
-            **report}  # fmt: skip
+    return {"data": samples.description, "images": len(labels), "skipped": skipped,
+            "weights": str(model.source), "input": protocol, "classes": list(classes),
+            "notes": [note] if note else [], **report}  # fmt: skip
 
 
 def sweep_fer(
@@ -285,7 +304,7 @@ def sweep_fer(
         notes.append(f"no upscale-trained classifier column: {missing_note('fer-upscale')}")
     restorers = {"bicubic": make_restorer("bicubic", dev), "sr": make_restorer("sr", dev, sr_weights)}
     restorers |= _x8_column(dev, x8_weights, notes)
-    loader, description, skipped = _fer_loader(data, split, ferplus, batch_size)
+    loader, samples, skipped = _fer_loader(data, split, ferplus, batch_size)
     runs = {"hr_classifier+bicubic": (hr_model, "bicubic"), "hr_classifier+sr": (hr_model, "sr")}
     if "x8_sr" in restorers:
         runs["hr_classifier+x8_sr"] = (hr_model, "x8_sr")
@@ -296,6 +315,9 @@ def sweep_fer(
 
     def accuracy(model: torch.nn.Module, lr_size: int | None, how: str) -> float:
         probs, labels = _fer_probs(model, loader, dev, lr_size, restorers[how])
+        probs, labels, _, note = shared_classes(probs, labels, samples.classes)
+        if note and note not in notes:
+            notes.append(note)
         return float((probs.argmax(1) == labels).float().mean())
 
     for size in sizes:
@@ -309,7 +331,7 @@ def sweep_fer(
             table[name].append(results[name])
         if progress is not None:
             progress()
-    return {"data": description, "skipped": skipped, "sizes": sizes, "accuracy": table,
+    return {"data": samples.description, "skipped": skipped, "sizes": sizes, "accuracy": table,
             "weights": str(hr_model.source),
             "upscale_weights": str(up_model.source) if up_model else None,
             "sr_weights": str(restorers["sr"].source),

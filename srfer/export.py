@@ -41,3 +41,59 @@ def export_onnx_file(checkpoint: Path, target: Path) -> Path:
         raise SrferError(f"{checkpoint}: a {kind!r} network has no ONNX export ({', '.join(ONNX_KINDS)} do)")
     model = load_network("", checkpoint, kind)
     return export_onnx(model, target, embedder_crop_size(model) if kind == "face-embedder" else None)
+
+
+def average_weights(
+    checkpoints: list[Path],
+    target: Path,
+    bn_data: Path | None = None,
+    bn_images: int = 8192,
+    half: bool = True,
+) -> Path:
+    """Stochastic weight averaging (Izmailov et al., UAI 2018) over saved epochs: the mean of
+    the networks' weights, written weights-only. An average's BatchNorm statistics are not
+    the average of the statistics, so a network with BatchNorm needs them re-estimated on
+    training faces (`bn_data`: a FER root, for expression classifiers; torch's
+    `swa_utils.update_bn` over `bn_images` faces); without data such a network is refused."""
+    import torch
+    from torch import nn
+
+    if len(checkpoints) < 2:
+        raise SrferError("give two or more checkpoints to average")
+    first = load_checkpoint(checkpoints[0])
+    states = [first.section("model")]
+    for path in checkpoints[1:]:
+        ckpt = load_checkpoint(path, expect_kind=first.kind)
+        if ckpt.config != first.config:
+            raise SrferError(f"{path}: another network than {checkpoints[0]} (configs differ)")
+        states.append(ckpt.section("model"))
+    mean = {k: torch.stack([s[k].float() for s in states]).mean(0) if v.is_floating_point() else v
+            for k, v in states[-1].items()}  # fmt: skip
+    model = load_network("", checkpoints[-1], first.kind)
+    model.load_state_dict(mean)
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        _reestimate_batchnorm(model, first.kind, bn_data, bn_images)
+    tensors = {f"model.{k}": (v.half() if half and v.is_floating_point() else v)
+               for k, v in model.state_dict().items()}  # fmt: skip
+    meta = {k: first.meta[k] for k in ("data", "train_args", "recipe", "input") if k in first.meta}
+    meta |= {"averaged_from": [str(p) for p in checkpoints], "dtype": "float16" if half else "float32",
+             "batchnorm": f"re-estimated on {bn_images} faces of {bn_data}" if bn_data else None}  # fmt: skip
+    return save_checkpoint(target, first.kind, first.config, tensors, meta)
+
+
+def _reestimate_batchnorm(model, kind: str, bn_data: Path | None, bn_images: int) -> None:
+    import torch
+    from torch.utils.data import DataLoader
+
+    from srfer.data.fer import FerDataset, load_fer
+
+    if kind != "fer-classifier" or bn_data is None:
+        raise SrferError(
+            "this network has BatchNorm: its averaged weights need the statistics re-estimated on training "
+            "faces; pass --bn-data FER_ROOT (expression classifiers)"
+        )
+    samples = load_fer(bn_data, "train", subset=bn_images)
+    loader = DataLoader(FerDataset(samples), batch_size=128)
+    with torch.no_grad():
+        torch.optim.swa_utils.update_bn((batch["image"] for batch in loader), model)
+    model.eval()

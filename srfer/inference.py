@@ -23,6 +23,7 @@ from srfer.checkpoint import load_checkpoint
 from srfer.data.degradations import LowResPath, bicubic_resize, to_signed, to_unit
 from srfer.errors import SrferError
 from srfer.models import Generator, build_model
+from srfer.models.fer import ClassifierEnsemble
 from srfer.onnx_runtime import on_runtime
 from srfer.runtime import amp_dtype, autocast
 from srfer.weights import resolve_weights, sha256
@@ -80,8 +81,27 @@ def load_generator(
 def load_classifier(
     weights: Path | None, device: torch.device, role: str = "fer", runtime: str = "torch"
 ) -> nn.Module:
-    """A trained expression classifier (default: the shipped one for `role`)."""
-    return on_runtime(load_network(role, weights, "fer-classifier", device), runtime, device)
+    """A trained expression classifier (default: the shipped one for `role`). `weights`
+    "a,b,c" (several files, comma-separated) loads an ensemble averaging their probabilities."""
+    paths = ensemble_paths(weights)
+    if len(paths) == 1:
+        return on_runtime(load_network(role, paths[0], "fer-classifier", device), runtime, device)
+    members = [on_runtime(load_network(role, p, "fer-classifier", device), runtime, device) for p in paths]
+    try:
+        ensemble = ClassifierEnsemble(members)
+    except ValueError as exc:
+        raise SrferError(f"{weights}: {exc}") from None
+    ensemble.source = ",".join(str(m.source) for m in members)  # type: ignore[assignment]
+    ensemble.meta = {"ensemble": [m.meta for m in members]}  # type: ignore[assignment]
+    return ensemble
+
+
+def ensemble_paths(weights: Path | None) -> list[Path | None]:
+    """`weights` as the files it names: one, or several comma-separated (a path that exists
+    as written is one file, commas and all)."""
+    if weights is None or Path(weights).exists() or "," not in str(weights):
+        return [weights]
+    return [Path(p.strip()) for p in str(weights).split(",") if p.strip()]
 
 
 def load_embedder(weights: Path | None, device: torch.device, runtime: str = "torch") -> nn.Module:
@@ -192,16 +212,18 @@ def predict_probs(
     ctx: RunContext,
     low_res: LowResPath | None = None,
     flip_tta: bool = False,
+    step: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Softmax probabilities and labels over a loader (model in eval mode, no grad).
-    `flip_tta` averages them with the mirrored face's (training flips faces too)."""
+    `flip_tta` averages them with the mirrored face's (training flips faces too); `step`
+    picks the size of a several-size `low_res` (as a training step would)."""
     model.eval()
     probs, labels = [], []
     with torch.no_grad():
         for batch in loader:
             x = batch["image"].to(ctx.device)
             if low_res is not None:
-                x = low_res(x)
+                x = low_res(x, step)
             with ctx.autocast():
                 p = model(x).float().softmax(1)
                 if flip_tta:

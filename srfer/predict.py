@@ -18,7 +18,7 @@ from torch import nn
 from srfer.align import align_face, centred_landmarks
 from srfer.annotate import save_annotations
 from srfer.data.degradations import bicubic_resize, quantize_8bit
-from srfer.data.fer import EMOTIONS
+from srfer.data.fer import class_names, project_probs
 from srfer.detect import FRAME_MARGIN, FaceDetector, cut_face, whole_image_face
 from srfer.errors import SrferError
 from srfer.gallery import Gallery
@@ -177,11 +177,11 @@ class Predictor:
         self._taken_names: set[str] = set()  # --save-dir stems already used (a/x.png vs b/x.png)
         self.timings: dict[str, float] = dict.fromkeys(("load", "detect", "sr", "fer", "embed"), 0.0)
         self._timings_lock = threading.Lock()
-        self.emotions = EMOTIONS
         self.gallery = Gallery(gallery) if gallery is not None else None  # fail fast: before loading models
         weights = weights or PredictWeights()
         runtime = options.runtime
         self.classifier = load_classifier(weights.fer, self.device, runtime=runtime)
+        self.emotions = class_names(self.classifier.config.num_classes)  # FER+ models add contempt
         self.generator = (
             None if options.sr == "never" else load_generator(weights.sr, self.device, runtime=runtime)
         )
@@ -355,7 +355,9 @@ class Predictor:
             if others:
                 probs[others] = self._expressions(work[others])
             if tiny:
-                probs[tiny] = self.tiny_expression([crops[i] for i in tiny])
+                probs[tiny] = project_probs(
+                    self.tiny_expression([crops[i] for i in tiny]), len(self.emotions)
+                )
         out = []
         for i, face in enumerate(faces):
             top = int(probs[i].argmax())

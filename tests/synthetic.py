@@ -52,6 +52,7 @@ def tiny_checkpoints(root) -> dict:
         "sr_x8": save("sr_x8", "sr-generator", Generator(GeneratorConfig(features=4, blocks=1, scale=8))),
         "fer": save("fer", "fer-classifier", build_fer(fer)),
         "fer_up": save("fer_up", "fer-classifier", build_fer(fer)),
+        "fer8": save("fer8", "fer-classifier", build_fer(FerConfig(width=4, fused=16, num_classes=8))),
         "sr_fer": save("sr_fer", "sr-generator", gray_sr),
         "embed": save("embed", "face-embedder", embedder, {"metrics": {"val_threshold": 0.5}}),
         "embed_aligned": save("embed_aligned", "face-embedder", aligned, contract),

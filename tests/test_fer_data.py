@@ -5,7 +5,15 @@ import pytest
 import torch
 from PIL import Image
 
-from srfer.data.fer import EMOTIONS, load_fer, load_fer_csv, load_ferplus
+from srfer.data.fer import (
+    EMOTIONS,
+    FERPLUS_CLASSES,
+    class_names,
+    load_fer,
+    load_fer_csv,
+    load_ferplus,
+    project_probs,
+)
 from srfer.errors import SrferError
 
 
@@ -98,3 +106,55 @@ def test_subset_spreads_over_every_class(tmp_path: Path) -> None:
     assert len(load_fer(tmp_path / "fer", "train", subset=0)) == 12
     csv = write_csv(tmp_path / "f.csv", [(str(i % 7), pixels(i), "Training") for i in range(14)])
     assert sorted(load_fer(csv, "train", subset=7).labels.tolist()) == list(range(7))
+
+
+def write_ferplus_folder(folder: Path, rows: list[tuple[int, list[int]]]) -> Path:
+    """FER+'s folder release: headerless label.csv (name, box, 10 vote counts) beside PNGs;
+    `rows`: (gray value of the face, votes in label.csv's column order)."""
+    folder.mkdir(parents=True)
+    lines = []
+    for i, (value, votes) in enumerate(rows):
+        Image.fromarray(np.full((48, 48), value, np.uint8), "L").save(folder / f"fer{i:07d}.png")
+        lines.append(f'fer{i:07d}.png,"(0, 0, 48, 48)",' + ",".join(map(str, votes)))
+    (folder / "label.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_ferplus_folders_give_8_classes_majority_labels_and_vote_distributions(tmp_path: Path) -> None:
+    #           neutral happiness surprise sadness anger disgust fear contempt unknown NF
+    rows = [(10, [1, 8, 0, 0, 1, 0, 0, 0, 0, 0]),  # happy, 80 %
+            (20, [0, 0, 0, 0, 0, 0, 0, 6, 4, 0]),  # contempt: a class of its own in FER+
+            (30, [0, 0, 0, 0, 0, 0, 0, 0, 0, 10]),  # not a face → dropped
+            (40, [0, 0, 0, 0, 0, 0, 0, 2, 8, 0]),  # unknown wins → dropped
+            (50, [5, 5, 0, 0, 0, 0, 0, 0, 0, 0]),  # tie → dropped
+            (60, [6, 0, 0, 2, 0, 0, 0, 0, 0, 2])]  # neutral; NF votes are not an expression's  # fmt: skip
+    write_ferplus_folder(tmp_path / "ferplus" / "FER2013Train", rows)
+    plus = load_fer(tmp_path / "ferplus", "train")
+    assert plus.classes == FERPLUS_CLASSES and plus.classes[:7] == EMOTIONS
+    assert plus.labels.tolist() == [EMOTIONS.index("happy"), FERPLUS_CLASSES.index("contempt"),
+                                    EMOTIONS.index("neutral")]  # fmt: skip
+    assert plus.images[:, 0, 0, 0].tolist() == [10, 20, 60] and "3 faces" in plus.description
+    assert torch.allclose(plus.votes.sum(1), torch.ones(3))
+    assert plus.votes[0, EMOTIONS.index("happy")] == pytest.approx(0.8)
+    assert plus.votes[2, EMOTIONS.index("sad")] == pytest.approx(0.25)  # 2 of the 8 expression votes
+    assert len(load_fer(tmp_path / "ferplus" / "FER2013Train")) == 3  # a single split folder
+    assert len(load_fer(tmp_path / "ferplus", "train", subset=2)) == 2
+    with pytest.raises(SrferError, match="neither"):
+        load_fer(tmp_path / "ferplus", "val")  # no FER2013Valid/
+
+
+def test_ferplus_row_with_missing_votes_is_a_clear_error(tmp_path: Path) -> None:
+    folder = write_ferplus_folder(tmp_path / "FER2013Valid", [(0, [1, 2, 3])])
+    with pytest.raises(SrferError, match="line 1: expected 10 vote columns"):
+        load_fer(folder)
+
+
+def test_probabilities_move_between_7_and_8_classes() -> None:
+    eight = torch.tensor([[0.1, 0.0, 0.0, 0.5, 0.0, 0.0, 0.2, 0.2]])
+    seven = project_probs(eight, 7)
+    assert seven.shape == (1, 7) and torch.allclose(seven.sum(1), torch.ones(1)) and seven[0, 3] == 0.625
+    back = project_probs(seven, 8)
+    assert back[0, 7] == 0 and torch.equal(back[:, :7], seven)
+    assert class_names(8)[-1] == "contempt" and class_names(7) == EMOTIONS
+    with pytest.raises(SrferError, match="5-class"):
+        class_names(5)

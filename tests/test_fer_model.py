@@ -3,10 +3,12 @@ import torch
 import torch.nn.functional as F
 import torchvision.models as tvm
 
+from srfer.models import Embedder, EmbedderConfig
 from srfer.models.fer import (
     FER_BACKBONES,
     IMAGENET_STD,
     ChannelAttention,
+    ClassifierEnsemble,
     FerConfig,
     PyramidPooling,
     build_fer,
@@ -76,3 +78,29 @@ def test_imagenet_weights_of_another_arch_are_refused() -> None:
     model = build_fer(FerConfig(arch="resnet18"))
     with pytest.raises(ValueError, match="conv1.weight"):
         model.load_imagenet_state(tvm.mobilenet_v3_small(weights=None).state_dict())
+
+
+def test_dlib_classifier_starts_from_the_face_recogniser_trunk() -> None:
+    torch.manual_seed(0)
+    recogniser = Embedder(EmbedderConfig(backbone="dlib-resnet29"))
+    model = build_fer(FerConfig(arch="dlib-resnet29", trunk_size=64)).eval()
+    assert model.load_face_recogniser(recogniser.state_dict()) == len(model.trunk.state_dict())
+    theirs = recogniser.backbone.state_dict()
+    assert all(torch.equal(v, theirs[k]) for k, v in model.trunk.state_dict().items())
+    assert {id(p) for p in model.pretrained_parameters()} == {id(p) for p in model.trunk.parameters()}
+    assert model(torch.rand(2, 1, 48, 48)).shape == (2, 7)  # gray 48 px in, resized inside
+    narrow = Embedder(EmbedderConfig(backbone="dlib-resnet29", widths=(4, 4, 4, 4)))
+    with pytest.raises(ValueError, match="not a dlib ResNet-29"):
+        model.load_face_recogniser(narrow.state_dict())
+
+
+def test_ensemble_averages_its_members_probabilities() -> None:
+    torch.manual_seed(0)
+    members = [build_fer(FerConfig(width=4, fused=16)).eval() for _ in range(3)]
+    x = torch.rand(4, 1, 48, 48)
+    mean = torch.stack([m(x).softmax(1) for m in members]).mean(0)
+    ensemble = ClassifierEnsemble(members)
+    assert torch.allclose(ensemble(x).softmax(1), mean, atol=1e-6) and ensemble.config is members[0].config
+    other = build_fer(FerConfig(width=4, fused=16, num_classes=8))
+    with pytest.raises(ValueError, match="differ"):
+        ClassifierEnsemble([members[0], other])

@@ -17,7 +17,7 @@ from srfer.cli import app
 from srfer.data.fer import EMOTIONS
 from srfer.inference import predict_probs
 from srfer.losses import FocalLoss, inverse_frequency
-from srfer.models import Generator, GeneratorConfig
+from srfer.models import Embedder, EmbedderConfig, Generator, GeneratorConfig
 from srfer.models.fer import FerConfig, build_fer
 from srfer.train.engine import EpochSampler, StepContext
 
@@ -127,7 +127,7 @@ def test_train_fer_with_sr_upscaling(fer_root: Path, gray_sr: Path, tmp_path: Pa
     [(["--arch", "alexnet"], "unknown arch"), (["--loss", "hinge"], "unknown --loss"),
      (["--upscale", "--upscaler", "nearest"], "unknown --upscaler"),
      (["--upscale", "--sr-weights", "/nope.safetensors"], "not found"),
-     (["--pretrained"], "mcnn has no ImageNet weights"),
+     (["--pretrained"], "mcnn has no pretrained weights"),
      (["--arch", "resnet18", "--backbone-weights", "/nope.pth"], "not found"),
      (["--arch", "resnet18", "--pretrained", "--init", "/x.safetensors"], "both choose")],
 )  # fmt: skip
@@ -206,3 +206,128 @@ def test_seed_fixes_initialisation_too(fer_root: Path, tmp_path: Path) -> None:
     first, again, other = weights("a", "3"), weights("b", "3"), weights("c", "4")
     assert all(torch.equal(first[k], again[k]) for k in first)
     assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
+@pytest.mark.slow
+def test_train_fer_dlib_trunk_from_a_face_recogniser(fer_root: Path, tmp_path: Path) -> None:
+    """--backbone-weights <face embedder> fills the trunk; --trunk-lr 0 keeps it as it came
+    while the new head learns; mixup and random erasing run; an ensemble of runs evaluates."""
+    recogniser = Embedder(EmbedderConfig(backbone="dlib-resnet29"))
+    start = save_checkpoint(tmp_path / "dlib.safetensors", "face-embedder", recogniser.config.to_dict(),
+                            {f"model.{k}": v for k, v in recogniser.state_dict().items()})  # fmt: skip
+    dlib = ["--arch", "dlib-resnet29", "--trunk-size", "64", "--backbone-weights", str(start), *TINY]
+    runs = []
+    for name, extra in (
+        ("frozen", ["--trunk-lr", "0"]),
+        ("mixed", ["--mixup", "0.4", "--random-erasing", "0.5"]),
+    ):
+        runs.append(tmp_path / name)
+        result = runner.invoke(
+            app, ["train-fer", "--data", str(fer_root), "--out", str(runs[-1]), *dlib, *extra]
+        )
+        assert result.exit_code == 0, result.output
+    ckpt = load_checkpoint(runs[0] / "last.safetensors")
+    assert ckpt.meta["pretrained"]["face_recogniser"] == str(start)
+    trunk, theirs = ckpt.section("model"), recogniser.backbone.state_dict()
+    tuned = {k[len("trunk.") :]: v for k, v in trunk.items() if k.startswith("trunk.")}
+    assert tuned and all(torch.equal(v, theirs[k]) for k, v in tuned.items())
+    mixed = load_checkpoint(runs[1] / "last.safetensors").section("model")
+    assert not torch.equal(mixed["trunk.stem.conv.weight"], theirs["stem.conv.weight"])
+    weights = ",".join(str(r / "last.safetensors") for r in runs)
+    report = runner.invoke(app, ["eval-fer", "--data", str(fer_root), "--weights", weights, "--json",
+                                 "--device", "cpu"])  # fmt: skip
+    assert report.exit_code == 0, report.output
+    assert json.loads(report.stdout)["weights"] == weights and json.loads(report.stdout)["images"] == 14
+    missing = runner.invoke(
+        app, ["eval-fer", "--data", str(fer_root), "--weights", f"{weights},/nope.safetensors"]
+    )
+    assert (
+        missing.exit_code == 1 and "/nope.safetensors" in missing.output and "Traceback" not in missing.output
+    )
+
+
+def test_mixup_draws_depend_only_on_seed_and_step() -> None:
+    from srfer.train.fer import FerRecipe
+
+    recipe = FerRecipe(FerConfig(width=4, fused=16), 1e-3, torch.nn.CrossEntropyLoss(), mixup=0.4, seed=3)
+    share, partner = recipe._mix(7, 10)
+    again, same = recipe._mix(7, 10)
+    assert share == again and torch.equal(partner, same) and 0 <= share <= 1
+    assert sorted(partner.tolist()) == list(range(10)) and recipe._mix(8, 10)[0] != share
+
+
+@pytest.mark.slow
+def test_train_on_ferplus_votes_and_evaluate_on_either_label_set(fer_root: Path, tmp_path: Path) -> None:
+    """FER+ folders train an 8-class model on the vote distribution; eval-fer scores it on
+    FER+ (8 classes) and on FER2013 (7: contempt left out), and a 7-class model on FER+."""
+    from test_fer_data import write_ferplus_folder
+
+    def votes(cls: int) -> list[int]:  # 8 votes for the class (label.csv column order), 2 neutral
+        column = (4, 5, 6, 1, 3, 2, 0, 7)[cls]
+        return [2 if c == 0 and column != 0 else 8 if c == column else 0 for c in range(10)]
+
+    for folder in ("FER2013Train", "FER2013Valid"):
+        rows = [(20 + 25 * cls + i, votes(cls)) for cls in range(8) for i in range(2)]
+        write_ferplus_folder(tmp_path / "ferplus" / folder, rows)
+    run = tmp_path / "plus"
+    result = runner.invoke(app, ["train-fer", "--data", str(tmp_path / "ferplus"), "--out", str(run), *TINY,
+                                 "--targets", "votes", "--mixup", "0.2"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(run / "last.safetensors").config["num_classes"] == 8
+    weights = ["--weights", str(run / "last.safetensors"), "--json", "--device", "cpu"]
+    on_plus = json.loads(
+        runner.invoke(app, ["eval-fer", "--data", str(tmp_path / "ferplus"), *weights]).stdout
+    )
+    assert on_plus["classes"][-1] == "contempt" and on_plus["images"] == 16 and not on_plus["notes"]
+    on_fer = json.loads(runner.invoke(app, ["eval-fer", "--data", str(fer_root), *weights]).stdout)
+    assert len(on_fer["classes"]) == 7 and "contempt probability" in on_fer["notes"][0]
+    seven = tmp_path / "seven"
+    assert (
+        runner.invoke(app, ["train-fer", "--data", str(fer_root), "--out", str(seven), *TINY]).exit_code == 0
+    )
+    args = ["eval-fer", "--data", str(tmp_path / "ferplus"), "--weights", str(seven / "last.safetensors")]
+    shown = runner.invoke(app, [*args, "--device", "cpu"])
+    assert shown.exit_code == 0 and "2 contempt faces left out" in shown.output
+    refused = runner.invoke(app, ["train-fer", "--data", str(fer_root), "--out", str(tmp_path / "r"), *TINY,
+                                  "--targets", "votes"])  # fmt: skip
+    assert refused.exit_code == 1 and "vote counts" in refused.output and "Traceback" not in refused.output
+
+
+def test_train_fer_on_several_low_resolutions_validates_each(fer_root: Path, tmp_path: Path) -> None:
+    run = tmp_path / "two"
+    result = runner.invoke(app, ["train-fer", "--data", str(fer_root), "--out", str(run), *TINY, "--upscale",
+                                 "--upscaler", "bicubic", "--lr-size", "12,16", "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"val_accuracy_12px", "val_accuracy_16px"} <= set(record)
+    mean = (record["val_accuracy_12px"] + record["val_accuracy_16px"]) / 2
+    assert record["val_accuracy"] == pytest.approx(mean)
+    bad = runner.invoke(app, ["train-fer", "--data", str(fer_root), "--out", str(tmp_path / "b"), *TINY,
+                              "--upscale", "--lr-size", "12,64"])  # fmt: skip
+    assert bad.exit_code == 1 and "between 4 and 48" in bad.output
+
+
+def test_average_weights_of_epochs_re_estimates_batchnorm(fer_root: Path, tmp_path: Path) -> None:
+    def save(name: str, model: torch.nn.Module) -> Path:
+        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+        return save_checkpoint(
+            tmp_path / f"{name}.safetensors", "fer-classifier", model.config.to_dict(), tensors
+        )
+
+    torch.manual_seed(0)
+    a, b = (save(n, build_fer(FerConfig(width=4, fused=16))) for n in "ab")
+    out = tmp_path / "mean.safetensors"
+    refused = runner.invoke(app, ["average", str(a), str(b), "--out", str(out)])
+    assert refused.exit_code == 1 and "--bn-data" in refused.output and not out.exists()
+    done = runner.invoke(app, ["average", str(a), str(b), "--out", str(out), "--bn-data", str(fer_root),
+                               "--no-half"])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    mean, first, second = (load_checkpoint(p).section("model") for p in (out, a, b))
+    key = "branches.0.body.0.0.weight"
+    assert torch.allclose(mean[key], (first[key] + second[key]) / 2)
+    stats = "branches.0.body.0.1.running_mean"
+    assert not torch.equal(mean[stats], (first[stats] + second[stats]) / 2)  # measured, not averaged
+    assert load_checkpoint(out).meta["averaged_from"] == [str(a), str(b)]
+    other = save("c", build_fer(FerConfig(width=8, fused=16)))
+    mixed = runner.invoke(app, ["average", str(a), str(other), "--out", str(tmp_path / "x.safetensors")])
+    assert mixed.exit_code == 1 and "configs differ" in mixed.output and "Traceback" not in mixed.output

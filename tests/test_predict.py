@@ -36,11 +36,12 @@ def predict(
     identity_sr: str | None = "sr",
     embed: str = "embed",
     x8: str = "sr_x8",
+    fer: str = "fer",
 ):
     """`srfer predict` on the tiny checkpoints (`identity_sr=None`: no identity-aware SR, as
     none of the shipped ones is made for these embedders)."""
     identity = ["--identity-sr-weights", str(weights[identity_sr])] if identity_sr else []
-    w = ["--sr-weights", str(weights["sr"]), "--fer-weights", str(weights["fer"]),
+    w = ["--sr-weights", str(weights["sr"]), "--fer-weights", str(weights[fer]),
          "--embed-weights", str(weights[embed]), *identity,
          "--fer-sr-weights", str(weights["sr_fer"]), "--upscale-fer-weights", str(weights["fer_up"]),
          "--sr-x8-weights", str(weights[x8]), "--device", "cpu"]  # fmt: skip
@@ -354,3 +355,15 @@ def test_worker_processes_answer_exactly_like_one_process(weights, tmp_path: Pat
     assert runs["1"][0] == runs["2"][0] and len(runs["2"][0]) == 5
     assert runs["1"][1] == runs["2"][1]  # the same --save-dir names, clashes renamed the same way
     assert "broken.png" in runs["2"][2]
+
+
+def test_a_ferplus_classifier_answers_contempt_as_its_own_class(weights, tmp_path: Path) -> None:
+    synthetic_face((16, 16), 0).save(tmp_path / "tiny.png")  # the 7-class tiny path: contempt 0
+    synthetic_face((32, 32), 0).save(tmp_path / "small.png")
+    args = (str(tmp_path / "tiny.png"), str(tmp_path / "small.png"), "--json", "--no-detect")
+    result = predict(weights, *args, fer="fer8")
+    assert result.exit_code == 0, result.output
+    tiny, small = json_lines(result.stdout)
+    assert set(small["probabilities"]) == EMOTIONS | {"contempt"} == set(tiny["probabilities"])
+    assert tiny["expression_model"] == "fer-upscale" and tiny["probabilities"]["contempt"] == 0
+    assert abs(sum(small["probabilities"].values()) - 1) < 1e-3

@@ -118,6 +118,30 @@ def export_command(
     stdout.print(f"{path} ({path.stat().st_size / 1e6:.1f} MB, sha256 {sha256(path)})")
 
 
+@app.command("average")
+@friendly_errors
+def average_command(
+    checkpoints: list[Path] = typer.Argument(
+        ..., help="Checkpoints of one run (e.g. RUN/epoch-00*.safetensors)."
+    ),
+    target: Path = typer.Option(..., "--out", help="Where to write the averaged weights-only checkpoint."),
+    bn_data: Path | None = typer.Option(
+        None, help="FER root whose training faces re-estimate BatchNorm statistics (networks with BatchNorm)."
+    ),
+    bn_images: int = typer.Option(8192, min=1, help="How many training faces re-estimate them."),
+    half: bool = typer.Option(True, help="Store fp16 tensors (half the size)."),
+) -> None:
+    """Average the weights of several epochs of one run (stochastic weight averaging), with
+    BatchNorm statistics re-estimated on training data where the network has BatchNorm."""
+    from srfer.export import average_weights
+    from srfer.weights import sha256
+
+    path = average_weights(checkpoints, target, bn_data, bn_images, half)
+    stdout.print(
+        f"{path} ({path.stat().st_size / 1e6:.1f} MB, sha256 {sha256(path)}; mean of {len(checkpoints)})"
+    )
+
+
 @app.command("convert-face-api")
 @friendly_errors
 def convert_face_api_command(

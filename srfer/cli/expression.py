@@ -40,7 +40,9 @@ def eval_fer_command(
     data: Path = typer.Option(..., help="FER2013 root (with --split), a split folder, or fer2013.csv."),
     split: str = typer.Option("val", help="train, val or test."),
     ferplus: Path | None = typer.Option(None, help="fer2013new.csv for FER+ labels (with a CSV)."),
-    weights: Path | None = typer.Option(None, help="Classifier checkpoint (default: the shipped one)."),
+    weights: Path | None = typer.Option(
+        None, help="Classifier checkpoint (default: the shipped one); a,b,c: the ensemble of those files."
+    ),
     upscale: bool = typer.Option(
         False, "--upscale", help="Evaluate on faces degraded to --lr-size and restored."
     ),
@@ -65,7 +67,6 @@ def eval_fer_command(
 ) -> None:
     """Expression metrics: accuracy, per-class P/R/F1, confusion matrix, ROC; or a size sweep."""
     from srfer import evaluation, plots
-    from srfer.data.fer import EMOTIONS
 
     if sweep and flip_tta:
         raise SrferError("--flip-tta is for one evaluation; the --sweep protocol has no TTA")
@@ -87,7 +88,7 @@ def eval_fer_command(
         aucs = {name: row["auc"] for name, row in result["per_class"].items()}
         title = f"{result['input']} · acc {result['accuracy']:.2%}"
         confusion = plots.plot_confusion(
-            result["confusion_matrix"], EMOTIONS, save_dir / "confusion.png", title
+            result["confusion_matrix"], result["classes"], save_dir / "confusion.png", title
         )
         roc = plots.plot_roc(result["roc"], aucs, save_dir / "roc.png", result["input"])
         result["plots"] = {"confusion": str(confusion), "roc": str(roc)}
@@ -103,14 +104,15 @@ def eval_fer_command(
     stdout.print(table)
     matrix = Table(title="confusion matrix (rows: true, columns: predicted)")
     matrix.add_column("")
-    for name in EMOTIONS:
+    for name in result["classes"]:
         matrix.add_column(name[:5], justify="right")
-    for name, row in zip(EMOTIONS, result["confusion_matrix"], strict=True):
+    for name, row in zip(result["classes"], result["confusion_matrix"], strict=True):
         matrix.add_row(name, *map(str, row))
     stdout.print(matrix)
-    over = (
-        f" (over the {7 - len(result['absent_classes'])} classes present)" if result["absent_classes"] else ""
-    )
+    present = len(result["classes"]) - len(result["absent_classes"])
+    over = f" (over the {present} classes present)" if result["absent_classes"] else ""
+    for note in result["notes"]:
+        stdout.print(f"note: {note}")
     stdout.print(f"accuracy {result['accuracy']:.2%} · macro F1 {result['macro_f1']:.3f} · "
                  f"macro AUC {result['macro_auc']:.3f}{over}")  # fmt: skip
     print_notes(result)

@@ -38,7 +38,10 @@ def predict_command(
     threshold: float | None = typer.Option(None, help="Gallery τ on squared L2 (default: the model's)."),
     embeddings: bool = typer.Option(False, "--embeddings", help="Add each face's embedding to --json."),
     sr_weights: Path | None = typer.Option(None, help="SR checkpoint (default: the shipped CelebA ×4)."),
-    fer_weights: Path | None = typer.Option(None, help="Expression checkpoint (default: shipped)."),
+    fer_weights: Path | None = typer.Option(
+        None,
+        help="Expression checkpoint (default: shipped); a,b,c: the ensemble of those files (mean prob.)",
+    ),
     embed_weights: Path | None = typer.Option(None, help="Embedder checkpoint (default: shipped)."),
     identity_sr_weights: Path | None = typer.Option(
         None, help="SR for the faces the embedder sees (default: the shipped identity-aware SR, if any)."

@@ -3,6 +3,13 @@
 Every source becomes one in-memory `FerSamples`: uint8 images (N, 1, 48, 48) and labels in
 FER2013 order. FER2013 is small (28,709 + 3,589 images of 2,304 bytes), so decoding
 once up front is simpler and faster than decoding per epoch.
+
+FER+ (Barsoum et al., ICMI 2016) relabels the FER2013 images by 10 voters into 8 classes:
+its folder release (`FER2013Train/`, `FER2013Valid/`, `FER2013Test/`, each with a headerless
+`label.csv` of vote counts) loads as 8 classes, FER2013's 7 in FER2013 order then contempt
+(`FERPLUS_CLASSES`), with the majority label and the vote distribution (`votes`) of every
+face. Majority protocol: the class with the most votes; faces whose top count is shared, or
+won by "unknown" or "NF" (not a face), are dropped.
 """
 
 from __future__ import annotations
@@ -22,6 +29,12 @@ from srfer.errors import SrferError
 from srfer.imageio import IMAGE_SUFFIXES, Skipped, load_face, skip_summary
 
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # FER2013 order
+FERPLUS_CLASSES = (*EMOTIONS, "contempt")
+FERPLUS_FOLDERS = {"train": "FER2013Train", "val": "FER2013Valid", "test": "FER2013Test"}
+# label.csv's vote columns after the image name and box, as FERPlus/generate_training_data.py
+# writes them; None: not an expression (dropped when it wins)
+FERPLUS_VOTES = (6, 3, 5, 4, 0, 1, 2, 7, None, None)  # neutral happiness surprise sadness anger
+# disgust fear contempt unknown NF
 FER_SIZE = 48
 CSV_USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
 # folder/class names seen in the wild → FER2013 label
@@ -40,12 +53,28 @@ class FerSamples:
     labels: torch.Tensor  # (N,) int64, FER2013 order
     description: str
     skipped: list[Skipped] = field(default_factory=list)  # files left out (unreadable, too small)
+    classes: tuple[str, ...] = EMOTIONS
+    votes: torch.Tensor | None = None  # (N, classes) float vote distribution (FER+), rows sum to 1
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def class_counts(self) -> list[int]:
-        return torch.bincount(self.labels, minlength=len(EMOTIONS)).tolist()
+        return torch.bincount(self.labels, minlength=len(self.classes)).tolist()
+
+    def subset(self, keep: torch.Tensor, description: str) -> FerSamples:
+        votes = self.votes[keep] if self.votes is not None else None
+        return FerSamples(
+            self.images[keep], self.labels[keep], description, self.skipped, self.classes, votes
+        )
+
+
+def class_names(n: int) -> tuple[str, ...]:
+    """The classes of an n-way classifier: FER2013's 7, or FER+'s 8 (contempt last)."""
+    for names in (EMOTIONS, FERPLUS_CLASSES):
+        if len(names) == n:
+            return names
+    raise SrferError(f"a {n}-class expression classifier: srfer knows 7 (FER2013) and 8 (FER+) classes")
 
 
 def _parse_pixels(text: str, where: str) -> np.ndarray:
@@ -112,6 +141,70 @@ def load_ferplus(fer_csv: Path, ferplus_csv: Path, split: str = "train") -> FerS
     return _samples(images, labels, f"FER+ {ferplus_csv} [{split}], {note}")
 
 
+def project_probs(probs: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """(N, 7 or 8) expression probabilities as `n_classes` ones: FER+'s contempt (the 8th)
+    dropped and the rest renormalised, or appended with probability 0."""
+    have = probs.shape[1]
+    if have > n_classes:
+        kept = probs[:, :n_classes]
+        return kept / kept.sum(1, keepdim=True).clamp_min(1e-12)
+    if have < n_classes:
+        return torch.cat([probs, probs.new_zeros(len(probs), n_classes - have)], 1)
+    return probs
+
+
+def ferplus_votes(row: list[str], where: str) -> tuple[int, list[float]] | None:
+    """(majority label, vote distribution over FERPLUS_CLASSES) of one label.csv row, or
+    None when the face has no single winning expression (see the module docstring)."""
+    try:
+        counts = [float(v) for v in row[2:]]
+    except ValueError:
+        raise SrferError(f"{where}: vote counts are not numbers") from None
+    if len(counts) != len(FERPLUS_VOTES):
+        raise SrferError(f"{where}: expected {len(FERPLUS_VOTES)} vote columns, got {len(counts)}")
+    top = max(counts)
+    winners = [i for i, c in enumerate(counts) if c == top]
+    if top <= 0 or len(winners) != 1 or FERPLUS_VOTES[winners[0]] is None:
+        return None
+    votes = [0.0] * len(FERPLUS_CLASSES)
+    for column, count in enumerate(counts):
+        if FERPLUS_VOTES[column] is not None:
+            votes[FERPLUS_VOTES[column]] += count
+    total = sum(votes)
+    return FERPLUS_VOTES[winners[0]], [v / total for v in votes]
+
+
+def load_ferplus_folder(folder: Path, subset: int = 0) -> FerSamples:
+    """One FER+ split folder: `label.csv` (image, box, 10 vote counts) beside its PNGs."""
+    labels_csv = folder / "label.csv"
+    with open(labels_csv, newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.reader(fh) if r]
+    kept, dropped = [], 0
+    for number, row in enumerate(rows, start=1):
+        answer = ferplus_votes(row, f"{labels_csv} line {number}")
+        if answer is None:
+            dropped += 1
+        else:
+            kept.append((folder / row[0], *answer))
+    kept = evenly_spaced(kept, subset)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        decoded = list(pool.map(_decode_gray48, [f for f, _, _ in kept]))
+    skipped = [d for d in decoded if isinstance(d, Skipped)]
+    good = [(d, k) for d, k in zip(decoded, kept, strict=True) if not isinstance(d, Skipped)]
+    if skipped:
+        warn(skip_summary(skipped, f"image(s) of {len(kept)} in {folder}"))
+    if not good:
+        raise SrferError(f"no images in FER+ folder {folder}")
+    note = f"{dropped} faces without a single winning expression dropped"
+    note += f", {len(skipped)} unusable file(s) skipped" if skipped else ""
+    samples = _samples(
+        [d for d, _ in good], [label for _, (_, label, _) in good], f"FER+ folder {folder}, {note}"
+    )
+    samples.classes, samples.skipped = FERPLUS_CLASSES, skipped
+    samples.votes = torch.tensor([votes for _, (_, _, votes) in good], dtype=torch.float32)
+    return samples
+
+
 def emotion_folders(folder: Path) -> dict[Path, int]:
     """Class subfolders → label; any folder that is not one of the 7 emotions is an error."""
     subdirs = sorted(p for p in folder.iterdir() if p.is_dir())
@@ -169,6 +262,10 @@ def load_fer(data: Path, split: str = "train", ferplus: Path | None = None, subs
     if data.is_file():
         samples = load_ferplus(data, ferplus, split) if ferplus is not None else load_fer_csv(data, split)
         return _subset(samples, subset)
+    if (data / FERPLUS_FOLDERS[split] / "label.csv").is_file():
+        return load_ferplus_folder(data / FERPLUS_FOLDERS[split], subset)
+    if (data / "label.csv").is_file():
+        return load_ferplus_folder(data, subset)  # a single FER+ split folder
     if (data / split).is_dir():
         return load_fer_folder(data / split, subset)
     if split == "val" and (data / "test").is_dir() and not (data / "val").exists():
@@ -182,11 +279,11 @@ def _subset(samples: FerSamples, n: int) -> FerSamples:
     if not 0 < n < len(samples):
         return samples
     keep = torch.tensor(evenly_spaced(list(range(len(samples))), n))
-    return FerSamples(samples.images[keep], samples.labels[keep], f"{samples.description}, subset of {n}")
+    return samples.subset(keep, f"{samples.description}, subset of {n}")
 
 
 def describe_balance(samples: FerSamples) -> str:
-    counts = Counter(dict(zip(EMOTIONS, samples.class_counts(), strict=True)))
+    counts = Counter(dict(zip(samples.classes, samples.class_counts(), strict=True)))
     return ", ".join(f"{k} {v}" for k, v in counts.items())
 
 
@@ -194,16 +291,20 @@ class FerDataset(torch.utils.data.Dataset):
     """FerSamples → {"image": (1, 48, 48) float in [0, 1], "label", "index"}.
 
     Augmentation (seed recipe): random crop with 4-px padding, horizontal flip, rotation
-    ±10° and scale 0.9–1.1. Keys may be (index, sample_seed) from the engine's sampler."""
+    ±10° and scale 0.9–1.1; optionally random erasing of a rectangle (2–20 % of the face)
+    with probability `random_erasing`. Keys may be (index, sample_seed) from the engine's
+    sampler."""
 
-    def __init__(self, samples: FerSamples, augment: bool = False) -> None:
+    def __init__(self, samples: FerSamples, augment: bool = False, random_erasing: float = 0.0) -> None:
         from torchvision.transforms import v2
 
         self.samples, self.augment = samples, augment
+        erase = [v2.RandomErasing(random_erasing, scale=(0.02, 0.2))] if random_erasing > 0 else []
         self.transform = v2.Compose([
             v2.RandomCrop(FER_SIZE, padding=4, padding_mode="reflect"),
             v2.RandomHorizontalFlip(),
             v2.RandomAffine(degrees=10, scale=(0.9, 1.1)),
+            *erase,
         ])  # fmt: skip
 
     def __len__(self) -> int:
@@ -215,4 +316,7 @@ class FerDataset(torch.utils.data.Dataset):
         if self.augment:
             with sample_rng(sample_seed):
                 image = self.transform(image)
-        return {"image": image, "label": self.samples.labels[index], "index": torch.tensor(index)}
+        item = {"image": image, "label": self.samples.labels[index], "index": torch.tensor(index)}
+        if self.samples.votes is not None:
+            item["votes"] = self.samples.votes[index]
+        return item

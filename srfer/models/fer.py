@@ -10,6 +10,14 @@ Torchvision backbones (`resnet18`, `resnet50`, `mobilenet_v3_small`, `vgg16_bn`)
 adapted to 1-channel 48×48 input (the stem's kernel size kept, stride 1, no early
 max-pool) for the seed's backbone comparison, from scratch or from ImageNet weights.
 
+`DlibFer` (`dlib-resnet29`) reuses a face recogniser for expressions: dlib's ResNet-29
+trunk (`srfer.models.dlib_resnet`; stem and its four stages, without the identity head),
+fed the gray face resized to `trunk_size` and copied to RGB, then global pooling → dropout
+→ 7 logits. Features learnt for identity transfer to expression (e.g. Knyazev et al.,
+"Convolutional neural networks pretrained on large face recognition datasets for emotion
+classification from video", 2017); `load_face_recogniser` fills the trunk from a srfer
+face-embedder file of that network.
+
 Every backbone is one builder registered in `FER_BACKBONES` (`--arch` lists them); adding
 one is one decorated function here.
 
@@ -40,6 +48,7 @@ class FerConfig:
     grid: int = 12  # mcnn: common spatial size the branches are pooled to
     dropout: float = 0.5
     input_size: int = 48
+    trunk_size: int = 112  # dlib-resnet29: faces are resized to this before the trunk
 
     def __post_init__(self) -> None:
         FER_BACKBONES.get(self.arch)  # an unknown name is an error naming the known ones
@@ -190,6 +199,74 @@ class TorchvisionFer(nn.Module):
         return [k for k in own if k not in matched and not k.endswith("num_batches_tracked")]
 
 
+class DlibFer(nn.Module):
+    """(N, 1, H, W) gray in [0, 1] → resize to `trunk_size` → RGB copy → dlib normalisation →
+    dlib ResNet-29 stem + stages (256 × 3 × 3 at 112 px) → mean → dropout → (N, classes)."""
+
+    kind = "fer-classifier"
+
+    def __init__(self, config: FerConfig) -> None:
+        super().__init__()
+        from srfer.models import dlib_resnet
+
+        self.config = config
+        self.trunk = dlib_resnet.DlibResNet29()
+        self.trunk.down_out = self.trunk.fc = nn.Identity()  # the identity head is not used
+        self.normalise = dlib_resnet.normalise
+        width = self.trunk.config.widths[-1]
+        self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(width, config.num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = self.config.trunk_size
+        if x.shape[-2:] != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        return self.head(self.trunk.feature_maps(self.normalise(x))[-1].mean((2, 3)))
+
+    def pretrained_parameters(self) -> list[nn.Parameter]:
+        """The trunk's: `train-fer --trunk-lr` gives them their own learning rate."""
+        return list(self.trunk.parameters())
+
+    def load_face_recogniser(self, state: dict[str, torch.Tensor], prefix: str = "backbone.") -> int:
+        """Copy the trunk from a face embedder's state dict (keys `backbone.*`, as srfer's
+        `Embedder` of the dlib network stores them), its affines folded into the convolutions;
+        returns how many tensors were copied."""
+        own = self.trunk.state_dict()
+        found = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        missing = [k for k in own if k not in found]
+        wrong = [k for k in own if k in found and found[k].shape != own[k].shape]
+        if missing or wrong:
+            raise ValueError(f"not a dlib ResNet-29 face recogniser ({len(missing)} tensors missing, "
+                             f"{len(wrong)} of another shape)")  # fmt: skip
+        self.trunk.load_state_dict({k: found[k] for k in own})
+        self.trunk.fold_affines_()  # same function, well-conditioned for Adam
+        return len(own)
+
+
+class ClassifierEnsemble(nn.Module):
+    """Several trained classifiers as one: the mean of their softmax probabilities, returned
+    as its log so it reads as logits (softmax(log p̄) = p̄). The members must take the same
+    input (size, channels) and answer the same classes; `config` is the first member's."""
+
+    kind = "fer-classifier"
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        first = members[0].config
+        for member in members[1:]:
+            c = member.config
+            if (c.input_size, c.in_channels, c.num_classes) != (first.input_size, first.in_channels,
+                                                                 first.num_classes):  # fmt: skip
+                raise ValueError("ensemble members differ in input size, channels or classes")
+        self.members = nn.ModuleList(members)
+        self.config = first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = torch.stack([m(x).float().softmax(1) for m in self.members]).mean(0)
+        return probs.clamp_min(1e-12).log()
+
+
 def stem_weight(arch: str) -> str:
     """The first convolution's weight of a torchvision arch: rebuilt for gray input and
     filled from the RGB one by `load_imagenet_state`."""
@@ -248,3 +325,11 @@ def vgg16_bn(config: FerConfig) -> nn.Module:
         nn.Linear(512, 256), nn.ReLU(True), nn.Dropout(config.dropout), nn.Linear(256, config.num_classes)
     )
     return TorchvisionFer(config, net)
+
+
+@FER_BACKBONES.register(
+    "dlib-resnet29",
+    "dlib's face-recognition ResNet-29 trunk, new head; start it from the recogniser with --pretrained",
+)
+def dlib_resnet29(config: FerConfig) -> nn.Module:
+    return DlibFer(config)

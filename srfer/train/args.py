@@ -82,6 +82,17 @@ class RunArgs(EngineConfig):
         return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self).items()}
 
 
+def parse_lr_sizes(text: str | int, low: int, high: int, option: str = "--lr-size") -> tuple[int, ...]:
+    """`--lr-size 32` or `16,24,32` (one drawn per batch), each between low and high px."""
+    try:
+        sizes = tuple(int(x) for x in str(text).split(",") if x.strip())
+    except ValueError:
+        raise SrferError(f"{option} {text!r}: expected sizes like 32 or 16,24,32") from None
+    if not sizes or any(not low <= s <= high for s in sizes):
+        raise SrferError(f"{option} {text!r}: sizes must be between {low} and {high} px")
+    return sizes
+
+
 def check_run_folder(out_dir: Path, resume: bool) -> None:
     """A run folder is resumed only on request and never silently overwritten."""
     last = out_dir / "last.safetensors"
@@ -144,15 +155,29 @@ class FerTrainArgs(RunArgs):
 
     data: Path = option(REQUIRED, "FER2013 root (train/ val/), a split folder, or fer2013.csv.")
     ferplus: Path | None = option(None, "fer2013new.csv: FER+ majority-vote labels (with a CSV).")
+    targets: str = option(
+        "majority",
+        "FER+ data (8 classes): train on the majority label, or on the voters' distribution (votes: "
+        "cross-entropy to soft targets). Validation always scores the majority label.",
+    )
     arch: str = option("mcnn", "The network.", choices="srfer.models.fer:FER_BACKBONES")
     width: int = option(32, "mcnn branch width (first stage channels).", min=4)
     pretrained: bool = option(
         False,
-        "Torchvision archs: start from ImageNet weights (hub cache or download).",
+        "Start from pretrained weights: torchvision archs from ImageNet's (hub cache or download), "
+        "dlib-resnet29 from the shipped face recogniser (weights/embed_dlib_resnet29.safetensors).",
         flags=("--pretrained",),
     )
     backbone_weights: Path | None = option(
-        None, "Offline --pretrained: torchvision's ImageNet state dict for --arch (.pth/.safetensors)."
+        None,
+        "--pretrained from this file: torchvision's ImageNet state dict for --arch (.pth/.safetensors), "
+        "or for dlib-resnet29 a srfer face-embedder file of that network.",
+    )
+    trunk_size: int = option(112, "dlib-resnet29: faces are resized to this before the trunk.", min=64)
+    trunk_lr: float = option(
+        1.0,
+        "Learning rate of a pretrained trunk as a fraction of --lr (discriminative fine-tuning).",
+        min=0.0,
     )
     epochs: int = option(300, "Maximum epochs (early stopping usually ends sooner).", min=1)
     patience: int = option(10, ACCURACY_PATIENCE_HELP, min=0)
@@ -163,9 +188,19 @@ class FerTrainArgs(RunArgs):
     gamma: float = option(2.0, "Focal loss γ.", min=0.0)
     alpha: str = option("auto", "Focal loss α: auto (inverse class frequency) or none.")
     balanced: bool = option(False, "Class-balanced sampling.")
+    random_erasing: float = option(
+        0.0, "Probability of erasing a random rectangle of each training face (Zhong et al. 2020).",
+        min=0.0, max=1.0,
+    )  # fmt: skip
+    mixup: float = option(
+        0.0, "mixup α: train on convex mixes of face pairs and of their labels (0: off).", min=0.0
+    )
     upscale: bool = option(False, "Train on faces degraded to --lr-size and restored.", flags=("--upscale",))
     upscaler: str = option("sr", "With --upscale: sr (frozen SR generator) or bicubic.")
-    lr_size: int = option(12, "With --upscale: the low resolution in px (48 px faces: ×4 → 12).")
+    lr_size: str = option(
+        "12",
+        "With --upscale: the low resolution in px (48 px faces: ×4 → 12), or several (12,16), one per batch.",
+    )
     sr_weights: Path | None = option(None, "SR checkpoint for --upscaler sr (default: shipped FER SR).")
 
 

@@ -27,7 +27,7 @@ from srfer.metrics import verification_report
 from srfer.models.embedder import Embedder, EmbedderConfig, load_facenet_weights
 from srfer.plots import plot_training_curves
 from srfer.train import distributed
-from srfer.train.args import EmbedTrainArgs
+from srfer.train.args import EmbedTrainArgs, parse_lr_sizes
 from srfer.train.engine import Engine, SingleNetworkRecipe, StepContext
 
 VAL_PAIRS = 3000
@@ -92,16 +92,6 @@ class EmbedRecipe(SingleNetworkRecipe):
         plot_training_curves(history, out_dir / "curves.png", [("val_accuracy", ""), ("train_loss", "")])
 
 
-def parse_sizes(text: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(x) for x in str(text).split(",") if x.strip())
-    except ValueError:
-        raise SrferError(f"--lr-size {text!r}: expected sizes like 32 or 16,24,32") from None
-    if not sizes or any(not 8 <= s <= 128 for s in sizes):
-        raise SrferError(f"--lr-size {text!r}: sizes must be between 8 and 128 px")
-    return sizes
-
-
 def train_embed(args: EmbedTrainArgs) -> dict[str, Any]:
     device = args.start()
     # checked before any data is read: --init beside --pretrained/--backbone-weights is refused
@@ -117,7 +107,7 @@ def train_embed(args: EmbedTrainArgs) -> dict[str, Any]:
     low_res = None
     if args.upscale:
         restore = make_restorer(args.upscaler, device, args.sr_weights, role="sr")
-        low_res = LowResPath(parse_sizes(args.lr_size), restore, args.upscaler)
+        low_res = LowResPath(parse_lr_sizes(args.lr_size, 8, 128), restore, args.upscaler)
     starting = load_embedder(args.init, torch.device("cpu")) if args.init is not None else None
     contract = starting.meta.get("input") if starting is not None else None  # framing the start expects
     if args.distill_weight and starting is None:

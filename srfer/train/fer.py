@@ -11,20 +11,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
 from srfer.data.degradations import LowResPath
-from srfer.data.fer import EMOTIONS, FerDataset, describe_balance, load_fer
+from srfer.data.fer import FerDataset, FerSamples, class_names, describe_balance, load_fer
 from srfer.errors import SrferError
 from srfer.inference import make_restorer, predict_probs
 from srfer.losses import FocalLoss, inverse_frequency
 from srfer.metrics import classification_report
 from srfer.models.fer import FerConfig, build_fer
 from srfer.plots import plot_training_curves
-from srfer.train.args import FerTrainArgs
+from srfer.train.args import FerTrainArgs, parse_lr_sizes
 from srfer.train.engine import Engine, SingleNetworkRecipe, StepContext
 
 
@@ -35,41 +36,91 @@ class FerRecipe(SingleNetworkRecipe):
 
     network_name = "classifier"
 
-    def __init__(self, config: FerConfig, lr: float, loss: nn.Module, low_res: LowResPath | None = None):
+    def __init__(
+        self,
+        config: FerConfig,
+        lr: float,
+        loss: nn.Module,
+        low_res: LowResPath | None = None,
+        trunk_lr: float = 1.0,
+        mixup: float = 0.0,
+        seed: int = 0,
+        soft_targets: bool = False,
+    ):
         super().__init__(build_fer(config), lr)
-        self.loss, self.low_res = loss, low_res
+        self.loss, self.low_res, self.mixup, self.seed = loss, low_res, mixup, seed
+        self.classes, self.soft_targets = class_names(config.num_classes), soft_targets
+        if trunk_lr != 1.0 and hasattr(self.model, "pretrained_parameters"):
+            self.opt = torch.optim.Adam(parameter_groups(self.model, lr, trunk_lr))
 
     def describe(self) -> dict[str, Any]:
         low_res = self.low_res.describe() if self.low_res else None
-        return {"stage": "fer", "classes": list(EMOTIONS), "loss": repr(self.loss), "low_res": low_res}
+        targets = "vote distribution" if self.soft_targets else "labels"
+        return {"stage": "fer", "classes": list(self.classes), "targets": targets, "loss": repr(self.loss),
+                "low_res": low_res}  # fmt: skip
 
     def _inputs(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
         x = batch["image"].to(ctx.device, non_blocking=True)
         if self.low_res is not None:
             x = self.low_res(x, ctx.step)
-        return x, batch["label"].to(ctx.device, non_blocking=True)
+        target = batch["votes"] if self.soft_targets else batch["label"]
+        return x, target.to(ctx.device, non_blocking=True)
 
     def train_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, float]:
         x, y = self._inputs(batch, ctx)
         self.loss.to(ctx.device)
+        mix = self._mix(ctx.step, len(y)) if self.mixup > 0 else None
+        if mix is not None:
+            share, partner = mix
+            x = share * x + (1 - share) * x[partner]
         with ctx.autocast():
             logits = ctx.synced(self.model)(x)
         loss = self.loss(logits.float(), y)
+        if mix is not None:  # mixup's loss: the same mix of the two faces' losses
+            loss = share * loss + (1 - share) * self.loss(logits.float(), y[partner])
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        return {"loss": float(loss.detach()), "acc": float((logits.argmax(1) == y).float().mean())}
+        label = y.argmax(1) if self.soft_targets else y
+        return {"loss": float(loss.detach()), "acc": float((logits.argmax(1) == label).float().mean())}
+
+    def _mix(self, step: int, n: int) -> tuple[float, torch.Tensor]:
+        """mixup (Zhang et al., ICLR 2018): share λ ~ Beta(α, α) and a partner for each face,
+        drawn from (seed, step) so a resumed run mixes exactly as an uninterrupted one."""
+        rng = np.random.default_rng((self.seed, step))
+        return float(rng.beta(self.mixup, self.mixup)), torch.from_numpy(rng.permutation(n))
 
     def validate(self, loader: DataLoader, ctx: StepContext) -> dict[str, float]:
-        probs, labels = predict_probs(self.model, loader, ctx, self.low_res)
-        report = classification_report(probs, labels, EMOTIONS)
-        val_loss = float(F.nll_loss(probs.clamp_min(1e-8).log(), labels))
-        return {"val_accuracy": report["accuracy"], "val_macro_f1": report["macro_f1"], "val_loss": val_loss}
+        """Scores at each training size (`--lr-size 12,16`: their mean is `val_accuracy`)."""
+        sizes = self.low_res.lr_sizes if self.low_res is not None else (None,)
+        per_size = {}
+        for i, size in enumerate(sizes):  # step i draws size i (LowResPath cycles by step)
+            probs, labels = predict_probs(self.model, loader, ctx, self.low_res, step=i)
+            report = classification_report(probs, labels, self.classes)
+            val_loss = float(F.nll_loss(probs.clamp_min(1e-8).log(), labels))
+            per_size[size] = {"val_accuracy": report["accuracy"], "val_macro_f1": report["macro_f1"],
+                              "val_loss": val_loss}  # fmt: skip
+        out = {k: sum(r[k] for r in per_size.values()) / len(per_size) for k in per_size[sizes[0]]}
+        if len(sizes) > 1:
+            out.update({f"val_accuracy_{size}px": r["val_accuracy"] for size, r in per_size.items()})
+        return out
 
     def on_epoch_end(self, epoch: int, history: list[dict[str, Any]], out_dir: Path) -> None:
         plot_training_curves(
             history, out_dir / "curves.png", [("val_accuracy", "train_acc"), ("val_loss", "")]
         )
+
+
+def use_soft_targets(args: FerTrainArgs, samples: FerSamples) -> bool:
+    if args.targets not in ("majority", "votes"):
+        raise SrferError(f"unknown --targets {args.targets!r}; use majority or votes")
+    if args.targets == "majority":
+        return False
+    if samples.votes is None:
+        raise SrferError(f"--targets votes needs FER+ vote counts; {samples.description} has labels only")
+    if args.loss != "ce":
+        raise SrferError("--targets votes trains with cross-entropy to the vote distribution: use --loss ce")
+    return True
 
 
 def build_loss(args: FerTrainArgs, class_counts: list[int]) -> nn.Module:
@@ -85,20 +136,46 @@ def build_loss(args: FerTrainArgs, class_counts: list[int]) -> nn.Module:
 def build_low_res(args: FerTrainArgs, device: torch.device) -> LowResPath | None:
     if not args.upscale:
         return None
-    if not 4 <= args.lr_size <= 48:
-        raise SrferError(f"--lr-size {args.lr_size}: use a size between 4 and 48 px")
-    return LowResPath(args.lr_size, make_restorer(args.upscaler, device, args.sr_weights), args.upscaler)
+    sizes = parse_lr_sizes(args.lr_size, 4, 48)
+    return LowResPath(sizes, make_restorer(args.upscaler, device, args.sr_weights), args.upscaler)
 
 
-def check_imagenet_start(args: FerTrainArgs) -> bool:
-    """Whether this run starts from ImageNet weights (`--pretrained`/`--backbone-weights`)."""
+def parameter_groups(model: nn.Module, lr: float, trunk_lr: float) -> list[dict[str, Any]]:
+    """Discriminative fine-tuning: the pretrained trunk at `trunk_lr` × lr, the new head at lr."""
+    trunk = model.pretrained_parameters()  # type: ignore[operator]
+    in_trunk = {id(p) for p in trunk}
+    rest = [p for p in model.parameters() if id(p) not in in_trunk]
+    return [{"params": trunk, "lr": lr * trunk_lr}, {"params": rest, "lr": lr}]
+
+
+def check_pretrained_start(args: FerTrainArgs) -> bool:
+    """Whether this run starts from pretrained weights (`--pretrained`/`--backbone-weights`)."""
     if not (args.pretrained or args.backbone_weights):
         return False
     if args.arch == "mcnn":
         raise SrferError(
-            "--pretrained / --backbone-weights are for the torchvision archs: mcnn has no ImageNet weights"
+            "--pretrained / --backbone-weights are for the torchvision archs and dlib-resnet29: "
+            "mcnn has no pretrained weights"
         )
     return args.loads_foreign_start("--pretrained / --backbone-weights")
+
+
+def start_from_pretrained(model: nn.Module, args: FerTrainArgs) -> dict[str, Any]:
+    if args.arch == "dlib-resnet29":
+        return start_from_face_recogniser(model, args)
+    return start_from_imagenet(model, args)
+
+
+def start_from_face_recogniser(model: nn.Module, args: FerTrainArgs) -> dict[str, Any]:
+    """Fill the dlib trunk from a face-embedder file (default: the shipped recogniser)."""
+    from srfer.inference import load_network
+
+    recogniser = load_network("embed", args.backbone_weights, "face-embedder")
+    try:
+        copied = model.load_face_recogniser(recogniser.state_dict())  # type: ignore[operator]
+    except ValueError as exc:
+        raise SrferError(f"{recogniser.source}: {exc}") from None
+    return {"face_recogniser": str(recogniser.source), "tensors_copied": copied}
 
 
 def start_from_imagenet(model: nn.Module, args: FerTrainArgs) -> dict[str, Any]:
@@ -121,16 +198,19 @@ def start_from_imagenet(model: nn.Module, args: FerTrainArgs) -> dict[str, Any]:
 def train_fer(args: FerTrainArgs) -> dict[str, Any]:
     device = args.start()
     try:
-        config = FerConfig(arch=args.arch, width=args.width)
+        FerConfig(arch=args.arch)  # an unknown --arch fails before any data is read
     except ValueError as exc:
         raise SrferError(str(exc)) from None
-    imagenet = check_imagenet_start(args)
+    pretrained_start = check_pretrained_start(args)
     low_res = build_low_res(args, device)
     train_samples = load_fer(args.data, "train", args.ferplus, args.subset)
     val_samples = load_fer(args.data, "val", args.ferplus, args.subset)
+    soft = use_soft_targets(args, train_samples)
     loss = build_loss(args, train_samples.class_counts())
-    recipe = FerRecipe(config, args.lr, loss, low_res)
-    pretrained = start_from_imagenet(recipe.model, args) if imagenet else None
+    config = FerConfig(arch=args.arch, width=args.width, trunk_size=args.trunk_size,
+                       num_classes=len(train_samples.classes))  # fmt: skip
+    recipe = FerRecipe(config, args.lr, loss, low_res, args.trunk_lr, args.mixup, args.seed, soft)
+    pretrained = start_from_pretrained(recipe.model, args) if pretrained_start else None
     weights = None
     if args.balanced:  # class-balanced sampling: each draw ∝ 1 / (its class's count)
         counts = torch.tensor(train_samples.class_counts(), dtype=torch.float64)
@@ -141,6 +221,7 @@ def train_fer(args: FerTrainArgs) -> dict[str, Any]:
                  "train_balance": describe_balance(train_samples)},
         "train_args": args.as_meta(), "pretrained": pretrained,
     }  # fmt: skip
-    train_set, val_set = FerDataset(train_samples, augment=True), FerDataset(val_samples)
+    train_set = FerDataset(train_samples, augment=True, random_erasing=args.random_erasing)
+    val_set = FerDataset(val_samples)
     engine = Engine(recipe, train_set, val_set, args, run_meta=run_meta, sample_weights=weights)
     return engine.fit()

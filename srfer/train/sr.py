@@ -45,7 +45,7 @@ from srfer.metrics import PROTOCOL, frechet_distance, psnr_per_image, sr_vs_bicu
 from srfer.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from srfer.plots import plot_training_curves
 from srfer.train import distributed
-from srfer.train.args import SRTrainArgs
+from srfer.train.args import SRTrainArgs, parse_lr_sizes
 from srfer.train.engine import Engine, Recipe, StepContext
 from srfer.weights import sha256
 
@@ -266,14 +266,9 @@ def _generator_config(args: SRTrainArgs) -> GeneratorConfig:
 
 
 def _lr_sizes(args: SRTrainArgs) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(x) for x in args.lr_sizes.split(",") if x.strip())
-    except ValueError:
-        raise SrferError(f"--lr-sizes {args.lr_sizes!r}: expected sizes like 32,16") from None
-    largest = args.hr_size // args.scale
-    if any(not 4 <= s <= largest for s in sizes):
-        raise SrferError(f"--lr-sizes {args.lr_sizes!r}: sizes must be 4 … {largest} px (hr-size / scale)")
-    return sizes
+    if not args.lr_sizes.strip():
+        return ()
+    return parse_lr_sizes(args.lr_sizes, 4, args.hr_size // args.scale, "--lr-sizes")  # ≤ hr-size / scale
 
 
 def _content_layer(backbone: FeatureBackbone | None, args: SRTrainArgs) -> int:
