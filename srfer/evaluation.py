@@ -340,7 +340,11 @@ def sweep_fer(
 
 
 def _x8_column(device: torch.device, weights: Path | None, notes: list[str]) -> dict[str, Any]:
-    """The sweeps' ×8 SR column (`x8_sr`): given, or shipped, or left out with a note."""
+    """The sweeps' ×8 SR column (`x8_sr`): given, or shipped, or left out with a note
+    (`weights` "none": left out on request; at large sizes it is the slowest column)."""
+    if weights is not None and str(weights) == "none":
+        notes.append("no ×8 SR column: left out (--x8-weights none)")
+        return {}
     path = optional_weights("sr-x8", weights)
     if path is None:
         notes.append(f"no ×8 SR column: {missing_note('sr-x8')}")

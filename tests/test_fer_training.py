@@ -96,6 +96,11 @@ def test_train_and_eval_fer_end_to_end(fer_root: Path, gray_sr: Path, tmp_path: 
     assert set(table) == {"hr_classifier+bicubic", "hr_classifier+sr", "hr_classifier+x8_sr",
                           "upscale_classifier+sr"}  # fmt: skip
     assert all(len(v) == 3 for v in table.values()) and (tmp_path / "plots" / "sweep.png").is_file()
+    models[-1] = "none"  # --x8-weights none: the column is left out, and said so
+    no_x8 = runner.invoke(app, ["eval-fer", "--data", str(fer_root), *models, "--sweep", "12", "--json",
+                                "--device", "cpu"])  # fmt: skip
+    assert "hr_classifier+x8_sr" not in json.loads(no_x8.stdout)["accuracy"]
+    assert any("--x8-weights none" in n for n in json.loads(no_x8.stdout)["notes"])
     plots = ["--save-dir", str(tmp_path / "plots"), "--device", "cpu"]
     tta = runner.invoke(
         app, ["eval-fer", "--data", str(fer_root), "--weights", weights, "--flip-tta", "--json", *plots]

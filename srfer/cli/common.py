@@ -73,7 +73,9 @@ Runtime = Annotated[
 BatchSize = Annotated[int, typer.Option(min=1)]
 X8Weights = Annotated[
     Path | None,
-    typer.Option(help="With --sweep: the ×8 SR of the x8_sr column (default: the shipped CelebA ×8)."),
+    typer.Option(
+        help="With --sweep: the ×8 SR of the x8_sr column (default: the shipped ×8; none: leave it out)."
+    ),
 ]
 PlotDir = Annotated[
     Path | None,
