@@ -132,7 +132,8 @@ def test_train_fer_with_sr_upscaling(fer_root: Path, gray_sr: Path, tmp_path: Pa
     [(["--arch", "alexnet"], "unknown arch"), (["--loss", "hinge"], "unknown --loss"),
      (["--upscale", "--upscaler", "nearest"], "unknown --upscaler"),
      (["--upscale", "--sr-weights", "/nope.safetensors"], "not found"),
-     (["--pretrained"], "mcnn has no pretrained weights"),
+     (["--pretrained"], "mcnn has no pretrained weights"), (["--targets", "mode"], "unknown --targets"),
+     (["--targets", "votes", "--loss", "focal"], "use --loss ce"),
      (["--arch", "resnet18", "--backbone-weights", "/nope.pth"], "not found"),
      (["--arch", "resnet18", "--pretrained", "--init", "/x.safetensors"], "both choose")],
 )  # fmt: skip

@@ -111,16 +111,18 @@ class FerRecipe(SingleNetworkRecipe):
         )
 
 
-def use_soft_targets(args: FerTrainArgs, samples: FerSamples) -> bool:
+def check_targets(args: FerTrainArgs) -> None:
+    """`--targets`, before any data is read."""
     if args.targets not in ("majority", "votes"):
         raise SrferError(f"unknown --targets {args.targets!r}; use majority or votes")
-    if args.targets == "majority":
-        return False
-    if samples.votes is None:
-        raise SrferError(f"--targets votes needs FER+ vote counts; {samples.description} has labels only")
-    if args.loss != "ce":
+    if args.targets == "votes" and args.loss != "ce":
         raise SrferError("--targets votes trains with cross-entropy to the vote distribution: use --loss ce")
-    return True
+
+
+def use_soft_targets(args: FerTrainArgs, samples: FerSamples) -> bool:
+    if args.targets == "votes" and samples.votes is None:
+        raise SrferError(f"--targets votes needs FER+ vote counts; {samples.description} has labels only")
+    return args.targets == "votes"
 
 
 def build_loss(args: FerTrainArgs, class_counts: list[int]) -> nn.Module:
@@ -201,6 +203,7 @@ def train_fer(args: FerTrainArgs) -> dict[str, Any]:
         FerConfig(arch=args.arch)  # an unknown --arch fails before any data is read
     except ValueError as exc:
         raise SrferError(str(exc)) from None
+    check_targets(args)
     pretrained_start = check_pretrained_start(args)
     low_res = build_low_res(args, device)
     train_samples = load_fer(args.data, "train", args.ferplus, args.subset)
