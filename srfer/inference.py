@@ -26,7 +26,7 @@ from srfer.models import Generator, build_model
 from srfer.models.fer import ClassifierEnsemble
 from srfer.onnx_runtime import on_runtime
 from srfer.runtime import amp_dtype, autocast
-from srfer.weights import resolve_weights, sha256
+from srfer.weights import ENSEMBLES, resolve_weights, sha256
 
 Restorer = Callable[[torch.Tensor], torch.Tensor]
 
@@ -81,9 +81,13 @@ def load_generator(
 def load_classifier(
     weights: Path | None, device: torch.device, role: str = "fer", runtime: str = "torch"
 ) -> nn.Module:
-    """A trained expression classifier (default: the shipped one for `role`). `weights`
-    "a,b,c" (several files, comma-separated) loads an ensemble averaging their probabilities."""
-    paths = ensemble_paths(weights)
+    """A trained expression classifier (default: the shipped one for `role`, or the shipped
+    ensemble where `ENSEMBLES` names one). `weights` "a,b,c" (several files,
+    comma-separated) loads an ensemble averaging their probabilities."""
+    if weights is None and role in ENSEMBLES:
+        paths: list[Path | None] = [resolve_weights(member) for member in ENSEMBLES[role]]
+    else:
+        paths = ensemble_paths(weights)
     if len(paths) == 1:
         return on_runtime(load_network(role, paths[0], "fer-classifier", device), runtime, device)
     members = [on_runtime(load_network(role, p, "fer-classifier", device), runtime, device) for p in paths]

@@ -36,10 +36,27 @@ DEFAULTS: dict[str, tuple[str, str]] = {
         "sr_fer2013_gray_x4.safetensors",
         "srfer train-sr --data FER2013_ROOT --channels 1 --hr-size 48 --out runs/sr_fer (then srfer export)",
     ),
-    "fer": ("fer_mcnn.safetensors", "srfer train-fer --data FER2013_ROOT --out runs/fer (then srfer export)"),
+    "fer": (
+        "fer_dlib_resnet29.safetensors",
+        "srfer train-fer --data FER2013_ROOT --arch dlib-resnet29 --pretrained --trunk-lr 0.1 "
+        "--label-smoothing 0.1 --random-erasing 0.25 --epochs 28 --save-every 1 --out runs/fer_dlib "
+        "(then srfer average runs/fer_dlib/epoch-00{24..28}.safetensors --out FILE)",
+    ),
+    "fer-mcnn": (
+        "fer_mcnn.safetensors",
+        "srfer train-fer --data FER2013_ROOT --out runs/fer (then srfer export)",
+    ),
+    "ferplus": (
+        "ferplus_dlib_resnet29.safetensors",
+        "srfer train-fer --data FERPLUS_ROOT --arch dlib-resnet29 --pretrained --targets votes "
+        "--trunk-lr 0.1 --label-smoothing 0.1 --random-erasing 0.25 --epochs 22 --out runs/ferplus "
+        "(then srfer export)",
+    ),
     "fer-upscale": (
-        "fer_mcnn_upscale_sr12.safetensors",
-        "srfer train-fer --data FER2013_ROOT --upscale --out runs/fer_up (then srfer export)",
+        "fer_dlib_upscale_sr12_16.safetensors",
+        "srfer train-fer --data FER2013_ROOT --arch dlib-resnet29 --init FER_DLIB_RUN/best.safetensors "
+        "--upscale --lr-size 12,16 --lr 5e-4 --trunk-lr 0.2 --label-smoothing 0.1 --random-erasing 0.25 "
+        "--epochs 5 --out runs/fer_up (then srfer export)",
     ),
     "embed": (
         "embed_dlib_resnet29.safetensors",
@@ -112,6 +129,11 @@ def search_dirs() -> list[Path]:
         dirs.append(Path(os.environ["SRFER_WEIGHTS"]))
     dirs.append(PACKAGE_WEIGHTS)
     return dirs
+
+
+# roles whose default is an ensemble of several roles' files (mean probability): the
+# expression classifier is the dlib-trunk network and the MCNN together (weights/README.md)
+ENSEMBLES: dict[str, tuple[str, ...]] = {"fer": ("fer", "fer-mcnn")}
 
 
 def resolve_weights(role: str, explicit: Path | None = None) -> Path:

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from srfer.cli import app
 from srfer.detect import FaceDetector, square_crop
+from srfer.errors import SrferError
 from srfer.gallery import Gallery
 from srfer.inference import model_id
 
@@ -196,14 +197,15 @@ def test_weights_resolution_order(weights, tmp_path: Path, monkeypatch) -> None:
     for folder in (shipped, env):
         folder.mkdir()
         shutil.copy(weights["fer"], folder / w.DEFAULTS["fer"][0])
+    name = w.DEFAULTS["fer"][0]
     monkeypatch.setattr(w, "PACKAGE_WEIGHTS", shipped)
     monkeypatch.delenv("SRFER_WEIGHTS", raising=False)
-    assert w.resolve_weights("fer") == shipped / "fer_mcnn.safetensors"
+    assert w.resolve_weights("fer") == shipped / name
     monkeypatch.setenv("SRFER_WEIGHTS", str(env))
-    assert w.resolve_weights("fer") == env / "fer_mcnn.safetensors"
+    assert w.resolve_weights("fer") == env / name
     assert w.resolve_weights("fer", weights["fer"]) == weights["fer"]
-    (env / "fer_mcnn.safetensors").unlink()
-    assert w.resolve_weights("fer") == shipped / "fer_mcnn.safetensors"  # falls through
+    (env / name).unlink()
+    assert w.resolve_weights("fer") == shipped / name  # falls through
     report = {r["role"]: r for r in w.weights_report()}
     assert report["fer"]["status"] == "sha256 no manifest entry" and report["embed"]["status"] == "missing"
 
@@ -367,3 +369,24 @@ def test_a_ferplus_classifier_answers_contempt_as_its_own_class(weights, tmp_pat
     assert set(small["probabilities"]) == EMOTIONS | {"contempt"} == set(tiny["probabilities"])
     assert tiny["expression_model"] == "fer-upscale" and tiny["probabilities"]["contempt"] == 0
     assert abs(sum(small["probabilities"].values()) - 1) < 1e-3
+
+
+def test_the_default_expression_classifier_is_the_shipped_ensemble(
+    weights, tmp_path: Path, monkeypatch
+) -> None:
+    import shutil
+
+    import srfer.weights as w
+    from srfer.inference import load_classifier
+    from srfer.models.fer import ClassifierEnsemble
+
+    monkeypatch.setattr(w, "PACKAGE_WEIGHTS", tmp_path)
+    monkeypatch.delenv("SRFER_WEIGHTS", raising=False)
+    for role in w.ENSEMBLES["fer"]:
+        shutil.copy(weights["fer"], tmp_path / w.DEFAULTS[role][0])
+    default = load_classifier(None, torch.device("cpu"))
+    assert isinstance(default, ClassifierEnsemble) and len(default.members) == len(w.ENSEMBLES["fer"])
+    assert not isinstance(load_classifier(weights["fer"], torch.device("cpu")), ClassifierEnsemble)
+    (tmp_path / w.DEFAULTS["fer-mcnn"][0]).unlink()
+    with pytest.raises(SrferError, match=w.DEFAULTS["fer-mcnn"][0]):
+        load_classifier(None, torch.device("cpu"))
