@@ -44,10 +44,10 @@ WORK_SIZE = 128  # the recognisers' face size: the CelebA SR output and the embe
 SR_AUTO_BELOW = WORK_SIZE // 2  # --sr auto: faces with under half the working size get SR
 SR_MODES = ("auto", "always", "never")
 # Faces up to this size get their expression from the FER-domain SR + the classifier trained
-# on such faces (`train-fer --upscale`). The FER2013 val size sweep puts the crossover with
-# the HR classifier on ×8-SR faces between 16 px (that path 52.1 % vs 49.0 %) and 20 px
-# (49.5 vs 54.1 %): the midpoint.
-TINY_FACE_PX = 18
+# on such faces (`train-fer --upscale`). The FER2013 val size sweeps (2026-12-02: the dlib-trunk
+# specialist vs the default ensemble) put the crossover between 20 px (that path 58.8 % vs
+# 58.1 % on ×8-SR faces) and 24 px (60.1 vs 60.7 % on ×4-SR faces): the midpoint.
+TINY_FACE_PX = 22
 # Faces under these sizes that get SR go through the ×8 model (the face at its own pixels →
 # ×8 → 128 px) instead of the ×4 (32 → 128), per head, as the size sweeps measured
 # (weights/README.md, sr_celeba_x8). Expression, FER2013 val, HR classifier on ×8 vs ×4 faces:
