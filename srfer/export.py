@@ -58,6 +58,8 @@ def average_weights(
     import torch
     from torch import nn
 
+    from srfer.models import build_model
+
     if len(checkpoints) < 2:
         raise SrferError("give two or more checkpoints to average")
     first = load_checkpoint(checkpoints[0])
@@ -69,7 +71,7 @@ def average_weights(
         states.append(ckpt.section("model"))
     mean = {k: torch.stack([s[k].float() for s in states]).mean(0) if v.is_floating_point() else v
             for k, v in states[-1].items()}  # fmt: skip
-    model = load_network("", checkpoints[-1], first.kind)
+    model = build_model(first.kind, first.config)  # every file is read once, above
     model.load_state_dict(mean)
     if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         _reestimate_batchnorm(model, first.kind, bn_data, bn_images)

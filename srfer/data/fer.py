@@ -187,21 +187,12 @@ def load_ferplus_folder(folder: Path, subset: int = 0) -> FerSamples:
         else:
             kept.append((folder / row[0], *answer))
     kept = evenly_spaced(kept, subset)
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        decoded = list(pool.map(_decode_gray48, [f for f, _, _ in kept]))
-    skipped = [d for d in decoded if isinstance(d, Skipped)]
-    good = [(d, k) for d, k in zip(decoded, kept, strict=True) if not isinstance(d, Skipped)]
-    if skipped:
-        warn(skip_summary(skipped, f"image(s) of {len(kept)} in {folder}"))
-    if not good:
-        raise SrferError(f"no images in FER+ folder {folder}")
+    images, used, skipped = _decode_files([f for f, _, _ in kept], folder)
     note = f"{dropped} faces without a single winning expression dropped"
     note += f", {len(skipped)} unusable file(s) skipped" if skipped else ""
-    samples = _samples(
-        [d for d, _ in good], [label for _, (_, label, _) in good], f"FER+ folder {folder}, {note}"
-    )
+    samples = _samples(images, [kept[i][1] for i in used], f"FER+ folder {folder}, {note}")
     samples.classes, samples.skipped = FERPLUS_CLASSES, skipped
-    samples.votes = torch.tensor([votes for _, (_, _, votes) in good], dtype=torch.float32)
+    samples.votes = torch.tensor([kept[i][2] for i in used], dtype=torch.float32)
     return samples
 
 
@@ -233,17 +224,23 @@ def load_fer_folder(folder: Path, subset: int = 0) -> FerSamples:
     files = [(f, label) for d, label in emotion_folders(folder).items()
              for f in sorted(d.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]  # fmt: skip
     files = evenly_spaced(files, subset)
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        decoded = list(pool.map(_decode_gray48, [f for f, _ in files]))
-    skipped = [d for d in decoded if isinstance(d, Skipped)]
-    images = [d for d in decoded if not isinstance(d, Skipped)]
-    labels = [label for (_, label), d in zip(files, decoded, strict=True) if not isinstance(d, Skipped)]
-    if skipped:
-        warn(skip_summary(skipped, f"image(s) of {len(files)} in {folder}"))
+    images, used, skipped = _decode_files([f for f, _ in files], folder)
     note = f", {len(skipped)} unusable file(s) skipped" if skipped else ""
-    samples = _samples(images, labels, f"folder {folder}{note}")
+    samples = _samples(images, [files[i][1] for i in used], f"folder {folder}{note}")
     samples.skipped = skipped
     return samples
+
+
+def _decode_files(paths: list[Path], folder: Path) -> tuple[list[np.ndarray], list[int], list[Skipped]]:
+    """Decode `paths` as 48 px gray faces (threads): (images, indices of the paths they came
+    from, the files skipped — named on stderr)."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        decoded = list(pool.map(_decode_gray48, paths))
+    skipped = [d for d in decoded if isinstance(d, Skipped)]
+    used = [i for i, d in enumerate(decoded) if not isinstance(d, Skipped)]
+    if skipped:
+        warn(skip_summary(skipped, f"image(s) of {len(paths)} in {folder}"))
+    return [decoded[i] for i in used], used, skipped
 
 
 def _samples(images: list[np.ndarray], labels: list[int], description: str) -> FerSamples:

@@ -124,9 +124,9 @@ class SingleNetworkRecipe(Recipe):
 
     network_name = "model"
 
-    def __init__(self, model: nn.Module, lr: float) -> None:
-        self.model = model
-        self.opt = torch.optim.Adam(model.parameters(), lr=lr)
+    def __init__(self, model: nn.Module, lr: float, param_groups: list[dict] | None = None) -> None:
+        self.model = model  # `param_groups`: per-group learning rates (e.g. a pretrained trunk's)
+        self.opt = torch.optim.Adam(param_groups if param_groups is not None else model.parameters(), lr=lr)
 
     def networks(self) -> dict[str, nn.Module]:
         return {self.network_name: self.model}

@@ -47,11 +47,15 @@ class FerRecipe(SingleNetworkRecipe):
         seed: int = 0,
         soft_targets: bool = False,
     ):
-        super().__init__(build_fer(config), lr)
+        model = build_fer(config)
+        groups = (
+            parameter_groups(model, lr, trunk_lr)
+            if trunk_lr != 1.0 and hasattr(model, "pretrained_parameters")
+            else None
+        )
+        super().__init__(model, lr, groups)
         self.loss, self.low_res, self.mixup, self.seed = loss, low_res, mixup, seed
         self.classes, self.soft_targets = class_names(config.num_classes), soft_targets
-        if trunk_lr != 1.0 and hasattr(self.model, "pretrained_parameters"):
-            self.opt = torch.optim.Adam(parameter_groups(self.model, lr, trunk_lr))
 
     def describe(self) -> dict[str, Any]:
         low_res = self.low_res.describe() if self.low_res else None
@@ -74,10 +78,10 @@ class FerRecipe(SingleNetworkRecipe):
             share, partner = mix
             x = share * x + (1 - share) * x[partner]
         with ctx.autocast():
-            logits = ctx.synced(self.model)(x)
-        loss = self.loss(logits.float(), y)
+            logits = ctx.synced(self.model)(x).float()
+        loss = self.loss(logits, y)
         if mix is not None:  # mixup's loss: the same mix of the two faces' losses
-            loss = share * loss + (1 - share) * self.loss(logits.float(), y[partner])
+            loss = share * loss + (1 - share) * self.loss(logits, y[partner])
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
