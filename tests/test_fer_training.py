@@ -337,3 +337,7 @@ def test_average_weights_of_epochs_re_estimates_batchnorm(fer_root: Path, tmp_pa
     other = save("c", build_fer(FerConfig(width=8, fused=16)))
     mixed = runner.invoke(app, ["average", str(a), str(other), "--out", str(tmp_path / "x.safetensors")])
     assert mixed.exit_code == 1 and "configs differ" in mixed.output and "Traceback" not in mixed.output
+    for bad, message in (([str(a)], "two or more"), ([str(a), "/nope.safetensors"], "/nope.safetensors"),
+                         ([str(a), str(fer_root / "train" / "happy" / "0.png")], "0.png")):  # fmt: skip
+        result = runner.invoke(app, ["average", *bad, "--out", str(tmp_path / "y.safetensors")])
+        assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
