@@ -10,7 +10,7 @@ import pytest
 import torch
 import torchvision.models as tvm
 from PIL import Image
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from srfer.checkpoint import load_checkpoint, save_checkpoint
 from srfer.cli import app
@@ -250,6 +250,32 @@ def test_train_fer_dlib_trunk_from_a_face_recogniser(fer_root: Path, tmp_path: P
     assert (
         missing.exit_code == 1 and "/nope.safetensors" in missing.output and "Traceback" not in missing.output
     )
+
+
+@pytest.mark.slow
+def test_train_fer_dlib_trunk_from_an_expression_classifier(fer_root: Path, tmp_path: Path) -> None:
+    """--backbone-weights <dlib-resnet29 classifier> copies its trunk (FER2013 → FER+ style
+    transfer; the head starts new); a classifier without a dlib trunk is refused in one line."""
+    from srfer.inference import load_network
+
+    def train(out: str, *extra: str) -> Result:
+        data = ["--data", str(fer_root)]
+        return runner.invoke(app, ["train-fer", *data, "--out", str(tmp_path / out), *extra])
+
+    dlib = ["--arch", "dlib-resnet29", "--trunk-size", "64", *TINY]
+    assert train("first", *dlib).exit_code == 0
+    source = tmp_path / "first" / "last.safetensors"
+    result = train("second", *dlib, "--backbone-weights", str(source), "--trunk-lr", "0", "--seed", "5")
+    assert result.exit_code == 0, result.output
+    second = tmp_path / "second" / "last.safetensors"
+    assert load_checkpoint(second).meta["pretrained"]["expression_trunk"] == str(source)
+    theirs, ours = (load_network("fer", path, "fer-classifier") for path in (source, second))
+    faces = torch.rand(2, 3, 64, 64)  # the trunk computes what it did (its affines folded in)
+    assert torch.allclose(ours.trunk.feature_maps(faces)[-1], theirs.trunk.feature_maps(faces)[-1], atol=1e-4)
+    assert not torch.equal(ours.head[1].weight, theirs.head[1].weight)
+    assert train("mcnn", *TINY).exit_code == 0
+    result = train("third", *dlib, "--backbone-weights", str(tmp_path / "mcnn" / "last.safetensors"))
+    assert result.exit_code == 1 and "no dlib trunk" in result.output and "Traceback" not in result.output
 
 
 def test_mixup_draws_depend_only_on_seed_and_step() -> None:

@@ -230,8 +230,8 @@ class DlibFer(nn.Module):
 
     def load_face_recogniser(self, state: dict[str, torch.Tensor], prefix: str = "backbone.") -> int:
         """Copy the trunk from a face embedder's state dict (keys `backbone.*`, as srfer's
-        `Embedder` of the dlib network stores them), its affines folded into the convolutions;
-        returns how many tensors were copied."""
+        `Embedder` of the dlib network stores them; `trunk.*` for another DlibFer's), its affines
+        folded into the convolutions; returns how many tensors were copied."""
         own = self.trunk.state_dict()
         found = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         missing = [k for k in own if k not in found]

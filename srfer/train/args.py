@@ -171,7 +171,8 @@ class FerTrainArgs(RunArgs):
     backbone_weights: Path | None = option(
         None,
         "--pretrained from this file: torchvision's ImageNet state dict for --arch (.pth/.safetensors), "
-        "or for dlib-resnet29 a srfer face-embedder file of that network.",
+        "or for dlib-resnet29 a srfer face-embedder file of that network or a dlib-resnet29 expression "
+        "classifier (its trunk; the head starts new, e.g. FER2013 → FER+).",
     )
     trunk_size: int = option(112, "dlib-resnet29: faces are resized to this before the trunk.", min=64)
     trunk_lr: float = option(

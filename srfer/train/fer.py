@@ -173,15 +173,23 @@ def start_from_pretrained(model: nn.Module, args: FerTrainArgs) -> dict[str, Any
 
 
 def start_from_face_recogniser(model: nn.Module, args: FerTrainArgs) -> dict[str, Any]:
-    """Fill the dlib trunk from a face-embedder file (default: the shipped recogniser)."""
+    """Fill the dlib trunk from a face-embedder file (default: the shipped recogniser) or from
+    another dlib-resnet29 expression classifier's trunk (e.g. FER2013 → FER+: the head, whose
+    classes may differ, starts new)."""
     from srfer.inference import load_network
 
-    recogniser = load_network("embed", args.backbone_weights, "face-embedder")
+    source = load_network("embed", args.backbone_weights, ("face-embedder", "fer-classifier"))
+    prefix = "backbone."
+    if source.kind == "fer-classifier":
+        if source.config.arch != "dlib-resnet29":
+            raise SrferError(f"{source.source}: a {source.config.arch} classifier has no dlib trunk to copy")
+        prefix = "trunk."
     try:
-        copied = model.load_face_recogniser(recogniser.state_dict())  # type: ignore[operator]
+        copied = model.load_face_recogniser(source.state_dict(), prefix)  # type: ignore[operator]
     except ValueError as exc:
-        raise SrferError(f"{recogniser.source}: {exc}") from None
-    return {"face_recogniser": str(recogniser.source), "tensors_copied": copied}
+        raise SrferError(f"{source.source}: {exc}") from None
+    return {"face_recogniser" if prefix == "backbone." else "expression_trunk": str(source.source),
+            "tensors_copied": copied}  # fmt: skip
 
 
 def start_from_imagenet(model: nn.Module, args: FerTrainArgs) -> dict[str, Any]:
