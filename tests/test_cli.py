@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from srfer.checkpoint import load_checkpoint
 from srfer.cli import app
 
 runner = CliRunner()
@@ -81,6 +82,19 @@ def test_train_resume_continues(trained, tmp_path: Path) -> None:
     assert resumed.exit_code == 0, resumed.output
     records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2] and records[1]["step"] == 4
+
+
+@pytest.mark.slow
+def test_train_rrdb_generator_and_upscale_with_it(trained, tmp_path: Path) -> None:
+    """--arch rrdb trains, its checkpoint says so, and upscale rebuilds it from the file."""
+    faces, _ = trained
+    result = train(faces, tmp_path / "run", 1, "--arch", "rrdb", "--growth", "4", "--perceptual", "none")
+    assert result.exit_code == 0, result.output
+    weights = tmp_path / "run" / "best.safetensors"
+    assert load_checkpoint(weights).config["arch"] == "rrdb"
+    result = run("upscale", str(faces / "f00.png"), "-o", str(tmp_path / "out"), "--weights", str(weights))
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "out" / "f00.png").size == (160, 160)
 
 
 def test_upscale_keeps_stems_and_resolves_clashes(trained, tmp_path: Path) -> None:
@@ -254,6 +268,9 @@ def test_train_bad_inputs(tmp_path: Path, face_folder: Path) -> None:
     )
     assert_one_line_error(run("train-sr", *data, *out, "--hr-size", "30"), "not divisible")
     assert_one_line_error(run("train-sr", *data, *out, "--scale", "3", "--hr-size", "30"), "scale")
+    assert_one_line_error(
+        run("train-sr", *data, *out, "--arch", "edsr"), "arch must be one of srresnet, rrdb"
+    )
     assert not (tmp_path / "r" / "last.safetensors").exists()
 
 

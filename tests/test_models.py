@@ -27,6 +27,25 @@ def test_default_generator_is_the_seed_design() -> None:
     assert not any(isinstance(m, nn.BatchNorm2d) for m in gen.modules())
 
 
+def test_rrdb_generator_swaps_only_the_trunk() -> None:
+    """--arch rrdb: ESRGAN's blocks (3 dense blocks of 5 convs, growth channels each) in the
+    trunk; head, upsampling and tail as SRResNet's; fresh blocks start near the identity."""
+    config = GeneratorConfig(features=8, blocks=2, growth=4, arch="rrdb")
+    gen = Generator(config)
+    rrdb = gen.trunk[0]
+    assert len(gen.trunk) == 2 and len(rrdb.body) == 3 and len(rrdb.body[0].convs) == 5
+    assert [c.out_channels for c in rrdb.body[0].convs] == [4, 4, 4, 4, 8]
+    assert rrdb.body[0].convs[-1].in_channels == 8 + 4 * 4
+    x = torch.randn(1, 8, 6, 6)
+    dense = rrdb.body[0]  # residual scaling + small init: a fresh dense block is nearly the identity
+    assert (dense(x) - x).abs().mean() < 0.02 * x.abs().mean()
+    assert torch.allclose(rrdb(x), 1.2 * x, atol=0.05)  # ESRGAN: x + 0.2 · (three dense blocks of x)
+    assert gen(torch.zeros(1, 3, 8, 8)).shape == (1, 3, 32, 32)
+    assert build_model("sr-generator", config.to_dict()).config == config
+    with pytest.raises(ValueError, match="arch"):
+        GeneratorConfig(arch="edsr")
+
+
 def test_pixel_shuffle_ordering() -> None:
     """Channel c·4 + i·2 + j of the conv output lands at pixel (2y+i, 2x+j) of channel c."""
     x = torch.arange(2 * 4 * 3 * 3, dtype=torch.float32).reshape(1, 8, 3, 3)

@@ -114,8 +114,14 @@ class SRTrainArgs(RunArgs):
     scale: int = option(4, "Upscaling factor: 2, 4 or 8.")
     hr_size: int = option(128, "HR crop size (center crop); LR is hr_size/scale.")
     channels: int = option(3, "3 (RGB) or 1 (grayscale).")
-    blocks: int = option(16, "Residual blocks in the generator.", min=1)
+    arch: str = option(
+        "srresnet",
+        "Generator trunk: srresnet (SRGAN's residual blocks) or rrdb (ESRGAN's residual-in-residual "
+        "dense blocks; one costs about ten residual blocks).",
+    )
+    blocks: int = option(16, "Trunk blocks: residual blocks, or RRDBs with --arch rrdb.", min=1)
     features: int = option(64, "Generator feature channels.", min=4)
+    growth: int = option(32, "--arch rrdb: channels each dense-block convolution adds.", min=1)
     bicubic_skip: bool = option(False, "Learn a residual over bicubic (not in the seed; converges faster).")
     perceptual: str = option("vgg19", "Content loss backbone: vgg19, none or ckpt:PATH.")
     vgg_weights: Path | None = option(None, "torchvision VGG19 state dict (offline use).")

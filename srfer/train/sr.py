@@ -257,7 +257,8 @@ def _embedding_of(backbone: FeatureBackbone, faces01: Tensor) -> Tensor:
 
 def _generator_config(args: SRTrainArgs) -> GeneratorConfig:
     try:
-        config = GeneratorConfig(args.channels, args.features, args.blocks, args.scale, args.bicubic_skip)
+        config = GeneratorConfig(args.channels, args.features, args.blocks, args.scale, args.bicubic_skip,
+                                 args.arch, args.growth)  # fmt: skip
     except ValueError as exc:
         raise SrferError(f"bad generator option: {exc}") from None
     if args.hr_size % args.scale:
