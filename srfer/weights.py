@@ -48,15 +48,16 @@ DEFAULTS: dict[str, tuple[str, str]] = {
     ),
     "ferplus": (
         "ferplus_dlib_resnet29.safetensors",
-        "srfer train-fer --data FERPLUS_ROOT --arch dlib-resnet29 --pretrained --targets votes "
-        "--trunk-lr 0.1 --label-smoothing 0.1 --random-erasing 0.25 --epochs 22 --out runs/ferplus "
-        "(then srfer export)",
+        "srfer train-fer --data FERPLUS_ROOT --arch dlib-resnet29 --backbone-weights "
+        "weights/fer_dlib_resnet29.safetensors --targets votes --trunk-lr 0.1 --label-smoothing 0.1 "
+        "--random-erasing 0.25 --epochs 14 --out runs/ferplus (then srfer export)",
     ),
     "fer-upscale": (
         "fer_dlib_upscale_sr12_16.safetensors",
         "srfer train-fer --data FER2013_ROOT --arch dlib-resnet29 --init FER_DLIB_RUN/best.safetensors "
         "--upscale --lr-size 12,16 --lr 5e-4 --trunk-lr 0.2 --label-smoothing 0.1 --random-erasing 0.25 "
-        "--epochs 5 --out runs/fer_up (then srfer export)",
+        "--epochs 5 --out runs/fer_up, then the same with --init runs/fer_up/best.safetensors --lr 3e-4 "
+        "--epochs 8 (then srfer export)",
     ),
     "embed": (
         "embed_dlib_resnet29.safetensors",
