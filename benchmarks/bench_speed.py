@@ -48,7 +48,13 @@ extra = {"runtime": job["runtime"]} if job["runtime"] != "torch" else {}
 start = time.perf_counter()
 if job["task"] == "predict":
     from srfer.predict import PredictOptions, Predictor
-    predictor = Predictor(PredictOptions(embeddings=True, **extra), "cpu")
+    weights = None
+    if job["same_models"]:  # the expression files the baseline shipped, and no ×8 (it had none)
+        from srfer.predict import PredictWeights
+        weights = PredictWeights(fer=Path("weights/fer_mcnn.safetensors"),
+                                 fer_upscale=Path("weights/fer_mcnn_upscale_sr12.safetensors"))
+        extra["x8"] = False
+    predictor = Predictor(PredictOptions(embeddings=True, **extra), "cpu", weights)
     if job["baseline"]:  # one photo after another
         run = predictor.run
     else:
@@ -129,22 +135,25 @@ def upscale_differences(base: list[str], other: list[str]) -> dict:
     return {"max_delta_8bit_levels": round(delta * 255, 3)}
 
 
-PATHS = {  # name → (tree: "baseline" or "this", runtime, worker processes)
-    "baseline (torch, one input at a time)": ("baseline", "torch", 1),
-    "torch": ("this", "torch", 1),
-    "onnx": ("this", "onnx", 1),
-    "torch, --workers 2": ("this", "torch", 2),
+# name → (tree: "baseline" or "this", runtime, worker processes, predict with the baseline's
+# expression models: like for like, since the default classifier has since changed)
+PATHS = {
+    "baseline (torch, one input at a time)": ("baseline", "torch", 1, False),
+    "torch, the baseline's models": ("this", "torch", 1, True),
+    "torch": ("this", "torch", 1, False),
+    "onnx": ("this", "onnx", 1, False),
+    "torch, --workers 2": ("this", "torch", 2, False),
 }
 
 
 def bench_task(task: str, inputs: list[Path], trees: dict[str, Path], scratch: Path) -> dict:
     out: dict = {"inputs": len(inputs)}
     base = None
-    for name, (which, runtime, workers) in PATHS.items():
-        if which not in trees:
+    for name, (which, runtime, workers, same_models) in PATHS.items():
+        if which not in trees or (same_models and task != "predict"):
             continue
         result = run_job(trees[which], task=task, inputs=[str(p.resolve()) for p in inputs], runtime=runtime,
-                         workers=workers, out=str(scratch / f"{task}-{len(out)}"),
+                         workers=workers, out=str(scratch / f"{task}-{len(out)}"), same_models=same_models,
                          baseline=which == "baseline")  # fmt: skip
         answers = result["answers"]
         rate = len(answers) / result["seconds"]
