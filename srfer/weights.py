@@ -50,7 +50,8 @@ DEFAULTS: dict[str, tuple[str, str]] = {
         "ferplus_dlib_resnet29.safetensors",
         "srfer train-fer --data FERPLUS_ROOT --arch dlib-resnet29 --backbone-weights "
         "weights/fer_dlib_resnet29.safetensors --targets votes --trunk-lr 0.1 --label-smoothing 0.1 "
-        "--random-erasing 0.25 --epochs 14 --out runs/ferplus (then srfer export)",
+        "--random-erasing 0.25 --epochs 14 --out runs/ferplus, then the same with --init "
+        "runs/ferplus/best.safetensors --lr 3e-4 --trunk-lr 0.2 --epochs 6 (then srfer export)",
     ),
     "fer-upscale": (
         "fer_dlib_upscale_sr12_16.safetensors",
