@@ -48,8 +48,11 @@ def inference_context(device: torch.device) -> RunContext:
 
 
 # ---------------------------------------------------------------------------------- loading
-def load_network(role: str, weights: Path | None, kind: str, device: torch.device | None = None) -> nn.Module:
-    """A trained network of `kind` from `weights` (or the default for `role`), eval mode.
+def load_network(
+    role: str, weights: Path | None, kind: str | tuple[str, ...], device: torch.device | None = None
+) -> nn.Module:
+    """A trained network of `kind` (or of one of several kinds) from `weights` (or the default
+    for `role`), eval mode.
 
     The module gets `source` (its file) and `meta` (the checkpoint's JSON header)."""
     path = resolve_weights(role, weights)

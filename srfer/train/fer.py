@@ -168,11 +168,11 @@ def check_pretrained_start(args: FerTrainArgs) -> bool:
 
 def start_from_pretrained(model: nn.Module, args: FerTrainArgs) -> dict[str, Any]:
     if args.arch == "dlib-resnet29":
-        return start_from_face_recogniser(model, args)
+        return start_from_dlib_trunk(model, args)
     return start_from_imagenet(model, args)
 
 
-def start_from_face_recogniser(model: nn.Module, args: FerTrainArgs) -> dict[str, Any]:
+def start_from_dlib_trunk(model: nn.Module, args: FerTrainArgs) -> dict[str, Any]:
     """Fill the dlib trunk from a face-embedder file (default: the shipped recogniser) or from
     another dlib-resnet29 expression classifier's trunk (e.g. FER2013 → FER+: the head, whose
     classes may differ, starts new)."""
