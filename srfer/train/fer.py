@@ -178,18 +178,22 @@ def start_from_dlib_trunk(model: nn.Module, args: FerTrainArgs) -> dict[str, Any
     classes may differ, starts new)."""
     from srfer.inference import load_network
 
-    source = load_network("embed", args.backbone_weights, ("face-embedder", "fer-classifier"))
-    prefix = "backbone."
-    if source.kind == "fer-classifier":
-        if source.config.arch != "dlib-resnet29":
-            raise SrferError(f"{source.source}: a {source.config.arch} classifier has no dlib trunk to copy")
-        prefix = "trunk."
+    source = load_network("embed", args.backbone_weights, tuple(TRUNK_SOURCES))
+    if source.kind == "fer-classifier" and source.config.arch != "dlib-resnet29":
+        raise SrferError(f"{source.source}: a {source.config.arch} classifier has no dlib trunk to copy")
+    prefix, meta_key = TRUNK_SOURCES[source.kind]
     try:
         copied = model.load_face_recogniser(source.state_dict(), prefix)  # type: ignore[operator]
     except ValueError as exc:
         raise SrferError(f"{source.source}: {exc}") from None
-    return {"face_recogniser" if prefix == "backbone." else "expression_trunk": str(source.source),
-            "tensors_copied": copied}  # fmt: skip
+    return {meta_key: str(source.source), "tensors_copied": copied}
+
+
+# checkpoint kind → (where its state dict keeps the dlib trunk, what the run's meta calls the start)
+TRUNK_SOURCES = {
+    "face-embedder": ("backbone.", "face_recogniser"),
+    "fer-classifier": ("trunk.", "expression_trunk"),
+}
 
 
 def start_from_imagenet(model: nn.Module, args: FerTrainArgs) -> dict[str, Any]:
