@@ -8,10 +8,11 @@ time and 0.66 s to building the image pyramid, and it runs the nets in NCHW, whe
 2.4×, O-Net 2.5× and P-Net 1.35× slower than in channels-last on this CPU. This driver keeps
 facenet-pytorch's semantics — the same pyramid scales, thresholds, box arithmetic, padding
 rule, resampling ('area', i.e. adaptive average pooling) and NMS steps, so the boxes agree
-(tests compare them) — and runs the nets channels-last, resizes windows with the pooling
-kernel directly (no `interpolate` argument handling per window) and keeps one float copy of
-the photo for all of it. (An integral image would resize all windows in one gather, but its
-two cumulative sums cost as much here as the windows it saves.)
+(tests compare them) — and runs the nets channels-last and does every resize from one
+summed-area table of the photo (`SummedArea`): adaptive pooling reads each level's whole
+input, so ~10 pyramid levels re-read the photo ten times, while table lookups cost only the
+output's size. 20 wild photos, one thread, best of five (2026-12-03): 1.29 s with pooling,
+0.91 s with the table (and 1.65 s before `CeilMaxPool2x2` in P-/O-Net).
 
 Shapes: a photo (H, W, 3) uint8 → boxes (n, 5) [x1, y1, x2, y2, score] and landmarks
 (n, 5, 2) [x, y] in its pixels, largest box first.
@@ -57,20 +58,20 @@ class Cascade:
     @torch.no_grad()
     def detect(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(H, W, 3) uint8 → boxes (n, 5) and landmarks (n, 5, 2), float32, largest first."""
-        photo = torch.from_numpy(pixels).to(self.device).permute(2, 0, 1)[None].float().contiguous()
+        photo = SummedArea(pixels, self.device)
         boxes = self._propose(photo)
         boxes = self._refine(photo, boxes)
         boxes, points = self._output(photo, boxes)
         order = torch.argsort((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), descending=True)
         return boxes[order].cpu().numpy(), points[order].cpu().numpy()
 
-    def _propose(self, photo: torch.Tensor) -> torch.Tensor:
+    def _propose(self, photo: SummedArea) -> torch.Tensor:
         """Stage 1: P-Net on each pyramid level → squared candidate boxes (n, 5)."""
-        height, width = photo.shape[2:]
+        height, width = photo.height, photo.width
         per_scale = []
         for scale in pyramid_scales(height, width, self.config.min_face, self.config.factor):
             size = (int(height * scale + 1), int(width * scale + 1))
-            reg, probs = self.pnet(normalise_(adaptive_avg_pool2d(photo, size)))
+            reg, probs = self.pnet(normalise_(photo.resize(size)))
             found = grid_boxes(reg[0], probs[0, 1], scale, self.config.thresholds[0])
             per_scale.append(found[nms(found[:, :4], found[:, 4], 0.5)])
         boxes = torch.cat(per_scale) if per_scale else torch.zeros(0, 9, device=self.device)
@@ -79,23 +80,23 @@ class Cascade:
         shift = boxes[:, 5:9] * torch.stack([width_, height_, width_, height_], dim=1)
         return square(torch.cat([boxes[:, :4] + shift, boxes[:, 4:5]], dim=1))
 
-    def _refine(self, photo: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    def _refine(self, photo: SummedArea, boxes: torch.Tensor) -> torch.Tensor:
         """Stage 2: R-Net on 24 px windows → kept boxes, regressed and squared."""
-        boxes, windows = cut_windows(photo, boxes, 24)
+        boxes, corners = clip_to_photo(photo, boxes)
         if len(boxes) == 0:
             return boxes
-        reg, probs = run_batched(self.rnet, windows)
+        reg, probs = run_on_windows(self.rnet, photo, corners, 24)
         keep = probs[:, 1] > self.config.thresholds[1]
         boxes = torch.cat([boxes[keep, :4], probs[keep, 1:2]], dim=1)
         picked = nms(boxes[:, :4], boxes[:, 4], 0.7)
         return square(regress(boxes[picked], reg[keep][picked]))
 
-    def _output(self, photo: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _output(self, photo: SummedArea, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Stage 3: O-Net on 48 px windows → final boxes and their landmarks."""
-        boxes, windows = cut_windows(photo, boxes, 48)
+        boxes, corners = clip_to_photo(photo, boxes)
         if len(boxes) == 0:
             return torch.zeros(0, 5, device=self.device), torch.zeros(0, 5, 2, device=self.device)
-        reg, marks, probs = run_batched(self.onet, windows)
+        reg, marks, probs = run_on_windows(self.onet, photo, corners, 48)
         keep = probs[:, 1] > self.config.thresholds[2]
         boxes = torch.cat([boxes[keep, :4], probs[keep, 1:2]], dim=1)
         marks, reg = marks[keep], reg[keep]
@@ -110,9 +111,69 @@ class Cascade:
 
 
 # ------------------------------------------------------------------------------ resampling
-def adaptive_avg_pool2d(pixels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """`interpolate(mode="area")` without its per-call argument handling (thousands of windows)."""
-    return torch._C._nn.adaptive_avg_pool2d(pixels, size)
+class SummedArea:
+    """A photo's summed-area table (Crow, 1984) in exact integers: the mean of any pixel
+    rectangle in four lookups. Resizes through it are adaptive average pooling ('area', what
+    facenet-pytorch resizes with) — each output pixel the mean of input rows
+    [⌊i·H/h⌋, ⌈(i+1)·H/h⌉) × the same for columns — at the cost of the output's size. The
+    sums are exact, so the means differ from `adaptive_avg_pool2d`'s float sums only by
+    float32 rounding (tests compare them).
+
+    Shapes: pixels (H, W, 3) uint8 → table (H + 1, W + 1, 3); resizes → (n, 3, h, w) float32
+    in channels-last memory, the nets' layout."""
+
+    def __init__(self, pixels: np.ndarray, device: torch.device) -> None:
+        self.height, self.width = pixels.shape[:2]
+        exact = np.int32 if self.height * self.width * 255 < 2**31 else np.int64
+        table = np.zeros((self.height + 1, self.width + 1, 3), dtype=exact)
+        np.cumsum(pixels, axis=1, dtype=exact, out=table[1:, 1:])
+        for row in range(2, self.height + 1):  # row after row: 3× faster than cumsum(axis=0) here
+            np.add(table[row - 1], table[row], out=table[row])
+        self.flat = torch.from_numpy(table).to(device).view(-1, 3)
+
+    def resize(self, size: tuple[int, int]) -> torch.Tensor:
+        """The whole photo area-resized to size (h, w) → (1, 3, h, w). Separably: whole table
+        rows first (contiguous copies), then columns — the same sums as `means`' four 2-D
+        gathers, 0.17 vs 0.28 s for the 20 wild photos' pyramids."""
+        zero = torch.zeros(1, 1, dtype=torch.long, device=self.flat.device)
+        top, bottom = (b[0] for b in area_bounds(zero, zero + self.height, size[0]))
+        left, right = (b[0] for b in area_bounds(zero, zero + self.width, size[1]))
+        table = self.flat.view(self.height + 1, self.width + 1, 3)
+        bands = table.index_select(0, bottom) - table.index_select(0, top)  # (h, W + 1, 3)
+        sums = bands.index_select(1, right) - bands.index_select(1, left)  # (h, w, 3)
+        area = ((bottom - top)[:, None] * (right - left)[None, :]).unsqueeze(2)
+        return (sums.float() / area.float()).permute(2, 0, 1)[None]
+
+    def windows(self, corners: torch.Tensor, side: int) -> torch.Tensor:
+        """Rectangles (n, 4) [left, top, right, bottom) inside the photo, each area-resized to
+        side × side → (n, 3, side, side)."""
+        rows = area_bounds(corners[:, 1:2], corners[:, 3:4], side)
+        cols = area_bounds(corners[:, 0:1], corners[:, 2:3], side)
+        return self.means(rows, cols)
+
+    def means(
+        self, rows: tuple[torch.Tensor, torch.Tensor], cols: tuple[torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
+        """Row spans (n, h) and column spans (n, w) as (starts, ends) → the (n, 3, h, w) means
+        of their rectangles."""
+        (top, bottom), (left, right) = rows, cols
+        n, h, w = top.shape[0], top.shape[1], left.shape[1]
+
+        def corner(r: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+            index = r[:, :, None] * (self.width + 1) + c[:, None, :]
+            return self.flat.index_select(0, index.view(-1)).view(n, h, w, 3)
+
+        sums = corner(bottom, right) - corner(top, right) - corner(bottom, left) + corner(top, left)
+        area = ((bottom - top)[:, :, None] * (right - left)[:, None, :]).unsqueeze(3)
+        return (sums.float() / area.float()).permute(0, 3, 1, 2)
+
+
+def area_bounds(start: torch.Tensor, end: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spans (n, 1) [start, end) cut into `size` pooling cells as adaptive pooling cuts them →
+    (cell starts, cell ends), each (n, size): ⌊i·L/size⌋ and ⌈(i+1)·L/size⌉ past start."""
+    length = end - start
+    i = torch.arange(size, device=start.device)[None]
+    return start + (i * length) // size, start + ((i + 1) * length + size - 1) // size
 
 
 def normalise_(pixels: torch.Tensor) -> torch.Tensor:
@@ -159,26 +220,27 @@ def regress(boxes: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     return torch.cat([boxes[:, :4] + offsets * scale, boxes[:, 4:]], dim=1)
 
 
-def cut_windows(photo: torch.Tensor, boxes: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Boxes → (boxes that overlap the photo, their pixels clipped to it and area-resized to
-    side × side, normalised). Clipping, not padding, as facenet-pytorch does: a
-    box over the border is squeezed. (facenet-pytorch also skips empty windows but keeps their
-    boxes, which misaligns boxes and scores; here both are dropped.)"""
-    height, width = photo.shape[2:]
-    corners = boxes[:, :4].trunc().long().tolist()
-    kept, windows = [], []
-    for i, (x1, y1, x2, y2) in enumerate(corners):
-        left, top, right, bottom = max(x1, 1) - 1, max(y1, 1) - 1, min(x2, width), min(y2, height)
-        if right > left and bottom > top:
-            kept.append(i)
-            windows.append(adaptive_avg_pool2d(photo[:, :, top:bottom, left:right], (side, side)))
-    if not windows:
-        return boxes[:0], photo.new_zeros(0, 3, side, side)
-    return boxes[kept], normalise_(torch.cat(windows))
+def clip_to_photo(photo: SummedArea, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Boxes → (those that overlap the photo, their pixel rectangles (n, 4) [left, top,
+    right, bottom) clipped to it). Clipping, not padding, as facenet-pytorch does: a box over
+    the border is squeezed into its window. (facenet-pytorch also skips empty windows but
+    keeps their boxes, which misaligns boxes and scores; here both are dropped.)"""
+    x1, y1, x2, y2 = boxes[:, :4].long().unbind(1)  # truncated toward zero, as int() does
+    corners = torch.stack(
+        [x1.clamp(min=1) - 1, y1.clamp(min=1) - 1, x2.clamp(max=photo.width), y2.clamp(max=photo.height)], 1
+    )
+    kept = (corners[:, 2] > corners[:, 0]) & (corners[:, 3] > corners[:, 1])
+    return boxes[kept], corners[kept]
 
 
-def run_batched(net: nn.Module, windows: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    outputs = [net(windows[i : i + BATCH]) for i in range(0, len(windows), BATCH)]
+def run_on_windows(
+    net: nn.Module, photo: SummedArea, corners: torch.Tensor, side: int
+) -> tuple[torch.Tensor, ...]:
+    """`net` on the rectangles' pixels area-resized to side × side, BATCH windows at a time
+    (bounded memory on large, busy photos)."""
+    outputs = [
+        net(normalise_(photo.windows(corners[i : i + BATCH], side))) for i in range(0, len(corners), BATCH)
+    ]
     return tuple(torch.cat(parts) for parts in zip(*outputs, strict=True))
 
 

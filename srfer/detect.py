@@ -105,7 +105,7 @@ class FaceDetector:
             return [whole_image_face(img)]
         searched = _no_bigger_than(img, DETECT_MAX_SIDE)
         rgb = searched if searched.mode == "RGB" else searched.convert("RGB")
-        boxes, points = self.cascade.detect(np.array(rgb, dtype=np.uint8))  # one writable copy
+        boxes, points = self.cascade.detect(np.asarray(rgb, dtype=np.uint8))
         scale = img.width / searched.width
         faces = []
         for row, marks in zip(boxes.astype(np.float64), points.astype(np.float64), strict=True):

@@ -72,12 +72,16 @@ def load_generator(
     """The SR generator from `weights` (or the default for `role`); `runtime` torch or onnx
     (ONNX Runtime, `srfer.onnx_runtime`).
 
-    Its weights are made channels-last (so are the embedder's, `load_embedder`): oneDNN then
-    runs the convolutions in its fast layout whatever layout the input has (CPU, batch 1: SR 14
-    vs 8 faces/s for a 32 px crop whose tensor came from a PIL image, the dlib embedder 13 vs
-    19 ms; the MCNN classifier measured no gain, 22 vs 18 ms, and stays NCHW)."""
+    Its weights are made channels-last (so are the embedder's and the classifiers'): oneDNN
+    then runs the convolutions in its fast layout whatever layout the input has (CPU, batch 1:
+    SR 14 vs 8 faces/s for a 32 px crop whose tensor came from a PIL image, the dlib embedder
+    13 vs 19 ms; on 2026-12-03, one thread, the dlib-trunk classifier 5.3 vs 9.0 ms and the
+    MCNN 8.7 vs 9.4 ms, best of six). On the CPU with torch its tail runs as a
+    `PhaseSplitConv` (`Generator.switch_to_deploy`): the same function, 31 → 26 ms a face."""
     device = device or torch.device("cpu")
     generator = load_network(role, weights, "sr-generator", device).to(memory_format=torch.channels_last)
+    if runtime == "torch" and device.type == "cpu":  # measured there only (PhaseSplitConv)
+        generator.switch_to_deploy()
     return on_runtime(generator, runtime, device)  # type: ignore
 
 
@@ -91,9 +95,14 @@ def load_classifier(
         paths: list[Path | None] = [resolve_weights(member) for member in ENSEMBLES[role]]
     else:
         paths = ensemble_paths(weights)
+
+    def member(path: Path | None) -> nn.Module:
+        network = load_network(role, path, "fer-classifier", device).to(memory_format=torch.channels_last)
+        return on_runtime(network, runtime, device)
+
     if len(paths) == 1:
-        return on_runtime(load_network(role, paths[0], "fer-classifier", device), runtime, device)
-    members = [on_runtime(load_network(role, p, "fer-classifier", device), runtime, device) for p in paths]
+        return member(paths[0])
+    members = [member(p) for p in paths]
     try:
         ensemble = ClassifierEnsemble(members)
     except ValueError as exc:

@@ -36,7 +36,7 @@ from srfer.inference import (
     super_resolve,
 )
 from srfer.models import Generator
-from srfer.onnx_runtime import check_runtime, on_runtime
+from srfer.onnx_runtime import check_runtime
 from srfer.runtime import resolve_device
 from srfer.weights import optional_weights
 
@@ -217,12 +217,12 @@ class Predictor:
         path = optional_weights("sr-identity", weights)
         if path is None:
             return None
-        generator = load_generator(path, self.device, role="sr-identity")
+        generator = load_generator(path, self.device, role="sr-identity", runtime=self.options.runtime)
         if weights is None and not identity_sr_fits(generator.meta, self.embedder_id, self.embedder_template):
             return None
         if generator.config.to_dict() != self.generator.config.to_dict():
             raise SrferError(f"{generator.source}: the identity-aware SR must match the SR's architecture")
-        return on_runtime(generator, self.options.runtime, self.device)  # type: ignore[return-value]
+        return generator
 
     def _x8_sr(self, weights: Path | None) -> Generator | None:
         """The ×8 SR for the smallest faces (`X8_BELOW`), when SR is on and it is shipped or given."""

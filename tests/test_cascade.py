@@ -12,7 +12,8 @@ import torch
 from PIL import Image, ImageOps
 
 from srfer import cascade
-from srfer.cascade import Cascade, CascadeConfig, nms, nms_by_smaller_area
+from srfer.cascade import Cascade, CascadeConfig, SummedArea, nms, nms_by_smaller_area
+from srfer.models.mtcnn import CeilMaxPool2x2
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -51,6 +52,36 @@ def test_the_cascade_answers_like_facenet_pytorch() -> None:
         np.testing.assert_allclose(got_boxes[:, 4], probs, atol=1e-5, err_msg=name)
         np.testing.assert_allclose(got_points, points, atol=1e-3, err_msg=name)
     assert found >= 5  # the astronaut in four photos, three times in the tiled one
+
+
+def test_summed_area_resizes_are_adaptive_average_pooling() -> None:
+    """Pyramid levels (down), R-/O-Net windows (down, up, thin, at the borders) agree with
+    `adaptive_avg_pool2d`, the resize facenet-pytorch uses, to float32 rounding."""
+    pixels = np.random.default_rng(0).integers(0, 256, (97, 131, 3), dtype=np.uint8)
+    photo = torch.from_numpy(pixels).permute(2, 0, 1)[None].float()
+    table = SummedArea(pixels, torch.device("cpu"))
+    for size in [(58, 79), (41, 56), (12, 17), (97, 131)]:
+        got = table.resize(size)
+        assert got.shape == (1, 3, *size)
+        torch.testing.assert_close(
+            got, torch.nn.functional.adaptive_avg_pool2d(photo, size), atol=1e-4, rtol=0
+        )
+    corners = torch.tensor(
+        [[0, 0, 131, 97], [5, 7, 29, 31], [100, 60, 110, 97], [3, 3, 4, 90], [0, 90, 131, 97]]
+    )
+    for side in (24, 48):
+        got = table.windows(corners, side)
+        assert got.shape == (len(corners), 3, side, side)
+        for window, (left, top, right, bottom) in zip(got, corners.tolist(), strict=True):
+            expected = torch.nn.functional.adaptive_avg_pool2d(photo[:, :, top:bottom, left:right], side)[0]
+            torch.testing.assert_close(window, expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("height, width", [(8, 8), (9, 12), (12, 7), (1, 1), (5, 3)])
+def test_the_2x2_pool_is_max_pool_2d_ceil_mode(height: int, width: int) -> None:
+    x = torch.randn(2, 10, height, width).contiguous(memory_format=torch.channels_last)
+    expected = torch.nn.MaxPool2d(2, 2, ceil_mode=True)(x)
+    assert torch.equal(CeilMaxPool2x2()(x), expected)
 
 
 def random_boxes(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

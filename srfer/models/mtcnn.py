@@ -21,9 +21,24 @@ import importlib.util
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from srfer.errors import SrferError
+
+
+class CeilMaxPool2x2(nn.Module):
+    """`nn.MaxPool2d(2, 2, ceil_mode=True)` as the maximum of the four stride-2 views of its
+    input (an odd last row or column padded with −inf): the same values, without the index
+    map PyTorch's CPU kernel computes too. On P-Net's first pyramid level (10 × 958 × 638,
+    channels-last, one thread) 4.3 vs 13.6 ms. (Its 3×3 pools measured slower this way.)"""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        odd_h, odd_w = x.shape[-2] % 2, x.shape[-1] % 2
+        if odd_h or odd_w:
+            x = F.pad(x, (0, odd_w, 0, odd_h), value=float("-inf"))
+        top = torch.maximum(x[..., 0::2, 0::2], x[..., 0::2, 1::2])
+        return torch.maximum(top, torch.maximum(x[..., 1::2, 0::2], x[..., 1::2, 1::2]))
 
 
 def _conv(c_in: int, c_out: int, kernel: int) -> list[nn.Module]:
@@ -36,7 +51,7 @@ class PNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.conv1, self.prelu1 = _conv(3, 10, 3)
-        self.pool1 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.pool1 = CeilMaxPool2x2()
         self.conv2, self.prelu2 = _conv(10, 16, 3)
         self.conv3, self.prelu3 = _conv(16, 32, 3)
         self.conv4_1 = nn.Conv2d(32, 2, 1)  # face / not
@@ -79,7 +94,7 @@ class ONet(nn.Module):
         self.conv2, self.prelu2 = _conv(32, 64, 3)
         self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
         self.conv3, self.prelu3 = _conv(64, 64, 3)
-        self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.pool3 = CeilMaxPool2x2()
         self.conv4, self.prelu4 = _conv(64, 128, 2)
         self.dense5, self.prelu5 = nn.Linear(1152, 256), nn.PReLU(256)
         self.dense6_1 = nn.Linear(256, 2)
