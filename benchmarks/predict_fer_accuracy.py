@@ -5,6 +5,7 @@ shrunk to N px (the sweep's antialiased bicubic, 8-bit PNG) and given to the Pre
 weights; `srfer eval-fer --sweep` measures the models themselves.
 
     python benchmarks/predict_fer_accuracy.py --data ../shared/data/fer2013 --sizes 16,20
+    python benchmarks/predict_fer_accuracy.py --sizes 24,28 --tiny-up-to 64   # the path above its threshold
 
 Not part of `make bench` (minutes per size on a CPU). Numbers are measured each run.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+import srfer.predict
 from srfer.data.degradations import bicubic_resize
 from srfer.data.fer import EMOTIONS, load_fer
 from srfer.predict import PredictOptions, Predictor
@@ -50,7 +52,12 @@ def main() -> None:
     parser.add_argument("--split", default="val")
     parser.add_argument("--sizes", default="16,20")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--tiny-up-to", type=int, default=None,
+                        help="Route faces up to this many px to the tiny-face path (default: predict's "
+                             "TINY_FACE_PX); to measure the path above the threshold.")  # fmt: skip
     args = parser.parse_args()
+    if args.tiny_up_to is not None:
+        srfer.predict.TINY_FACE_PX = args.tiny_up_to
     for size in (int(s) for s in args.sizes.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
             paths, labels = shrink_to_files(args.data, args.split, size, Path(tmp))
