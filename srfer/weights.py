@@ -58,7 +58,8 @@ DEFAULTS: dict[str, tuple[str, str]] = {
         "srfer train-fer --data FER2013_ROOT --arch dlib-resnet29 --init FER_DLIB_RUN/best.safetensors "
         "--upscale --lr-size 12,16 --lr 5e-4 --trunk-lr 0.2 --label-smoothing 0.1 --random-erasing 0.25 "
         "--epochs 5 --out runs/fer_up, then the same with --init runs/fer_up/best.safetensors --lr 3e-4 "
-        "--epochs 8 (then srfer export)",
+        "--epochs 8 --out runs/fer_up2, then --init runs/fer_up2/best.safetensors --lr-size 12 --lr 2e-4 "
+        "--epochs 5 (then srfer export)",
     ),
     "embed": (
         "embed_dlib_resnet29.safetensors",
