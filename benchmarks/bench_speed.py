@@ -193,7 +193,7 @@ def bench_networks(batches: tuple[int, ...] = (1, 64)) -> dict:
         member = load_classifier(resolve_weights(role), cpu, role=role)
         size, channels = member.config.input_size, member.config.in_channels
         networks[f"expression {member.config.arch} ({size} px)"] = (member, (channels, size, size), False)
-    networks["embedder dlib ResNet-29"] = (embedder, (3, chip, chip), False)
+    networks[f"embedder dlib ResNet-29 ({chip} px)"] = (embedder, (3, chip, chip), False)
     out = {}
     for name, (model, shape, is_sr) in networks.items():
         twin = on_runtime(model, "onnx", cpu, side=shape[-1] if not is_sr else None)
