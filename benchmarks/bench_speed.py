@@ -154,10 +154,11 @@ def bench_task(task: str, inputs: list[Path], trees: dict[str, Path], scratch: P
              if spec[0] in trees and not (spec[3] and task != "predict")}  # fmt: skip
     runs: dict[str, list[dict]] = {name: [] for name in paths}
     for round_ in range(rounds):
-        for name, (which, runtime, workers, same_models) in paths.items():
-            runs[name].append(run_job(
+        for index, (name, (which, runtime, workers, same_models)) in enumerate(paths.items()):
+            runs[name].append(run_job(  # each path and round writes its own folder: upscale's
+                # answers are its files, compared after all rounds
                 trees[which], task=task, inputs=[str(p.resolve()) for p in inputs], runtime=runtime,
-                workers=workers, out=str(scratch / f"{task}-{len(runs)}-{round_}-{len(runs[name])}"),
+                workers=workers, out=str(scratch / f"{task}-path{index}-round{round_}"),
                 same_models=same_models, baseline=which == "baseline",
             ))  # fmt: skip
     out: dict = {"inputs": len(inputs), "rounds": rounds}
