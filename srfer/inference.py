@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 from srfer.align import FaceAligner, FaceTemplate, template_from_json
 from srfer.checkpoint import load_checkpoint
 from srfer.data.degradations import LowResPath, bicubic_resize, to_signed, to_unit
+from srfer.deploy import switch_to_cpu_deploy
 from srfer.errors import SrferError
 from srfer.models import Generator, build_model
 from srfer.models.fer import ClassifierEnsemble
@@ -98,7 +99,7 @@ def load_classifier(
 
     def member(path: Path | None) -> nn.Module:
         network = load_network(role, path, "fer-classifier", device).to(memory_format=torch.channels_last)
-        return on_runtime(network, runtime, device)
+        return on_runtime(deployed(network, runtime, device), runtime, device)
 
     if len(paths) == 1:
         return member(paths[0])
@@ -120,9 +121,23 @@ def ensemble_paths(weights: Path | None) -> list[Path | None]:
     return [Path(p.strip()) for p in str(weights).split(",") if p.strip()]
 
 
-def load_embedder(weights: Path | None, device: torch.device, runtime: str = "torch") -> nn.Module:
+def load_embedder(
+    weights: Path | None, device: torch.device, runtime: str = "torch", deploy: bool = True
+) -> nn.Module:
+    """The embedder from `weights` (or the default); `deploy=False` keeps the trained form
+    (a network that will be moved or trained from)."""
     model = load_network("embed", weights, "face-embedder", device).to(memory_format=torch.channels_last)
+    if deploy:
+        model = deployed(model, runtime, device)
     return on_runtime(model, runtime, device, side=embedder_crop_size(model))
+
+
+def deployed(model: nn.Module, runtime: str, device: torch.device) -> nn.Module:
+    """With torch on the CPU, `model` re-parameterised for inference (`srfer.deploy`: the
+    same function; one face 1.1–1.7× faster); elsewhere `model` as it is."""
+    if runtime == "torch" and device.type == "cpu":
+        switch_to_cpu_deploy(model)
+    return model
 
 
 def model_device(model: nn.Module) -> torch.device:

@@ -13,7 +13,7 @@ from PIL import Image, ImageOps
 
 from srfer import cascade
 from srfer.cascade import Cascade, CascadeConfig, SummedArea, nms, nms_by_smaller_area
-from srfer.models.mtcnn import CeilMaxPool2x2
+from srfer.models.mtcnn import CeilMaxPool
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -77,11 +77,23 @@ def test_summed_area_resizes_are_adaptive_average_pooling() -> None:
             torch.testing.assert_close(window, expected, atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("height, width", [(8, 8), (9, 12), (12, 7), (1, 1), (5, 3)])
-def test_the_2x2_pool_is_max_pool_2d_ceil_mode(height: int, width: int) -> None:
-    x = torch.randn(2, 10, height, width).contiguous(memory_format=torch.channels_last)
-    expected = torch.nn.MaxPool2d(2, 2, ceil_mode=True)(x)
-    assert torch.equal(CeilMaxPool2x2()(x), expected)
+SIZES = [(8, 8), (9, 12), (12, 7), (3, 3), (5, 4), (2, 5), (22, 22), (23, 9)]  # odd, even, under a window
+
+
+@pytest.mark.parametrize("kernel", [2, 3])
+@pytest.mark.parametrize("height, width", SIZES)
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_the_separable_pool_is_max_pool_2d_ceil_mode(
+    kernel: int, height: int, width: int, channels_last: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    x = torch.randn(2, 10, height, width)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    expected = torch.nn.MaxPool2d(kernel, 2, ceil_mode=True)(x)
+    monkeypatch.setattr(CeilMaxPool, "SMALL", 0)  # the separable path even for tiny inputs
+    got = CeilMaxPool(kernel)(x)
+    assert torch.equal(got, expected)
+    assert got.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
 def random_boxes(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -111,6 +111,7 @@ RULES = {
     "srfer.predict_workers": ("srfer.train", "srfer.evaluation", "srfer.workflow", "srfer.cli"),
     "srfer.runtime": ("srfer.",),
     "srfer.process": ("srfer.",),  # the CLI imports it before torch: it stands on nothing
+    "srfer.deploy": ("srfer.",),  # detection and inference stand on it
     "srfer.cascade": ("srfer.data", "srfer.inference", *ABOVE_INFERENCE),  # detection is below inference
     "srfer.detect": ("srfer.data", "srfer.inference", *ABOVE_INFERENCE),
     "srfer.workers": ("srfer.inference", *ABOVE_INFERENCE),  # jobs stand on it, not it on them

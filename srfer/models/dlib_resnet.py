@@ -93,6 +93,11 @@ class ConvAffine(nn.Module):
         self.scale.weight.fill_(1.0)
         self.scale.bias.zero_()
 
+    def switch_to_deploy(self) -> None:
+        """For inference only (`srfer.deploy`): the affine folded and dropped, one op fewer."""
+        self.fold_()
+        self.scale = nn.Identity()  # type: ignore[assignment]
+
 
 class ResidualBlock(nn.Module):
     """conv-affine-ReLU → conv-affine, plus the identity, then ReLU."""

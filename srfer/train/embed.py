@@ -108,7 +108,7 @@ def train_embed(args: EmbedTrainArgs) -> dict[str, Any]:
     if args.upscale:
         restore = make_restorer(args.upscaler, device, args.sr_weights, role="sr")
         low_res = LowResPath(parse_lr_sizes(args.lr_size, 8, 128), restore, args.upscaler)
-    starting = load_embedder(args.init, torch.device("cpu")) if args.init is not None else None
+    starting = load_embedder(args.init, torch.device("cpu"), deploy=False) if args.init is not None else None
     contract = starting.meta.get("input") if starting is not None else None  # framing the start expects
     if args.distill_weight and starting is None:
         raise SrferError("--distill-weight needs --init (the network to distil from)")
