@@ -35,15 +35,14 @@ class PackedConv2d(nn.Module):
         super().__init__()
         self.padding, self.stride, self.dilation = conv.padding, conv.stride, conv.dilation
         self.groups, self.out_channels = conv.groups, conv.out_channels
+        self._geometry = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
         self.register_buffer("weight", conv.weight.detach().clone(), persistent=False)
         bias = None if conv.bias is None else conv.bias.detach().clone()
         self.register_buffer("bias", bias, persistent=False)
         self._packed: torch.Tensor | None = self._pack()
 
     def _pack(self) -> torch.Tensor:
-        return torch.ops.mkldnn._reorder_convolution_weight(
-            self.weight, list(self.padding), list(self.stride), list(self.dilation), self.groups, None
-        )
+        return torch.ops.mkldnn._reorder_convolution_weight.default(self.weight, *self._geometry, None)
 
     def _apply(self, fn, recurse: bool = True):  # .to(), .double(), …: the packed copy is stale
         self._packed = None
@@ -64,10 +63,8 @@ class PackedConv2d(nn.Module):
             return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
         packed = self._packed if self._packed is not None else self._pack()
         self._packed = packed
-        return torch.ops.mkldnn._convolution_pointwise(
-            x, packed, self.bias, list(self.padding), list(self.stride), list(self.dilation), self.groups,
-            "none", [], "",
-        )  # fmt: skip
+        convolve = torch.ops.mkldnn._convolution_pointwise.default  # the overload: one Python hop fewer
+        return convolve(x, packed, self.bias, *self._geometry, "none", [], "")
 
 
 @functools.cache
