@@ -1,9 +1,11 @@
+import copy
+
 import pytest
 import torch
 from torch import nn
 
 from srfer.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, build_model
-from srfer.models.srgan import PhaseSplitConv
+from srfer.models.srgan import PhaseSplitConv, UpsampleToPhases
 
 
 @pytest.mark.parametrize("scale", [2, 4, 8])
@@ -69,15 +71,24 @@ def test_a_phase_split_convolution_is_the_same_convolution(kernel: int, height: 
         PhaseSplitConv(nn.Conv2d(6, 3, 3, stride=2, padding=1))
 
 
-def test_a_deployed_generator_computes_the_same_images() -> None:
+@pytest.mark.parametrize("scale", [4, 8])
+def test_a_deployed_generator_computes_the_same_images(scale: int) -> None:
     torch.manual_seed(0)
-    gen = Generator(GeneratorConfig(features=8, blocks=1)).eval()
+    gen = Generator(GeneratorConfig(features=8, blocks=1, scale=scale)).eval()
+    with torch.no_grad():
+        gen.tail.weight.normal_(0, 0.05)  # a zero tail (bicubic_skip's start) would hide the tail's path
+        for block in gen.upsample:
+            block.act.weight.uniform_(-0.5, 0.5)  # slopes per channel: the phases must keep their channel
     lr = torch.rand(2, 3, 10, 6) * 2 - 1
     with torch.no_grad():
         before = gen(lr)
+        split_only = copy.deepcopy(gen)
+        split_only.tail = PhaseSplitConv(split_only.tail)
         deployed = gen.switch_to_deploy()
         assert isinstance(deployed.tail, PhaseSplitConv)
+        assert isinstance(deployed.upsample[-1], UpsampleToPhases)
         torch.testing.assert_close(deployed(lr), before, atol=1e-5, rtol=0)
+        assert torch.equal(deployed(lr), split_only(lr))  # handing over the phases changes no bit
 
 
 def test_bad_generator_config_is_rejected() -> None:

@@ -122,6 +122,22 @@ class UpsampleBlock(nn.Module):
         return self.act(self.shuffle(self.conv(x)))
 
 
+class UpsampleToPhases(nn.Module):
+    """An `UpsampleBlock` whose output stays as its 2×2 phases: `pixel_unshuffle(block(x), 2)`,
+    computed without the shuffle: PReLU is per element, so its per-channel slopes, each
+    repeated over the channel's four phases, act on the convolution's output directly.
+    (N, C, H, W) → (N, 4·C, H, W), bit-identical to shuffling and unshuffling."""
+
+    def __init__(self, block: UpsampleBlock) -> None:
+        super().__init__()
+        self.conv = block.conv
+        slopes = block.act.weight.detach()
+        self.register_buffer("slopes", slopes.repeat_interleave(4) if slopes.numel() > 1 else slopes.clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.prelu(self.conv(x), self.slopes)
+
+
 class PhaseSplitConv(nn.Module):
     """A stride-1 k×k convolution (odd k, 'same' padding) computed on the 2×2 space-to-depth of
     its padded input: a (k//2 + 1)² kernel, 4× the input and 4× the output channels (one per
@@ -147,8 +163,11 @@ class PhaseSplitConv(nn.Module):
         self.register_buffer("plain_bias", bias.clone())
         self.register_buffer("weight", phase_kernel(weight).contiguous(memory_format=torch.channels_last))
         self.register_buffer("bias", bias.repeat_interleave(4))
+        self.takes_phases = False  # set by Generator.switch_to_deploy: the input is already unshuffled
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.takes_phases:
+            return F.pixel_shuffle(F.conv2d(x, self.weight, self.bias, padding=self.pad // 2), 2)
         if x.shape[-2] % 2 or x.shape[-1] % 2:
             return F.conv2d(x, self.plain_weight, self.plain_bias, padding=self.pad)
         if self.pad % 2:
@@ -195,9 +214,17 @@ class Generator(nn.Module):
 
     def switch_to_deploy(self) -> Generator:
         """For CPU inference only (the tail's weights become buffers; not for training or
-        saving): the 9×9 tail as a `PhaseSplitConv`, the same function, 2× faster there."""
+        saving): the 9×9 tail as a `PhaseSplitConv`, the same function, 2× faster there; and,
+        since that tail starts by unshuffling what the last ×2 step has just shuffled, that
+        step hands over its phases (`UpsampleToPhases`): a 128 px face's pixel shuffle and
+        unshuffle (5 ms of 27 on one thread) are skipped, bit-identical."""
         if isinstance(self.tail, nn.Conv2d):
             self.tail = PhaseSplitConv(self.tail)
+        last = self.upsample[-1] if len(self.upsample) else None
+        even_pad = isinstance(self.tail, PhaseSplitConv) and self.tail.pad % 2 == 0
+        if isinstance(last, UpsampleBlock) and even_pad:
+            self.upsample[-1] = UpsampleToPhases(last)
+            self.tail.takes_phases = True
         return self
 
     @staticmethod
