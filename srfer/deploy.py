@@ -1,6 +1,7 @@
 """CPU inference re-parameterisations: the same function as the trained network, in fewer and
 faster operations (the RepVGG/timm sense of "deploy"). Only for inference with torch on the
-CPU: a deployed network is neither trained, saved, moved to another device nor exported.
+CPU: a deployed network is not trained or saved (moved, cast or exported, its convolutions
+fall back to plain ones; `load_embedder(deploy=False)` for a network to train from).
 
 1. Per-channel affines that follow a convolution go into its kernel: `torch.nn.utils.fusion.
    fuse_conv_bn_eval` for Conv2d → BatchNorm2d pairs in an `nn.Sequential` (the MCNN), and a
