@@ -34,8 +34,7 @@ class PackedConv2d(nn.Module):
 
     def __init__(self, conv: nn.Conv2d) -> None:
         super().__init__()
-        self.padding, self.stride, self.dilation = conv.padding, conv.stride, conv.dilation
-        self.groups, self.out_channels = conv.groups, conv.out_channels
+        # oneDNN's argument order: padding, stride, dilation, groups
         self._geometry = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
         self.register_buffer("weight", conv.weight.detach().clone(), persistent=False)
         bias = None if conv.bias is None else conv.bias.detach().clone()
@@ -61,7 +60,8 @@ class PackedConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self._eager_cpu_float(x):
-            return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+            padding, stride, dilation, groups = self._geometry
+            return F.conv2d(x, self.weight, self.bias, stride, padding, dilation, groups)
         packed = self._packed if self._packed is not None else self._pack()
         self._packed = packed
         convolve = torch.ops.mkldnn._convolution_pointwise.default  # the overload: one Python hop fewer

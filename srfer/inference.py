@@ -81,8 +81,8 @@ def load_generator(
     `PhaseSplitConv` (`Generator.switch_to_deploy`): the same function, 31 → 26 ms a face."""
     device = device or torch.device("cpu")
     generator = load_network(role, weights, "sr-generator", device).to(memory_format=torch.channels_last)
-    if runtime == "torch" and device.type == "cpu":  # measured there only (PhaseSplitConv)
-        generator.switch_to_deploy()
+    if deploys(runtime, device):
+        generator.switch_to_deploy()  # its own re-parameterisation: packing measured no gain here
     return on_runtime(generator, runtime, device)  # type: ignore
 
 
@@ -132,10 +132,16 @@ def load_embedder(
     return on_runtime(model, runtime, device, side=embedder_crop_size(model))
 
 
+def deploys(runtime: str, device: torch.device) -> bool:
+    """Whether inference re-parameterises its networks: with torch on the CPU, where it was
+    measured (elsewhere a network runs as trained)."""
+    return runtime == "torch" and device.type == "cpu"
+
+
 def deployed(model: nn.Module, runtime: str, device: torch.device) -> nn.Module:
-    """With torch on the CPU, `model` re-parameterised for inference (`srfer.deploy`: the
-    same function; one face 1.1–1.7× faster); elsewhere `model` as it is."""
-    if runtime == "torch" and device.type == "cpu":
+    """`model` re-parameterised for inference where `deploys` says (`srfer.deploy`: the same
+    function; one face 1.1–1.7× faster); elsewhere `model` as it is."""
+    if deploys(runtime, device):
         switch_to_cpu_deploy(model)
     return model
 

@@ -76,7 +76,7 @@ def test_a_deployed_generator_computes_the_same_images(scale: int) -> None:
     torch.manual_seed(0)
     gen = Generator(GeneratorConfig(features=8, blocks=1, scale=scale)).eval()
     with torch.no_grad():
-        gen.tail.weight.normal_(0, 0.05)  # a zero tail (bicubic_skip's start) would hide the tail's path
+        gen.tail.weight.normal_(0, 0.05)  # a tail that matters (bicubic_skip would start it at zero)
         for block in gen.upsample:
             block.act.weight.uniform_(-0.5, 0.5)  # slopes per channel: the phases must keep their channel
     lr = torch.rand(2, 3, 10, 6) * 2 - 1

@@ -167,10 +167,10 @@ class PhaseSplitConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.takes_phases:
-            return F.pixel_shuffle(F.conv2d(x, self.weight, self.bias, padding=self.pad // 2), 2)
-        if x.shape[-2] % 2 or x.shape[-1] % 2:
+            phases, pad = x, self.pad // 2
+        elif x.shape[-2] % 2 or x.shape[-1] % 2:
             return F.conv2d(x, self.plain_weight, self.plain_bias, padding=self.pad)
-        if self.pad % 2:
+        elif self.pad % 2:
             phases, pad = F.pixel_unshuffle(F.pad(x, (self.pad,) * 4), 2), 0
         else:  # an even pad is a pad of half as much on every phase: the convolution pads
             phases, pad = F.pixel_unshuffle(x, 2), self.pad // 2
