@@ -1,5 +1,7 @@
 """`srfer convert-face-api`: dlib's ResNet-29 face recogniser from the @vladmandic/face-api npm
-tarball → a srfer embedder checkpoint (what ships as `weights/embed_dlib_resnet29.safetensors`).
+tarball → a srfer embedder checkpoint (what ships as `weights/embed_dlib_resnet29.safetensors`);
+with `--model expression`, face-api.js's expression network → a srfer expression classifier
+(`faceapi-expression`, classes reordered to FER2013's).
 
 The tarball is read as is (no extraction): `package/model/face_recognition_model-weights_manifest.json`
 lists each tensor's name, shape and storage (float32, or uint8 with affine dequantisation
@@ -17,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from srfer.align import DLIB_TEMPLATE
 from srfer.checkpoint import save_checkpoint
@@ -97,8 +100,11 @@ def decode_weights(manifest: list[dict[str, Any]], read_shard) -> dict[str, np.n
     return out
 
 
-def read_tarball(tarball: Path, check_sha: bool = True) -> tuple[dict[str, np.ndarray], str]:
-    """The recogniser's tensors from an `npm pack` tarball, and the tarball's sha256."""
+def read_tarball(
+    tarball: Path, check_sha: bool = True, model: str = MODEL
+) -> tuple[dict[str, np.ndarray], str]:
+    """`model`'s tensors (default: the recogniser's) from an `npm pack` tarball, and the
+    tarball's sha256."""
     if not tarball.is_file():
         raise SrferError(f"{tarball}: face-api tarball not found")
     digest = sha256(tarball)
@@ -116,7 +122,7 @@ def read_tarball(tarball: Path, check_sha: bool = True) -> tuple[dict[str, np.nd
                     raise KeyError(member)
                 return fh.read()
 
-            manifest = json.loads(read(f"{MODEL}-weights_manifest.json"))
+            manifest = json.loads(read(f"{model}-weights_manifest.json"))
             return decode_weights(manifest, read), digest
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise SrferError(f"{tarball}: not a readable npm tarball ({exc})") from None
@@ -125,23 +131,14 @@ def read_tarball(tarball: Path, check_sha: bool = True) -> tuple[dict[str, np.nd
             f"{tarball}: no package/model/{exc.args[0]} inside (not a face-api package)"
         ) from None
     except (json.JSONDecodeError, TypeError) as exc:
-        raise SrferError(f"{tarball}: the {MODEL} manifest is not valid ({exc})") from None
+        raise SrferError(f"{tarball}: the {model} manifest is not valid ({exc})") from None
 
 
 def to_embedder(weights: dict[str, np.ndarray]) -> Embedder:
     """An `Embedder` (backbone dlib-resnet29) holding `weights`; every tensor used once."""
     embedder = Embedder(EmbedderConfig(backbone="dlib-resnet29"))
     state = {f"backbone.{torch_name(k)}": to_torch_layout(k, v) for k, v in weights.items()}
-    expected = embedder.state_dict()
-    missing, unexpected = set(expected) - set(state), set(state) - set(expected)
-    if missing or unexpected:
-        raise SrferError(
-            f"face-api weights do not fit dlib-resnet29: missing {sorted(missing)[:3]}, "
-            f"unexpected {sorted(unexpected)[:3]}"
-        )
-    wrong = [k for k, v in state.items() if v.shape != expected[k].shape]
-    if wrong:
-        raise SrferError(f"face-api weights: wrong shape for {wrong[:3]}")
+    check_state(state, embedder.state_dict(), "dlib-resnet29")
     embedder.load_state_dict(state)
     return embedder.eval()
 
@@ -162,27 +159,111 @@ def input_contract() -> dict[str, Any]:
     }
 
 
+# face-api.js's expression network (MIT, Vincent Mühler; the same package's port)
+EXPRESSION_MODEL = "face_expression_model"
+EXPRESSION_LICENCE = (
+    "weights and graph: face-api.js (Vincent Mühler), MIT licence; port: @vladmandic/face-api, MIT"
+)
+
+
+# srfer's (FER2013's) class names → face-api's
+FACEAPI_NAMES = {"angry": "angry", "disgust": "disgusted", "fear": "fearful", "happy": "happy",
+                 "sad": "sad", "surprise": "surprised", "neutral": "neutral"}  # fmt: skip
+
+
+def expression_name(tf_name: str) -> str:
+    """'dense1/conv2/depthwise_filter' → 'trunk.blocks.1.conv2.depthwise.weight';
+    'dense0/conv0/filters' → 'trunk.blocks.0.conv0.conv.weight'; 'fc/weights' → 'head.1.weight'."""
+    if tf_name in ("fc/weights", "fc/bias"):
+        return "head.1." + ("weight" if tf_name == "fc/weights" else "bias")
+    parts = tf_name.split("/")
+    leaves = {"filters": "conv.weight", "depthwise_filter": "depthwise.weight",
+              "pointwise_filter": "pointwise.weight", "bias": "pointwise.bias"}  # fmt: skip
+    if len(parts) != 3 or not parts[0].startswith("dense") or parts[2] not in leaves:
+        raise SrferError(f"face-api manifest: unexpected tensor {tf_name!r}")
+    leaf = leaves[parts[2]]
+    if parts[:2] == ["dense0", "conv0"] and parts[2] == "bias":
+        leaf = "conv.bias"  # the first block's entry is a full convolution
+    return f"trunk.blocks.{parts[0][len('dense') :]}.{parts[1]}.{leaf}"
+
+
+def to_expression_classifier(weights: dict[str, np.ndarray]) -> nn.Module:
+    """A `faceapi-expression` classifier holding `weights` (every tensor used once), its 7
+    outputs reordered from face-api's classes to FER2013's (`srfer.data.fer.EMOTIONS`)."""
+    from srfer.data.fer import EMOTIONS
+    from srfer.models.faceapi_expression import FACEAPI_EXPRESSIONS
+    from srfer.models.fer import FaceApiFer, FerConfig
+
+    model = FaceApiFer(FerConfig(arch="faceapi-expression"))
+    state = {}
+    for name, value in weights.items():
+        if name.endswith("depthwise_filter"):  # (kh, kw, C, 1) → (C, 1, kh, kw)
+            state[expression_name(name)] = torch.from_numpy(np.ascontiguousarray(value.transpose(2, 3, 0, 1)))
+        else:
+            state[expression_name(name)] = to_torch_layout(name, value)
+    check_state(state, model.state_dict(), "faceapi-expression")
+    ours = [FACEAPI_EXPRESSIONS.index(FACEAPI_NAMES[e]) for e in EMOTIONS]
+    for key in ("head.1.weight", "head.1.bias"):
+        state[key] = state[key][ours].contiguous()
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def check_state(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], network: str) -> None:
+    missing, unexpected = set(expected) - set(state), set(state) - set(expected)
+    if missing or unexpected:
+        raise SrferError(
+            f"face-api weights do not fit {network}: missing {sorted(missing)[:3]}, "
+            f"unexpected {sorted(unexpected)[:3]}"
+        )
+    wrong = [k for k, v in state.items() if v.shape != expected[k].shape]
+    if wrong:
+        raise SrferError(f"face-api weights: wrong shape for {wrong[:3]}")
+
+
+def expression_input_contract() -> dict[str, Any]:
+    return {
+        "size": 112,
+        "channels": "gray 48 px face, copied to RGB inside the network",
+        "resize": "TensorFlow legacy bilinear (no half-pixel offset), as face-api",
+        "normalisation": f"x*255 - mean RGB {list(MEAN_RGB)}, then /255",
+        "classes": "FER2013 order (reordered from face-api's neutral, happy, sad, angry, fearful, "
+        "disgusted, surprised)",
+    }
+
+
 def convert_face_api(
-    tarball: Path, target: Path, check_sha: bool = True, threshold: float | None = None
-) -> dict[str, Any]:
-    """Convert and write the checkpoint (fp32, atomically); returns what was written."""
-    weights, digest = read_tarball(Path(tarball), check_sha)
-    embedder = to_embedder(weights)
+    tarball: Path, target: Path, check_sha: bool = True, threshold: float | None = None,
+    model: str = "recognition",
+) -> dict[str, Any]:  # fmt: skip
+    """Convert `model` (recognition: dlib's recogniser → embedder; expression: face-api.js's
+    expression network → classifier) and write the checkpoint (fp32, atomically); returns what
+    was written."""
+    if model not in ("recognition", "expression"):
+        raise SrferError(f"--model must be recognition or expression, not {model!r}")
+    if threshold is not None and model != "recognition":
+        raise SrferError("--threshold is the recogniser's verification τ: not for --model expression")
+    source_model = MODEL if model == "recognition" else EXPRESSION_MODEL
+    weights, digest = read_tarball(Path(tarball), check_sha, source_model)
+    network = to_embedder(weights) if model == "recognition" else to_expression_classifier(weights)
     meta: dict[str, Any] = {
         "source": {
             "package": f"@vladmandic/face-api@{FACE_API_VERSION}",
             "file": Path(tarball).name,
             "sha256": digest,
-            "model": f"package/model/{MODEL}",
-            "original": "dlib_face_recognition_resnet_model_v1 (dlib.net, Davis E. King)",
+            "model": f"package/model/{source_model}",
+            "original": "dlib_face_recognition_resnet_model_v1 (dlib.net, Davis E. King)"
+            if model == "recognition"
+            else "face-api.js FaceExpressionNet (Vincent Mühler)",
         },
-        "license": LICENCE,
-        "input": input_contract(),
+        "license": LICENCE if model == "recognition" else EXPRESSION_LICENCE,
+        "input": input_contract() if model == "recognition" else expression_input_contract(),
         "dtype": "float32",
     }
     if threshold is not None:
         meta["threshold"] = threshold
-    tensors = {f"model.{k}": v for k, v in embedder.state_dict().items()}
-    path = save_checkpoint(target, embedder.kind, embedder.config.to_dict(), tensors, meta)
+    tensors = {f"model.{k}": v for k, v in network.state_dict().items()}
+    path = save_checkpoint(target, network.kind, network.config.to_dict(), tensors, meta)
     parameters = sum(v.numel() for v in tensors.values())
-    return {"path": str(path), "tensors": len(weights), "parameters": parameters, "sha256_tarball": digest}
+    return {"path": str(path), "model": model, "kind": network.kind, "tensors": len(weights),
+            "parameters": parameters, "sha256_tarball": digest}  # fmt: skip

@@ -24,10 +24,10 @@ from srfer.data.degradations import LowResPath, bicubic_resize, to_signed, to_un
 from srfer.deploy import switch_to_cpu_deploy
 from srfer.errors import SrferError
 from srfer.models import Generator, build_model
-from srfer.models.fer import ClassifierEnsemble
+from srfer.models.fer import ClassifierEnsemble, FlipAveraged
 from srfer.onnx_runtime import on_runtime
 from srfer.runtime import amp_dtype, autocast
-from srfer.weights import ENSEMBLES, resolve_weights, sha256
+from srfer.weights import ENSEMBLE_FLIPPED, ENSEMBLES, resolve_weights, sha256
 
 Restorer = Callable[[torch.Tensor], torch.Tensor]
 
@@ -92,14 +92,21 @@ def load_classifier(
     """A trained expression classifier (default: the shipped one for `role`, or the shipped
     ensemble where `ENSEMBLES` names one). `weights` "a,b,c" (several files,
     comma-separated) loads an ensemble averaging their probabilities."""
+    flipped: set[Path | None] = set()
     if weights is None and role in ENSEMBLES:
         paths: list[Path | None] = [resolve_weights(member) for member in ENSEMBLES[role]]
+        flipped = {resolve_weights(member) for member in ENSEMBLES[role] if member in ENSEMBLE_FLIPPED}
     else:
         paths = ensemble_paths(weights)
 
     def member(path: Path | None) -> nn.Module:
         network = load_network(role, path, "fer-classifier", device).to(memory_format=torch.channels_last)
-        return on_runtime(deployed(network, runtime, device), runtime, device)
+        network = on_runtime(deployed(network, runtime, device), runtime, device)
+        if path not in flipped:
+            return network
+        mirrored = FlipAveraged(network)
+        mirrored.source, mirrored.meta = network.source, {**network.meta, "flip_tta": True}  # type: ignore[assignment]
+        return mirrored
 
     if len(paths) == 1:
         return member(paths[0])

@@ -13,9 +13,17 @@ import torch
 from typer.testing import CliRunner
 
 from srfer.cli import app
-from srfer.convert import MODEL, convert_face_api, decode_weights, torch_name
+from srfer.convert import (
+    EXPRESSION_MODEL,
+    MODEL,
+    convert_face_api,
+    decode_weights,
+    expression_name,
+    torch_name,
+)
+from srfer.data.fer import EMOTIONS
 from srfer.errors import SrferError
-from srfer.inference import embedder_aligner, embedder_crop_size, load_embedder
+from srfer.inference import embedder_aligner, embedder_crop_size, load_classifier, load_embedder
 from srfer.models.dlib_resnet import DlibResNet29
 
 runner = CliRunner()
@@ -41,12 +49,15 @@ def tf_shapes() -> dict[str, list[int]]:
     return names
 
 
-def write_tarball(path: Path, seed: int = 0, float_every: int = 7) -> dict[str, np.ndarray]:
-    """An npm-pack-like tarball holding a synthetic face_recognition_model (uint8-quantised,
-    every `float_every`-th tensor stored as float32 as in the real file); returns the values."""
+def write_tarball(
+    path: Path, seed: int = 0, float_every: int = 7, model: str = MODEL, shapes: dict | None = None
+) -> dict[str, np.ndarray]:
+    """An npm-pack-like tarball holding a synthetic `model` (default face_recognition_model, of
+    `shapes`; uint8-quantised, every `float_every`-th tensor stored as float32 as in the real
+    file); returns the values."""
     rng = np.random.default_rng(seed)
     weights, blob, values = [], b"", {}
-    for i, (name, shape) in enumerate(tf_shapes().items()):
+    for i, (name, shape) in enumerate((shapes or tf_shapes()).items()):
         if i % float_every == 0:
             value = rng.normal(0, 0.05, shape).astype(np.float32)
             weights.append({"name": name, "shape": shape, "dtype": "float32"})
@@ -61,9 +72,9 @@ def write_tarball(path: Path, seed: int = 0, float_every: int = 7) -> dict[str, 
             value = q.astype(np.float32) * np.float32(scale) + np.float32(low)
             blob += q.tobytes()
         values[name] = value
-    manifest = json.dumps([{"paths": [f"{MODEL}.bin"], "weights": weights}]).encode()
+    manifest = json.dumps([{"paths": [f"{model}.bin"], "weights": weights}]).encode()
     with tarfile.open(path, "w:gz") as tar:
-        for member, data in ((f"{MODEL}-weights_manifest.json", manifest), (f"{MODEL}.bin", blob)):
+        for member, data in ((f"{model}-weights_manifest.json", manifest), (f"{model}.bin", blob)):
             info = tarfile.TarInfo(f"package/model/{member}")
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
@@ -105,7 +116,7 @@ def test_converted_network_computes_what_the_tf_layout_says(tmp_path: Path) -> N
     target = tmp_path / "out" / "dlib.safetensors"
     result = convert_face_api(tarball, target, check_sha=False, threshold=0.4)
     assert result["tensors"] == len(tf) == 117 and result["parameters"] == 5_614_592
-    embedder = load_embedder(target, torch.device("cpu"))
+    embedder = load_embedder(target, torch.device("cpu"), deploy=False)  # as converted: affines unfolded
     net = embedder.backbone
     # the stem at output pixel (0, 0): Σ x[i, j, c] · K[i, j, c, o] + b, then the affine (TF semantics)
     x = torch.rand(1, 3, 150, 150, dtype=torch.float64)
@@ -114,12 +125,12 @@ def test_converted_network_computes_what_the_tf_layout_says(tmp_path: Path) -> N
     expected = expected * tf["conv32_down/scale/weights"] + tf["conv32_down/scale/biases"]
     with torch.no_grad():
         got = net.stem.double()(x)[0, :, 0, 0].numpy()
-    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
     # the head: mean features (256) @ fc (256, 128)
     feats = torch.rand(2, 256, dtype=torch.float64)
     with torch.no_grad():
         head = net.fc.double()(feats).numpy()
-    np.testing.assert_allclose(head, feats.numpy() @ tf["fc"], rtol=1e-6)
+    np.testing.assert_allclose(head, feats.numpy() @ tf["fc"], rtol=1e-6, atol=1e-9)
     # the checkpoint says where it came from and what it expects
     assert embedder.meta["threshold"] == 0.4 and "public domain" in embedder.meta["license"]
     assert embedder.meta["input"]["size"] == 150 and embedder_crop_size(embedder) == 128
@@ -151,3 +162,92 @@ def test_bad_tarballs_are_one_line_errors(tmp_path: Path) -> None:
     ok = runner.invoke(app, ["convert-face-api", str(tarball), str(out), "--no-check-sha", "--json"])
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["parameters"] == 5_614_592 and out.is_file()
+
+
+def expression_tf_shapes() -> dict[str, list[int]]:
+    """face-api's face_expression_model tensor names and TensorFlow shapes, in manifest order."""
+    shapes: dict[str, list[int]] = {}
+    c_in = 3
+    for i, c in enumerate((32, 64, 128, 256)):
+        for j in range(4):
+            prefix = f"dense{i}/conv{j}"
+            if i == 0 and j == 0:
+                shapes[f"{prefix}/filters"] = [3, 3, 3, c]
+            else:
+                source = c_in if j == 0 else c
+                shapes[f"{prefix}/depthwise_filter"] = [3, 3, source, 1]
+                shapes[f"{prefix}/pointwise_filter"] = [1, 1, source, c]
+            shapes[f"{prefix}/bias"] = [c]
+        c_in = c
+    return {**shapes, "fc/weights": [256, 7], "fc/bias": [7]}
+
+
+def test_expression_tensor_names_map_onto_the_torch_module() -> None:
+    assert expression_name("dense0/conv0/filters") == "trunk.blocks.0.conv0.conv.weight"
+    assert expression_name("dense0/conv0/bias") == "trunk.blocks.0.conv0.conv.bias"
+    assert expression_name("dense2/conv3/depthwise_filter") == "trunk.blocks.2.conv3.depthwise.weight"
+    assert expression_name("dense1/conv0/bias") == "trunk.blocks.1.conv0.pointwise.bias"
+    assert expression_name("fc/weights") == "head.1.weight"
+    with pytest.raises(SrferError, match="unexpected tensor"):
+        expression_name("dense9/conv0/gamma")
+
+
+def test_converted_expression_network_computes_what_the_tf_layout_says(tmp_path: Path) -> None:
+    tarball = tmp_path / "face-api.tgz"
+    tf = write_tarball(tarball, model=EXPRESSION_MODEL, shapes=expression_tf_shapes(), float_every=5)
+    target = tmp_path / "faceapi.safetensors"
+    result = convert_face_api(tarball, target, check_sha=False, model="expression")
+    assert result["tensors"] == 49 and result["parameters"] == 323_687
+    model = load_classifier(target, torch.device("cpu")).double()
+    assert model.config.arch == "faceapi-expression" and "MIT" in model.meta["license"]
+    blocks = model.trunk.blocks
+    # the first conv, TF "same" at stride 2 on 112 px: output (0, 0) sees rows/cols 0–2; the
+    # last output (55, 55) sees 110, 111 and the zero pad
+    x = torch.rand(1, 3, 112, 112, dtype=torch.float64)
+    kernel, bias = tf["dense0/conv0/filters"], tf["dense0/conv0/bias"]
+    with torch.no_grad():
+        out = blocks[0].conv0(x)[0].numpy()
+    first = np.einsum("ijc,ijco->o", x[0, :, :3, :3].permute(1, 2, 0).numpy(), kernel) + bias
+    last = np.einsum("ijc,ijco->o", x[0, :, 110:, 110:].permute(1, 2, 0).numpy(), kernel[:2, :2]) + bias
+    np.testing.assert_allclose(out[:, 0, 0], first, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(out[:, 55, 55], last, rtol=1e-6, atol=1e-9)
+    # a separable conv (stride 1): depthwise Σ x[c, i+a-1, j+b-1] D[a, b, c], then pointwise + bias
+    sep = blocks[1].conv2
+    h = torch.rand(1, 64, 6, 6, dtype=torch.float64)
+    depth, point = tf["dense1/conv2/depthwise_filter"][..., 0], tf["dense1/conv2/pointwise_filter"][0, 0]
+    dw = np.einsum("cij,ijc->c", h[0, :, 1:4, 2:5].numpy(), depth)  # output pixel (2, 3)
+    with torch.no_grad():
+        got = sep(h)[0, :, 2, 3].numpy()
+    np.testing.assert_allclose(got, dw @ point + tf["dense1/conv2/bias"], rtol=1e-6, atol=1e-9)
+    # the head answers in FER2013's class order: face-api's column for each of srfer's classes
+    faceapi = ["angry", "disgusted", "fearful", "happy", "sad", "surprised", "neutral"]
+    order = ["neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"]
+    columns = [order.index(name) for name in faceapi]
+    feats = torch.rand(2, 256, dtype=torch.float64)
+    with torch.no_grad():
+        logits = model.head.eval()(feats).numpy()
+    expected = feats.numpy() @ tf["fc/weights"] + tf["fc/bias"]
+    np.testing.assert_allclose(logits, expected[:, columns], rtol=1e-6, atol=1e-9)
+    assert len(EMOTIONS) == 7 and EMOTIONS[3] == "happy" and columns[3] == 1
+    with torch.no_grad():
+        assert model.float()(torch.rand(2, 1, 48, 48)).shape == (2, 7)
+
+
+def test_expression_conversion_refuses_what_does_not_fit(tmp_path: Path) -> None:
+    tarball = tmp_path / "face-api.tgz"
+    write_tarball(tarball)  # a recogniser only: no expression model inside
+    out = tmp_path / "x.safetensors"
+    with pytest.raises(SrferError, match="not a face-api package"):
+        convert_face_api(tarball, out, check_sha=False, model="expression")
+    with pytest.raises(SrferError, match="--threshold"):
+        convert_face_api(tarball, out, check_sha=False, threshold=0.3, model="expression")
+    args = [str(tarball), str(out), "--no-check-sha", "--model", "age"]
+    result = runner.invoke(app, ["convert-face-api", *args])
+    assert result.exit_code == 1 and "--model must be recognition or expression" in result.output
+    shapes = expression_tf_shapes()
+    shapes["fc/weights"] = [256, 8]
+    wrong = tmp_path / "wrong.tgz"
+    write_tarball(wrong, model=EXPRESSION_MODEL, shapes=shapes)
+    with pytest.raises(SrferError, match="wrong shape"):
+        convert_face_api(wrong, out, check_sha=False, model="expression")
+    assert not out.exists()

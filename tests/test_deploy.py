@@ -31,11 +31,13 @@ def randomise_affines(model: nn.Module, seed: int) -> nn.Module:
     return model.eval()
 
 
-@pytest.mark.parametrize("network", ["mcnn", "dlib-resnet29"])
+@pytest.mark.parametrize("network", ["mcnn", "dlib-resnet29", "faceapi-expression"])
 def test_a_deployed_network_computes_the_same_function(network: str) -> None:
     torch.manual_seed(0)
     if network == "mcnn":
         model, shape = build_fer(FerConfig(width=8, fused=32)), (3, 1, 48, 48)
+    elif network == "faceapi-expression":  # depthwise convolutions (groups = channels) packed too
+        model, shape = build_fer(FerConfig(arch=network)), (3, 1, 48, 48)
     else:
         model, shape = DlibResNet29(), (3, 3, 150, 150)
     model = randomise_affines(model, seed=1)

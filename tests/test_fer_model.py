@@ -104,3 +104,62 @@ def test_ensemble_averages_its_members_probabilities() -> None:
     other = build_fer(FerConfig(width=4, fused=16, num_classes=8))
     with pytest.raises(ValueError, match="differ"):
         ClassifierEnsemble([members[0], other])
+
+
+def test_flip_averaged_is_the_mean_of_face_and_mirror() -> None:
+    from srfer.models.fer import FlipAveraged
+
+    torch.manual_seed(0)
+    model = build_fer(FerConfig(width=4, fused=16)).eval()
+    x = torch.rand(3, 1, 48, 48)
+    with torch.no_grad():
+        expected = (model(x).softmax(1) + model(x.flip(-1)).softmax(1)) / 2
+        mirrored = FlipAveraged(model)
+        torch.testing.assert_close(mirrored(x).softmax(1), expected, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(mirrored(x.flip(-1)), mirrored(x), atol=1e-5, rtol=1e-5)  # symmetric
+    assert mirrored.config is model.config and not torch.allclose(model(x).softmax(1), expected)
+
+
+def test_tf_same_padding_puts_the_odd_pixel_bottom_right() -> None:
+    from srfer.models.faceapi_expression import tf_same_pad
+
+    x = torch.ones(1, 1, 4, 5)
+    padded = tf_same_pad(x, 3, 2)  # H 4 → out 2, total 1: (0, 1); W 5 → out 3, total 2: (1, 1)
+    assert padded.shape == (1, 1, 5, 7)
+    assert padded[0, 0, :4, 1:6].eq(1).all() and padded[0, 0, 4].eq(0).all()
+    assert padded[0, 0, :, 0].eq(0).all() and padded[0, 0, :, 6].eq(0).all()
+    assert tf_same_pad(x, 3, 1).shape == (1, 1, 6, 7)  # stride 1: one pixel on every side
+
+
+def test_legacy_bilinear_resize_samples_at_i_times_in_over_out() -> None:
+    from srfer.models.faceapi_expression import legacy_bilinear_resize
+
+    row = torch.tensor([0.0, 1.0, 2.0, 3.0]).view(1, 1, 1, 4).expand(1, 1, 4, 4)
+    up = legacy_bilinear_resize(row, 8)  # samples at 0, 0.5, …, 3.5 → the last clamps to 3
+    torch.testing.assert_close(up[0, 0, 0], torch.tensor([0, 0.5, 1, 1.5, 2, 2.5, 3, 3]))
+    assert up.shape == (1, 1, 8, 8) and torch.equal(up[0, 0, 0], up[0, 0, 7])
+    down = legacy_bilinear_resize(row, 3)  # samples at 0, 4/3, 8/3
+    torch.testing.assert_close(down[0, 0, 0], torch.tensor([0.0, 4 / 3, 8 / 3]))
+    assert legacy_bilinear_resize(row, 4) is row
+
+
+def test_faceapi_dense_block_sums_as_face_api_does() -> None:
+    from srfer.models.faceapi_expression import DenseBlock4
+
+    torch.manual_seed(0)
+    block = DenseBlock4(8, 16).eval()
+    x = torch.randn(2, 8, 10, 10)
+    with torch.no_grad():
+        out1 = F.relu(block.conv0(x))
+        out2 = block.conv1(out1)
+        out3 = block.conv2(F.relu(out1 + out2))
+        out4 = block.conv3(F.relu(out1 + out2 + out3))
+        torch.testing.assert_close(block(x), F.relu(out1 + out2 + out3 + out4))
+    assert block(x).shape == (2, 16, 5, 5)
+
+
+def test_faceapi_expression_classifier_has_face_apis_size_and_a_trunk_group() -> None:
+    model = build_fer(FerConfig(arch="faceapi-expression"))
+    assert sum(p.numel() for p in model.parameters()) == 323_687  # face-api's manifest holds as many
+    assert len(model.pretrained_parameters()) == sum(1 for _ in model.trunk.parameters())
+    assert model.eval()(torch.rand(1, 1, 48, 48)).shape == (1, 7)

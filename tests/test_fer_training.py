@@ -135,7 +135,8 @@ def test_train_fer_with_sr_upscaling(fer_root: Path, gray_sr: Path, tmp_path: Pa
      (["--pretrained"], "mcnn has no pretrained weights"), (["--targets", "mode"], "unknown --targets"),
      (["--targets", "votes", "--loss", "focal"], "use --loss ce"),
      (["--arch", "resnet18", "--backbone-weights", "/nope.pth"], "not found"),
-     (["--arch", "resnet18", "--pretrained", "--init", "/x.safetensors"], "both choose")],
+     (["--arch", "resnet18", "--pretrained", "--init", "/x.safetensors"], "both choose"),
+     (["--arch", "faceapi-expression", "--pretrained"], "--model expression")],
 )  # fmt: skip
 def test_train_fer_bad_options(fer_root: Path, tmp_path: Path, extra: list[str], message: str) -> None:
     result = runner.invoke(
@@ -367,3 +368,23 @@ def test_average_weights_of_epochs_re_estimates_batchnorm(fer_root: Path, tmp_pa
                          ([str(a), str(fer_root / "train" / "happy" / "0.png")], "0.png")):  # fmt: skip
         result = runner.invoke(app, ["average", *bad, "--out", str(tmp_path / "y.safetensors")])
         assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+
+
+def test_train_fer_faceapi_expression_fine_tunes_a_whole_network(fer_root: Path, tmp_path: Path) -> None:
+    """--arch faceapi-expression --init FILE (what `convert-face-api --model expression` writes):
+    head and trunk both start from FILE; --trunk-lr 0 keeps the feature extractor as it was."""
+    from srfer.inference import load_network
+
+    def train(out: str, *extra: str) -> Result:
+        data = ["--data", str(fer_root), "--out", str(tmp_path / out), "--arch", "faceapi-expression"]
+        return runner.invoke(app, ["train-fer", *data, *TINY, *extra])
+
+    assert train("scratch").exit_code == 0
+    start = tmp_path / "scratch" / "last.safetensors"
+    tuned = train("tuned", "--init", str(start), "--trunk-lr", "0", "--seed", "3")
+    assert tuned.exit_code == 0, tuned.output
+    ends = (start, tmp_path / "tuned" / "last.safetensors")
+    before, after = (load_network("fer", p, "fer-classifier") for p in ends)
+    old, new = before.state_dict(), after.state_dict()
+    assert all(torch.equal(old[k], new[k]) for k in old if k.startswith("trunk."))
+    assert not torch.equal(old["head.1.weight"], new["head.1.weight"])

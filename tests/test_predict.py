@@ -378,7 +378,7 @@ def test_the_default_expression_classifier_is_the_shipped_ensemble(
 
     import srfer.weights as w
     from srfer.inference import load_classifier
-    from srfer.models.fer import ClassifierEnsemble
+    from srfer.models.fer import ClassifierEnsemble, FlipAveraged
 
     monkeypatch.setattr(w, "PACKAGE_WEIGHTS", tmp_path)
     monkeypatch.delenv("SRFER_WEIGHTS", raising=False)
@@ -386,6 +386,9 @@ def test_the_default_expression_classifier_is_the_shipped_ensemble(
         shutil.copy(weights["fer"], tmp_path / w.DEFAULTS[role][0])
     default = load_classifier(None, torch.device("cpu"))
     assert isinstance(default, ClassifierEnsemble) and len(default.members) == len(w.ENSEMBLES["fer"])
+    mirrored = [isinstance(m, FlipAveraged) for m in default.members]  # flip TTA where ENSEMBLE_FLIPPED says
+    assert mirrored == [role in w.ENSEMBLE_FLIPPED for role in w.ENSEMBLES["fer"]] and any(mirrored)
+    assert default.meta["ensemble"][mirrored.index(True)]["flip_tta"] is True
     assert not isinstance(load_classifier(weights["fer"], torch.device("cpu")), ClassifierEnsemble)
     (tmp_path / w.DEFAULTS["fer-mcnn"][0]).unlink()
     with pytest.raises(SrferError, match=w.DEFAULTS["fer-mcnn"][0]):

@@ -1,9 +1,13 @@
-"""Is srfer's dlib-resnet29 a faithful port? Run the original TensorFlow.js network (Node,
-pure-JS CPU backend) and the converted torch one on the same aligned faces; print max |Δ|.
+"""Is a converted face-api network a faithful port? Run the original TensorFlow.js network
+(Node, pure-JS CPU backend) and the converted torch one on the same faces; print max |Δ|.
 
     python tools/face_api_parity.py --tarball ../shared/pretrained/vladmandic-face-api-1.7.15.tgz \
         --weights weights/embed_dlib_resnet29.safetensors --faces ../shared/data/celeba --n 8 \
         --node-modules /tmp/tfjs/node_modules
+
+With `--model expression`, `--weights` is `srfer convert-face-api --model expression`'s file and
+`--faces` a FER2013 root: its first n validation faces (48 px gray, sent as RGB) go through
+both, and the 7 probabilities are compared (face-api's order mapped onto FER2013's).
 
 Needs Node ≥ 14 and `npm install @tensorflow/tfjs@4.22.0 @tensorflow/tfjs-backend-wasm@4.22.0`
 in the folder given by --node-modules (a developer check, not a test: the tarball and npm
@@ -26,7 +30,7 @@ from srfer.align import align_face
 from srfer.data.faces import discover_faces
 from srfer.detect import FaceDetector
 from srfer.imageio import load_image
-from srfer.inference import load_embedder
+from srfer.inference import load_classifier, load_embedder
 
 
 def aligned_chips(root: Path, n: int) -> torch.Tensor:
@@ -38,27 +42,62 @@ def aligned_chips(root: Path, n: int) -> torch.Tensor:
     return (torch.stack(chips) * 255).round().to(torch.uint8)
 
 
+def fer_faces(root: Path, n: int) -> torch.Tensor:
+    """The first n FER2013 val faces as uint8 RGB (n, 3, 48, 48)."""
+    from srfer.data.fer import load_fer
+
+    return load_fer(root, "val", None, 0).images[:n].expand(-1, 3, -1, -1).contiguous()
+
+
+def run_face_api(tarball: Path, chips: torch.Tensor, node_modules: Path, model: str) -> dict:
+    """face-api's own outputs for uint8 RGB `chips` (n, 3, S, S)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        with tarfile.open(tarball) as tar:
+            tar.extractall(tmp, filter="data")
+        chips_file, out_file = tmp / "chips.json", tmp / "out.json"
+        hwc = chips.permute(0, 2, 3, 1).reshape(len(chips), -1)
+        chips_file.write_text(json.dumps({"size": chips.shape[-1], "chips": hwc.tolist()}))
+        script = Path(__file__).with_name("face_api_descriptors.js")
+        env = {**os.environ, "NODE_PATH": str(node_modules.resolve())}
+        command = ["node", str(script), str(tmp / "package"), str(chips_file), str(out_file), model]
+        subprocess.run(command, check=True, env=env)
+        return json.loads(out_file.read_text())
+
+
+def expression_parity(args: argparse.Namespace) -> dict:
+    from srfer.convert import FACEAPI_NAMES
+    from srfer.data.fer import EMOTIONS
+    from srfer.models.faceapi_expression import FACEAPI_EXPRESSIONS
+
+    faces = fer_faces(args.faces, args.n)
+    reference = run_face_api(args.tarball, faces, args.node_modules, "expression")
+    order = [FACEAPI_EXPRESSIONS.index(FACEAPI_NAMES[e]) for e in EMOTIONS]
+    js = torch.tensor(reference["descriptors"], dtype=torch.float64)[:, order]
+    model = load_classifier(args.weights, torch.device("cpu"), role="fer")
+    with torch.no_grad():
+        ours = model(faces[:, :1].float() / 255).double().softmax(1)
+    delta = (ours - js).abs()
+    return {"faces": len(faces), "tfjs_backend": reference["backend"], "tfjs": reference["tfjs"],
+            "max_abs_diff_probability": float(delta.max()), "mean_abs_diff": float(delta.mean()),
+            "same_top_class": int((ours.argmax(1) == js.argmax(1)).sum())}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tarball", type=Path, required=True)
     parser.add_argument("--weights", type=Path, required=True)
-    parser.add_argument("--faces", type=Path, required=True, help="CelebA root (val faces are used)")
+    faces = "CelebA root (val faces are used); a FER2013 root with --model expression"
+    parser.add_argument("--faces", type=Path, required=True, help=faces)
     parser.add_argument("--n", type=int, default=8)
     parser.add_argument("--node-modules", type=Path, required=True)
+    parser.add_argument("--model", choices=("recognition", "expression"), default="recognition")
     args = parser.parse_args()
+    if args.model == "expression":
+        print(json.dumps(expression_parity(args), indent=1))
+        return
     chips = aligned_chips(args.faces, args.n)
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        with tarfile.open(args.tarball) as tar:
-            tar.extractall(tmp, filter="data")
-        chips_file, out_file = tmp / "chips.json", tmp / "out.json"
-        hwc = chips.permute(0, 2, 3, 1).reshape(len(chips), -1)
-        chips_file.write_text(json.dumps({"size": 150, "chips": hwc.tolist()}))
-        script = Path(__file__).with_name("face_api_descriptors.js")
-        env = {**os.environ, "NODE_PATH": str(args.node_modules.resolve())}
-        subprocess.run(["node", str(script), str(tmp / "package"), str(chips_file), str(out_file)],
-                       check=True, env=env)  # fmt: skip
-        reference = json.loads(out_file.read_text())
+    reference = run_face_api(args.tarball, chips, args.node_modules, "recognition")
     js = torch.tensor(reference["descriptors"], dtype=torch.float64)
     embedder = load_embedder(args.weights, torch.device("cpu"))
     with torch.no_grad():

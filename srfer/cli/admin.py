@@ -151,7 +151,13 @@ def convert_face_api_command(
         "../shared/pretrained/vladmandic-face-api-1.7.15.tgz).",
     ),
     target: Path = typer.Argument(
-        Path("weights/embed_dlib_resnet29.safetensors"), help="Where to write the srfer embedder checkpoint."
+        Path("weights/embed_dlib_resnet29.safetensors"), help="Where to write the srfer checkpoint."
+    ),
+    model: str = typer.Option(
+        "recognition",
+        help="recognition: dlib's ResNet-29 face recogniser → an embedder; expression: face-api.js's "
+        "expression network → a `faceapi-expression` classifier (FER2013's class order) to evaluate "
+        "or fine-tune with `train-fer --arch faceapi-expression --init FILE`.",
     ),
     check_sha: bool = typer.Option(True, help="Refuse a tarball whose sha256 is not face-api 1.7.15's."),
     threshold: float | None = typer.Option(
@@ -159,17 +165,19 @@ def convert_face_api_command(
     ),
     as_json: AsJson = False,
 ) -> None:
-    """Convert dlib's public-domain ResNet-29 face recogniser from the face-api npm tarball
-    (read in place, uint8 weights dequantised) into a srfer embedder checkpoint."""
+    """Convert a network of the face-api npm tarball (read in place, uint8 weights dequantised):
+    dlib's public-domain ResNet-29 face recogniser into a srfer embedder checkpoint, or with
+    `--model expression` face-api.js's expression network (MIT) into a classifier checkpoint."""
     from srfer.convert import convert_face_api
     from srfer.weights import sha256
 
-    result = convert_face_api(tarball, target, check_sha, threshold)
+    result = convert_face_api(tarball, target, check_sha, threshold, model)
     result["sha256"] = sha256(Path(result["path"]))
     if as_json:
         print_json(result)
         return
+    network = "dlib-resnet29 embedder" if model == "recognition" else "faceapi-expression classifier"
     stdout.print(
-        f"{result['path']}: dlib-resnet29 embedder, {result['tensors']} tensors, "
+        f"{result['path']}: {network}, {result['tensors']} tensors, "
         f"{result['parameters']:,} parameters (sha256 {result['sha256']})"
     )

@@ -18,6 +18,12 @@ fed the gray face resized to `trunk_size` and copied to RGB, then global pooling
 classification from video", 2017); `load_face_recogniser` fills the trunk from a srfer
 face-embedder file of that network.
 
+`FaceApiFer` (`faceapi-expression`) is face-api.js's expression network
+(`srfer.models.faceapi_expression`: dense blocks of separable convolutions, 0.32 M
+parameters) fed the gray face resized to `trunk_size` (112) and copied to RGB; `srfer
+convert-face-api --model expression` makes a checkpoint of it (classes in FER2013's order)
+that `train-fer --init` fine-tunes.
+
 Every backbone is one builder registered in `FER_BACKBONES` (`--arch` lists them); adding
 one is one decorated function here.
 
@@ -48,7 +54,7 @@ class FerConfig:
     grid: int = 12  # mcnn: common spatial size the branches are pooled to
     dropout: float = 0.5
     input_size: int = 48
-    trunk_size: int = 112  # dlib-resnet29: faces are resized to this before the trunk
+    trunk_size: int = 112  # dlib-resnet29, faceapi-expression: faces are resized to this first
 
     def __post_init__(self) -> None:
         FER_BACKBONES.get(self.arch)  # an unknown name is an error naming the known ones
@@ -244,6 +250,52 @@ class DlibFer(nn.Module):
         return len(own)
 
 
+class FaceApiFer(nn.Module):
+    """(N, 1, H, W) gray in [0, 1] → TensorFlow's legacy bilinear resize to `trunk_size` → RGB
+    copy → dlib/face-api normalisation → face-api's feature extractor (256 pooled) → dropout →
+    (N, classes)."""
+
+    kind = "fer-classifier"
+
+    def __init__(self, config: FerConfig) -> None:
+        super().__init__()
+        from srfer.models import dlib_resnet, faceapi_expression
+
+        self.config = config
+        self.resize = faceapi_expression.legacy_bilinear_resize
+        self.normalise = dlib_resnet.normalise  # the same mean RGB, /255
+        self.trunk = faceapi_expression.FaceFeatureExtractor()
+        self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(self.trunk.out_features,
+                                                                        config.num_classes))  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.resize(x, self.config.trunk_size)
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        return self.head(self.trunk(self.normalise(x)))
+
+    def pretrained_parameters(self) -> list[nn.Parameter]:
+        """The feature extractor's: `train-fer --trunk-lr` gives them their own learning rate."""
+        return list(self.trunk.parameters())
+
+
+class FlipAveraged(nn.Module):
+    """A classifier answering the mean of its probabilities on the face and on its mirror
+    (flip test-time augmentation; training flips faces too), as log-probabilities so it reads
+    as logits. `config` is the classifier's."""
+
+    kind = "fer-classifier"
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        self.classifier = classifier
+        self.config = classifier.config
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        both = self.classifier(torch.cat([x, x.flip(-1)])).float().softmax(1)
+        return ((both[: len(x)] + both[len(x) :]) / 2).clamp_min(1e-12).log()
+
+
 class ClassifierEnsemble(nn.Module):
     """Several trained classifiers as one: the mean of their softmax probabilities, returned
     as its log so it reads as logits (softmax(log p̄) = p̄). The members must take the same
@@ -333,3 +385,12 @@ def vgg16_bn(config: FerConfig) -> nn.Module:
 )
 def dlib_resnet29(config: FerConfig) -> nn.Module:
     return DlibFer(config)
+
+
+@FER_BACKBONES.register(
+    "faceapi-expression",
+    "face-api.js's expression network (separable dense blocks); start it from "
+    "`srfer convert-face-api --model expression`'s file with --init",
+)
+def faceapi_expression(config: FerConfig) -> nn.Module:
+    return FaceApiFer(config)

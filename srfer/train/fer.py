@@ -163,6 +163,11 @@ def check_pretrained_start(args: FerTrainArgs) -> bool:
             "--pretrained / --backbone-weights are for the torchvision archs and dlib-resnet29: "
             "mcnn has no pretrained weights"
         )
+    if args.arch == "faceapi-expression":
+        raise SrferError(
+            "faceapi-expression starts from a whole converted network: `srfer convert-face-api TARBALL "
+            "FILE --model expression`, then --init FILE (not --pretrained / --backbone-weights)"
+        )
     return args.loads_foreign_start("--pretrained / --backbone-weights")
 
 
