@@ -90,8 +90,9 @@ def load_classifier(
     weights: Path | None, device: torch.device, role: str = "fer", runtime: str = "torch"
 ) -> nn.Module:
     """A trained expression classifier (default: the shipped one for `role`, or the shipped
-    ensemble where `ENSEMBLES` names one). `weights` "a,b,c" (several files,
-    comma-separated) loads an ensemble averaging their probabilities."""
+    ensemble where `ENSEMBLES` names one, its `ENSEMBLE_FLIPPED` members answering with flip
+    TTA). `weights` "a,b,c" (several files, comma-separated) loads an ensemble averaging their
+    probabilities (no flip: that is `eval-fer --flip-tta`'s choice)."""
     flipped: set[Path | None] = set()
     if weights is None and role in ENSEMBLES:
         paths: list[Path | None] = [resolve_weights(member) for member in ENSEMBLES[role]]

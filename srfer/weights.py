@@ -145,7 +145,8 @@ def search_dirs() -> list[Path]:
 # expression classifier is the dlib-trunk network and the MCNN together (weights/README.md)
 ENSEMBLES: dict[str, tuple[str, ...]] = {"fer": ("fer", "fer-mcnn")}
 # ensemble members answered with flip test-time augmentation (mean of face and mirror): on
-# FER2013 val it adds 0.25–0.5 points to every dlib-trunk classifier, nothing to the MCNN
+# FER2013 val it added 0.25–0.5 points to three of the four dlib-trunk classifiers measured
+# (the 144 px twin lost 0.5) and nothing to the MCNN (weights/README.md)
 ENSEMBLE_FLIPPED: frozenset[str] = frozenset({"fer"})
 
 
