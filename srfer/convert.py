@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +66,9 @@ def torch_name(tf_name: str) -> str:
 
 
 def to_torch_layout(name: str, value: np.ndarray) -> torch.Tensor:
-    if value.ndim == 4:  # conv filters: (kh, kw, in, out) → (out, in, kh, kw)
+    if name.endswith("depthwise_filter"):  # (kh, kw, channels, 1) → (channels, 1, kh, kw)
+        value = value.transpose(2, 3, 0, 1)
+    elif value.ndim == 4:  # conv filters: (kh, kw, in, out) → (out, in, kh, kw)
         value = value.transpose(3, 2, 0, 1)
     elif value.ndim == 2:  # dense: (in, out) → (out, in)
         value = value.T
@@ -195,12 +199,7 @@ def to_expression_classifier(weights: dict[str, np.ndarray]) -> nn.Module:
     from srfer.models.fer import FaceApiFer, FerConfig
 
     model = FaceApiFer(FerConfig(arch="faceapi-expression"))
-    state = {}
-    for name, value in weights.items():
-        if name.endswith("depthwise_filter"):  # (kh, kw, C, 1) → (C, 1, kh, kw)
-            state[expression_name(name)] = torch.from_numpy(np.ascontiguousarray(value.transpose(2, 3, 0, 1)))
-        else:
-            state[expression_name(name)] = to_torch_layout(name, value)
+    state = {expression_name(k): to_torch_layout(k, v) for k, v in weights.items()}
     check_state(state, model.state_dict(), "faceapi-expression")
     ours = [FACEAPI_EXPRESSIONS.index(FACEAPI_NAMES[e]) for e in EMOTIONS]
     for key in ("head.1.weight", "head.1.bias"):
@@ -222,14 +221,39 @@ def check_state(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor
 
 
 def expression_input_contract() -> dict[str, Any]:
+    from srfer.models.faceapi_expression import INPUT_SIZE as EXPRESSION_INPUT_SIZE
+
     return {
-        "size": 112,
+        "size": EXPRESSION_INPUT_SIZE,
         "channels": "gray 48 px face, copied to RGB inside the network",
         "resize": "TensorFlow legacy bilinear (no half-pixel offset), as face-api",
         "normalisation": f"x*255 - mean RGB {list(MEAN_RGB)}, then /255",
         "classes": "FER2013 order (reordered from face-api's neutral, happy, sad, angry, fearful, "
         "disgusted, surprised)",
     }
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """What `convert_face_api` reads and records for one of the tarball's networks."""
+
+    source_model: str  # package/model/<name>-weights_manifest.json
+    build: Callable[[dict[str, np.ndarray]], nn.Module]
+    original: str
+    licence: str
+    input_contract: Callable[[], dict[str, Any]]
+
+
+CONVERSIONS = {
+    "recognition": Conversion(
+        MODEL, to_embedder, "dlib_face_recognition_resnet_model_v1 (dlib.net, Davis E. King)", LICENCE,
+        input_contract,
+    ),
+    "expression": Conversion(
+        EXPRESSION_MODEL, to_expression_classifier, "face-api.js FaceExpressionNet (Vincent Mühler)",
+        EXPRESSION_LICENCE, expression_input_contract,
+    ),
+}  # fmt: skip
 
 
 def convert_face_api(
@@ -239,25 +263,23 @@ def convert_face_api(
     """Convert `model` (recognition: dlib's recogniser → embedder; expression: face-api.js's
     expression network → classifier) and write the checkpoint (fp32, atomically); returns what
     was written."""
-    if model not in ("recognition", "expression"):
+    if model not in CONVERSIONS:
         raise SrferError(f"--model must be recognition or expression, not {model!r}")
     if threshold is not None and model != "recognition":
         raise SrferError("--threshold is the recogniser's verification τ: not for --model expression")
-    source_model = MODEL if model == "recognition" else EXPRESSION_MODEL
-    weights, digest = read_tarball(Path(tarball), check_sha, source_model)
-    network = to_embedder(weights) if model == "recognition" else to_expression_classifier(weights)
+    conversion = CONVERSIONS[model]
+    weights, digest = read_tarball(Path(tarball), check_sha, conversion.source_model)
+    network = conversion.build(weights)
     meta: dict[str, Any] = {
         "source": {
             "package": f"@vladmandic/face-api@{FACE_API_VERSION}",
             "file": Path(tarball).name,
             "sha256": digest,
-            "model": f"package/model/{source_model}",
-            "original": "dlib_face_recognition_resnet_model_v1 (dlib.net, Davis E. King)"
-            if model == "recognition"
-            else "face-api.js FaceExpressionNet (Vincent Mühler)",
+            "model": f"package/model/{conversion.source_model}",
+            "original": conversion.original,
         },
-        "license": LICENCE if model == "recognition" else EXPRESSION_LICENCE,
-        "input": input_contract() if model == "recognition" else expression_input_contract(),
+        "license": conversion.licence,
+        "input": conversion.input_contract(),
         "dtype": "float32",
     }
     if threshold is not None:

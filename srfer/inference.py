@@ -263,6 +263,7 @@ def predict_probs(
     `flip_tta` averages them with the mirrored face's (training flips faces too); `step`
     picks the size of a several-size `low_res` (as a training step would)."""
     model.eval()
+    classifier = FlipAveraged(model) if flip_tta else model
     probs, labels = [], []
     with torch.no_grad():
         for batch in loader:
@@ -270,9 +271,7 @@ def predict_probs(
             if low_res is not None:
                 x = low_res(x, step)
             with ctx.autocast():
-                p = model(x).float().softmax(1)
-                if flip_tta:
-                    p = (p + model(x.flip(-1)).float().softmax(1)) / 2
+                p = classifier(x).float().softmax(1)
             probs.append(p.cpu())
             labels.append(batch["label"])
     return torch.cat(probs), torch.cat(labels)

@@ -293,7 +293,7 @@ class FlipAveraged(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         both = self.classifier(torch.cat([x, x.flip(-1)])).float().softmax(1)
-        return ((both[: len(x)] + both[len(x) :]) / 2).clamp_min(1e-12).log()
+        return mean_probabilities_as_logits(both.view(2, len(x), -1))
 
 
 class ClassifierEnsemble(nn.Module):
@@ -315,8 +315,13 @@ class ClassifierEnsemble(nn.Module):
         self.config = first
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        probs = torch.stack([m(x).float().softmax(1) for m in self.members]).mean(0)
-        return probs.clamp_min(1e-12).log()
+        return mean_probabilities_as_logits(torch.stack([m(x).float().softmax(1) for m in self.members]))
+
+
+def mean_probabilities_as_logits(probs: torch.Tensor) -> torch.Tensor:
+    """(K, N, C) probabilities → the log of their mean over K: logits whose softmax is the mean
+    (how `ClassifierEnsemble` and `FlipAveraged` answer)."""
+    return probs.mean(0).clamp_min(1e-12).log()
 
 
 def stem_weight(arch: str) -> str:
