@@ -55,10 +55,11 @@ TINY_FACE_PX = 22
 # ×8 → 128 px) instead of the ×4 (32 → 128), per head, as the size sweeps measured
 # (weights/README.md, sr_celeba_x8). Expression, FER2013 val, HR classifier on ×8 vs ×4 faces:
 # 49.0 vs 47.8 % at 16 px, 54.1 vs 53.3 at 20, 58.2 vs 57.2 at 24, 60.2 vs 59.7 at 28 (the
-# largest size measured). Verification, CelebA val, ×8 vs the PSNR ×4: 78.8 vs 76.9 % at
-# 12 px, 85.0 vs 84.5 at 16, 88.8 vs 89.3 at 20; the identity-aware ×4 beats the ×8 at every
-# size (79.1 / 85.9 / 89.9), so where it serves the embedder the ×8 does not.
-X8_BELOW = {"expression": 29, "identity": 20}
+# largest size measured; with the ×4 of 2026-12-02). Verification, CelebA val, ×8 vs the
+# PSNR ×4 shipped 2026-12-03: 78.8 vs 77.4 % at 12 px, 85.0 vs 86.5 at 16, 88.8 vs 90.3 at 20,
+# so 14 px, the midpoint; the identity-aware ×4 beats the ×8 at every size (79.1 / 85.9 /
+# 89.9), so where it serves the embedder the ×8 does not.
+X8_BELOW = {"expression": 29, "identity": 14}
 
 
 @dataclass
