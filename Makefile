@@ -57,7 +57,7 @@ train-sr: install
 	$(BIN)/srfer train-sr --data $(DATA)/celeba --out $(RUNS)/sr_celeba_x4 $(SR_ARGS)
 
 # The shipped ×4 file is a second cosine cycle on top of train-sr's best (pixel MSE, bf16
-# autocast; ~95 min on 2 cores): weights/README.md.
+# autocast; 118 min of epochs on 2 cores, 2026-12-03): weights/README.md.
 SR_CYCLE2_ARGS ?= --epochs 36 --pretrain-epochs 36 --epoch-size 6016 --val-limit 320 --lr 2e-4 --seed 2
 train-sr-cycle2: install
 	$(BIN)/srfer train-sr --data $(DATA)/celeba --out $(RUNS)/sr_celeba_x4_cycle2 \
