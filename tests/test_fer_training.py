@@ -136,7 +136,9 @@ def test_train_fer_with_sr_upscaling(fer_root: Path, gray_sr: Path, tmp_path: Pa
      (["--targets", "votes", "--loss", "focal"], "use --loss ce"),
      (["--arch", "resnet18", "--backbone-weights", "/nope.pth"], "not found"),
      (["--arch", "resnet18", "--pretrained", "--init", "/x.safetensors"], "both choose"),
-     (["--arch", "faceapi-expression", "--pretrained"], "--model expression")],
+     (["--arch", "faceapi-expression", "--pretrained"], "--model expression"),
+     (["--distill-from", "/nope.safetensors"], "not found"),
+     (["--distill-from", "/nope.safetensors", "--loss", "focal"], "use --loss ce")],
 )  # fmt: skip
 def test_train_fer_bad_options(fer_root: Path, tmp_path: Path, extra: list[str], message: str) -> None:
     result = runner.invoke(
@@ -324,6 +326,9 @@ def test_train_on_ferplus_votes_and_evaluate_on_either_label_set(fer_root: Path,
     refused = runner.invoke(app, ["train-fer", "--data", str(fer_root), "--out", str(tmp_path / "r"), *TINY,
                                   "--targets", "votes"])  # fmt: skip
     assert refused.exit_code == 1 and "vote counts" in refused.output and "Traceback" not in refused.output
+    distil = ["--out", str(tmp_path / "d"), "--distill-from", str(run / "last.safetensors")]
+    eight_teacher = runner.invoke(app, ["train-fer", "--data", str(fer_root), *TINY, *distil])
+    assert eight_teacher.exit_code == 1 and "teachers answer 8 classes" in eight_teacher.output
 
 
 def test_train_fer_on_several_low_resolutions_validates_each(fer_root: Path, tmp_path: Path) -> None:
@@ -388,3 +393,61 @@ def test_train_fer_faceapi_expression_fine_tunes_a_whole_network(fer_root: Path,
     old, new = before.state_dict(), after.state_dict()
     assert all(torch.equal(old[k], new[k]) for k in old if k.startswith("trunk."))
     assert not torch.equal(old["head.1.weight"], new["head.1.weight"])
+
+
+def test_distillation_targets_mix_the_label_with_the_softened_teacher() -> None:
+    from srfer.train.distill import distillation_targets
+
+    teacher = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    labels = torch.tensor([1, 2])
+    assert torch.equal(distillation_targets(teacher, labels, 0.0, 2.0), torch.eye(3)[labels])
+    assert torch.allclose(distillation_targets(teacher, labels, 1.0, 1.0), teacher)
+    warm = distillation_targets(teacher, labels, 1.0, 2.0)
+    assert torch.allclose(warm.sum(1), torch.ones(2)) and torch.equal(warm.argmax(1), teacher.argmax(1))
+    assert (warm.max(1).values < teacher.max(1).values).all()  # T > 1 flattens
+    mixed = distillation_targets(teacher, labels, 0.5, 1.0)
+    assert torch.allclose(mixed, 0.5 * teacher + 0.5 * torch.eye(3)[labels])
+
+
+@pytest.mark.slow
+def test_train_fer_distills_teachers_answers_into_the_targets(fer_root: Path, tmp_path: Path) -> None:
+    """The student's soft targets are label + the teachers' flip-averaged answers on the
+    un-augmented training faces; the answers are cached, and a resumed run reuses them."""
+    from srfer.data.fer import FerDataset, load_fer
+    from srfer.inference import load_classifier
+    from srfer.train.args import FerTrainArgs
+    from srfer.train.distill import CACHE_NAME
+    from srfer.train.fer import choose_targets
+
+    def train(out: str, *extra: str) -> Result:
+        return runner.invoke(app, ["train-fer", "--data", str(fer_root), "--out", str(tmp_path / out), *TINY,
+                                   *extra])  # fmt: skip
+
+    for seed in ("1", "2"):
+        assert train(f"t{seed}", "--seed", seed).exit_code == 0
+    teachers = f"{tmp_path / 't1' / 'last.safetensors'},{tmp_path / 't2' / 'last.safetensors'}"
+    distil = ["--distill-from", teachers, "--distill-weight", "0.6", "--distill-temperature", "3"]
+    student = train("s", *distil)
+    assert student.exit_code == 0, student.output
+    assert "teachers answer on 21 training faces" in student.output
+    meta = load_checkpoint(tmp_path / "s" / "last.safetensors").meta
+    assert meta["distillation"]["teachers"] == teachers.split(",") and meta["distillation"]["flip"] is True
+    cache = tmp_path / "s" / CACHE_NAME
+    written = cache.stat().st_mtime_ns
+    resumed = train("s", *distil, "--resume", "--epochs", "2")
+    assert resumed.exit_code == 0 and "teachers answer" not in resumed.output
+    assert cache.stat().st_mtime_ns == written
+
+    samples = load_fer(fer_root, "train")
+    args = FerTrainArgs(data=fer_root, out=tmp_path / "s", distill_from=Path(teachers), distill_weight=0.6,
+                        distill_temperature=3.0)  # fmt: skip
+    name, _ = choose_targets(args, samples, torch.device("cpu"))
+    dataset = FerDataset(samples)
+    x = torch.stack([dataset[i]["image"] for i in range(len(dataset))])
+    ensemble = load_classifier(Path(teachers), torch.device("cpu"))
+    with torch.no_grad():
+        probs = (ensemble(x).softmax(1) + ensemble(x.flip(-1)).softmax(1)) / 2
+    soft = torch.softmax(probs.log() / 3.0, 1)
+    expected = 0.6 * soft + 0.4 * torch.eye(7)[samples.labels]
+    assert name == "labels + teacher distillation"
+    assert torch.allclose(samples.votes, expected, atol=1e-4)

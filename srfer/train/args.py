@@ -202,6 +202,18 @@ class FerTrainArgs(RunArgs):
     mixup: float = option(
         0.0, "mixup α: train on convex mixes of face pairs and of their labels (0: off).", min=0.0
     )
+    distill_from: Path | None = option(
+        None,
+        "Knowledge distillation: teacher classifier file(s) a,b,c; the target of each training face "
+        "mixes its label with the teachers' mean probabilities on it (computed once, cached in --out).",
+    )
+    distill_weight: float = option(
+        0.5, "With --distill-from: the teachers' share of the target (the rest: the label).", min=0.0, max=1.0
+    )
+    distill_temperature: float = option(
+        2.0, "With --distill-from: softens the teachers' probabilities (softmax(log p / T)).", min=0.1
+    )
+    distill_flip: bool = option(True, "With --distill-from: the teachers answer with flip TTA.")
     upscale: bool = option(False, "Train on faces degraded to --lr-size and restored.", flags=("--upscale",))
     upscaler: str = option("sr", "With --upscale: sr (frozen SR generator) or bicubic.")
     lr_size: str = option(

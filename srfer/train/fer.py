@@ -26,6 +26,7 @@ from srfer.metrics import classification_report
 from srfer.models.fer import FerConfig, build_fer
 from srfer.plots import plot_training_curves
 from srfer.train.args import FerTrainArgs, parse_lr_sizes
+from srfer.train.distill import distillation_targets, teacher_probabilities
 from srfer.train.engine import Engine, SingleNetworkRecipe, StepContext
 
 
@@ -45,7 +46,7 @@ class FerRecipe(SingleNetworkRecipe):
         trunk_lr: float = 1.0,
         mixup: float = 0.0,
         seed: int = 0,
-        soft_targets: bool = False,
+        targets: str = "labels",
     ):
         model = build_fer(config)
         groups = (
@@ -55,13 +56,13 @@ class FerRecipe(SingleNetworkRecipe):
         )
         super().__init__(model, lr, groups)
         self.loss, self.low_res, self.mixup, self.seed = loss, low_res, mixup, seed
-        self.classes, self.soft_targets = class_names(config.num_classes), soft_targets
+        self.classes, self.targets = class_names(config.num_classes), targets
+        self.soft_targets = targets != "labels"  # a distribution per face (FER+ votes, distillation)
 
     def describe(self) -> dict[str, Any]:
         low_res = self.low_res.describe() if self.low_res else None
-        targets = "vote distribution" if self.soft_targets else "labels"
-        return {"stage": "fer", "classes": list(self.classes), "targets": targets, "loss": repr(self.loss),
-                "low_res": low_res}  # fmt: skip
+        return {"stage": "fer", "classes": list(self.classes), "targets": self.targets,
+                "loss": repr(self.loss), "low_res": low_res}  # fmt: skip
 
     def _inputs(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
         x = batch["image"].to(ctx.device, non_blocking=True)
@@ -121,12 +122,27 @@ def check_targets(args: FerTrainArgs) -> None:
         raise SrferError(f"unknown --targets {args.targets!r}; use majority or votes")
     if args.targets == "votes" and args.loss != "ce":
         raise SrferError("--targets votes trains with cross-entropy to the vote distribution: use --loss ce")
+    if args.distill_from is not None and (args.targets == "votes" or args.loss != "ce"):
+        raise SrferError(
+            "--distill-from trains with cross-entropy to label + teacher targets: use --loss ce and "
+            "--targets majority"
+        )
 
 
-def use_soft_targets(args: FerTrainArgs, samples: FerSamples) -> bool:
+def choose_targets(args: FerTrainArgs, samples: FerSamples, device: torch.device) -> tuple[str, dict | None]:
+    """What the classifier learns from: labels, FER+ votes, or (`--distill-from`) labels mixed
+    with teachers' answers — the soft ones are put in `samples.votes`. Returns its name and,
+    for distillation, what to record about the teachers."""
+    if args.distill_from is not None:
+        weight, temperature = args.distill_weight, args.distill_temperature
+        teachers, flip = args.distill_from, args.distill_flip
+        teacher, meta = teacher_probabilities(teachers, samples, device, flip, Path(args.out))
+        samples.votes = distillation_targets(teacher, samples.labels, weight, temperature)
+        meta |= {"weight": weight, "temperature": temperature}
+        return "labels + teacher distillation", meta
     if args.targets == "votes" and samples.votes is None:
         raise SrferError(f"--targets votes needs FER+ vote counts; {samples.description} has labels only")
-    return args.targets == "votes"
+    return ("vote distribution" if args.targets == "votes" else "labels"), None
 
 
 def build_loss(args: FerTrainArgs, class_counts: list[int]) -> nn.Module:
@@ -229,11 +245,11 @@ def train_fer(args: FerTrainArgs) -> dict[str, Any]:
     low_res = build_low_res(args, device)
     train_samples = load_fer(args.data, "train", args.ferplus, args.subset)
     val_samples = load_fer(args.data, "val", args.ferplus, args.subset)
-    soft = use_soft_targets(args, train_samples)
+    targets, distillation = choose_targets(args, train_samples, device)
     loss = build_loss(args, train_samples.class_counts())
     config = FerConfig(arch=args.arch, width=args.width, trunk_size=args.trunk_size,
                        num_classes=len(train_samples.classes))  # fmt: skip
-    recipe = FerRecipe(config, args.lr, loss, low_res, args.trunk_lr, args.mixup, args.seed, soft)
+    recipe = FerRecipe(config, args.lr, loss, low_res, args.trunk_lr, args.mixup, args.seed, targets)
     pretrained = start_from_pretrained(recipe.model, args) if pretrained_start else None
     weights = None
     if args.balanced:  # class-balanced sampling: each draw ∝ 1 / (its class's count)
@@ -243,7 +259,7 @@ def train_fer(args: FerTrainArgs) -> dict[str, Any]:
         "data": {"train": train_samples.description, "val": val_samples.description,
                  "train_images": len(train_samples), "val_images": len(val_samples),
                  "train_balance": describe_balance(train_samples)},
-        "train_args": args.as_meta(), "pretrained": pretrained,
+        "train_args": args.as_meta(), "pretrained": pretrained, "distillation": distillation,
     }  # fmt: skip
     train_set = FerDataset(train_samples, augment=True, random_erasing=args.random_erasing)
     val_set = FerDataset(val_samples)
