@@ -417,7 +417,7 @@ def test_train_fer_distills_teachers_answers_into_the_targets(fer_root: Path, tm
     from srfer.inference import load_classifier
     from srfer.train.args import FerTrainArgs
     from srfer.train.distill import CACHE_NAME
-    from srfer.train.fer import choose_targets
+    from srfer.train.fer import distill, target_name
 
     def train(out: str, *extra: str) -> Result:
         return runner.invoke(app, ["train-fer", "--data", str(fer_root), "--out", str(tmp_path / out), *TINY,
@@ -441,7 +441,7 @@ def test_train_fer_distills_teachers_answers_into_the_targets(fer_root: Path, tm
     samples = load_fer(fer_root, "train")
     args = FerTrainArgs(data=fer_root, out=tmp_path / "s", distill_from=Path(teachers), distill_weight=0.6,
                         distill_temperature=3.0)  # fmt: skip
-    name, _ = choose_targets(args, samples, torch.device("cpu"))
+    name, meta = target_name(args, samples), distill(args, samples, torch.device("cpu"))
     dataset = FerDataset(samples)
     x = torch.stack([dataset[i]["image"] for i in range(len(dataset))])
     ensemble = load_classifier(Path(teachers), torch.device("cpu"))
@@ -449,5 +449,5 @@ def test_train_fer_distills_teachers_answers_into_the_targets(fer_root: Path, tm
         probs = (ensemble(x).softmax(1) + ensemble(x.flip(-1)).softmax(1)) / 2
     soft = torch.softmax(probs.log() / 3.0, 1)
     expected = 0.6 * soft + 0.4 * torch.eye(7)[samples.labels]
-    assert name == "labels + teacher distillation"
+    assert name == "labels + teacher distillation" and meta["weight"] == 0.6 and meta["temperature"] == 3.0
     assert torch.allclose(samples.votes, expected, atol=1e-4)

@@ -56,22 +56,20 @@ def teacher_probabilities(
     batch_size: int = 256,
 ) -> tuple[torch.Tensor, dict[str, Any]]:  # fmt: skip
     """The teachers' mean probabilities on every training face (N, classes), computed once and
-    cached in `run_dir`; and what to record about them in the run's meta."""
+    cached in `run_dir`; and what to record about them in the run's meta. The teachers are
+    loaded (and their classes checked) first, so a wrong file fails before the long pass."""
+    teacher = load_classifier(weights, device)
+    if teacher.config.num_classes != len(samples.classes):
+        raise SrferError(
+            f"--distill-from: the teachers answer {teacher.config.num_classes} classes, the training data "
+            f"has {len(samples.classes)}"
+        )
     paths = [Path(p) for p in ensemble_paths(weights) if p is not None]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise SrferError(f"--distill-from: {', '.join(missing)}: not found")
     key = {"teachers": [sha256(p) for p in paths], "flip": flip, "faces": faces_fingerprint(samples)}
     cache = run_dir / CACHE_NAME
     probs = _cached(cache, key)
     if probs is None:
-        teacher = load_classifier(weights, device)
         probs = _answer(teacher, samples, device, flip, batch_size)
-        if probs.shape[1] != len(samples.classes):
-            raise SrferError(
-                f"--distill-from: the teachers answer {probs.shape[1]} classes, the training data has "
-                f"{len(samples.classes)}"
-            )
         save_checkpoint(cache, CACHE_KIND, key, {"probs": probs})
     accuracy = float((probs.argmax(1) == samples.labels).float().mean())
     meta = {"teachers": [str(p) for p in paths], "flip": flip, "teacher_train_accuracy": round(accuracy, 4),

@@ -129,20 +129,27 @@ def check_targets(args: FerTrainArgs) -> None:
         )
 
 
-def choose_targets(args: FerTrainArgs, samples: FerSamples, device: torch.device) -> tuple[str, dict | None]:
+def target_name(args: FerTrainArgs, samples: FerSamples) -> str:
     """What the classifier learns from: labels, FER+ votes, or (`--distill-from`) labels mixed
-    with teachers' answers — the soft ones are put in `samples.votes`. Returns its name and,
-    for distillation, what to record about the teachers."""
+    with teachers' answers (`distill`)."""
     if args.distill_from is not None:
-        weight, temperature = args.distill_weight, args.distill_temperature
-        teachers, flip = args.distill_from, args.distill_flip
-        teacher, meta = teacher_probabilities(teachers, samples, device, flip, Path(args.out))
-        samples.votes = distillation_targets(teacher, samples.labels, weight, temperature)
-        meta |= {"weight": weight, "temperature": temperature}
-        return "labels + teacher distillation", meta
+        return "labels + teacher distillation"
     if args.targets == "votes" and samples.votes is None:
         raise SrferError(f"--targets votes needs FER+ vote counts; {samples.description} has labels only")
-    return ("vote distribution" if args.targets == "votes" else "labels"), None
+    return "vote distribution" if args.targets == "votes" else "labels"
+
+
+def distill(args: FerTrainArgs, samples: FerSamples, device: torch.device) -> dict[str, Any] | None:
+    """`--distill-from`: the label + teacher targets into `samples.votes` (the soft-target path);
+    returns what to record about the teachers. Called once the run's own start is built, so the
+    teachers' long pass never precedes a cheap failure."""
+    if args.distill_from is None:
+        return None
+    weight, temperature = args.distill_weight, args.distill_temperature
+    teachers, flip = args.distill_from, args.distill_flip
+    teacher, meta = teacher_probabilities(teachers, samples, device, flip, Path(args.out))
+    samples.votes = distillation_targets(teacher, samples.labels, weight, temperature)
+    return meta | {"weight": weight, "temperature": temperature}
 
 
 def build_loss(args: FerTrainArgs, class_counts: list[int]) -> nn.Module:
@@ -245,12 +252,13 @@ def train_fer(args: FerTrainArgs) -> dict[str, Any]:
     low_res = build_low_res(args, device)
     train_samples = load_fer(args.data, "train", args.ferplus, args.subset)
     val_samples = load_fer(args.data, "val", args.ferplus, args.subset)
-    targets, distillation = choose_targets(args, train_samples, device)
+    targets = target_name(args, train_samples)
     loss = build_loss(args, train_samples.class_counts())
     config = FerConfig(arch=args.arch, width=args.width, trunk_size=args.trunk_size,
                        num_classes=len(train_samples.classes))  # fmt: skip
     recipe = FerRecipe(config, args.lr, loss, low_res, args.trunk_lr, args.mixup, args.seed, targets)
     pretrained = start_from_pretrained(recipe.model, args) if pretrained_start else None
+    distillation = distill(args, train_samples, device)
     weights = None
     if args.balanced:  # class-balanced sampling: each draw ∝ 1 / (its class's count)
         counts = torch.tensor(train_samples.class_counts(), dtype=torch.float64)
