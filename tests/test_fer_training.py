@@ -437,6 +437,12 @@ def test_train_fer_distills_teachers_answers_into_the_targets(fer_root: Path, tm
     resumed = train("s", *distil, "--resume", "--epochs", "2")
     assert resumed.exit_code == 0 and "teachers answer" not in resumed.output
     assert cache.stat().st_mtime_ns == written
+    # a wrong --init (another width) or an occupied --out fails before the teachers' pass
+    wrong_init = train("w", *distil, "--init", str(tmp_path / "t1" / "last.safetensors"), "--width", "5")
+    assert wrong_init.exit_code == 1 and "width 4≠5" in wrong_init.output
+    occupied = train("s", *distil)
+    assert occupied.exit_code == 1 and "already holds a run" in occupied.output
+    assert "teachers answer" not in wrong_init.output + occupied.output
 
     samples = load_fer(fer_root, "train")
     args = FerTrainArgs(data=fer_root, out=tmp_path / "s", distill_from=Path(teachers), distill_weight=0.6,

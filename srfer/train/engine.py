@@ -225,6 +225,7 @@ class Engine:
         self.ctx = StepContext(self.device, amp_dtype(self.device, config.amp, training=True))
         self.out_dir = Path(config.out)
         self.state = EpochState()
+        self._prepared = False
         self.epoch_size = config.epoch_size or len(train_set)  # type: ignore[arg-type]
         self.steps_per_epoch = max(1, self.epoch_size // config.batch_size)
         self.epoch_size = self.steps_per_epoch * config.batch_size  # whole batches only
@@ -431,10 +432,19 @@ class Engine:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
 
-    def _fit(self) -> dict[str, Any]:
+    def prepare(self) -> None:
+        """The run's cheap start: the run folder checked, `--init` loaded. `fit` does it; a
+        caller with long work between building the engine and fitting (distillation's teacher
+        pass) calls it first, so that a wrong --out or --init fails in seconds. Idempotent."""
+        if self._prepared:
+            return
         check_run_folder(self.out_dir, self.cfg.resume)
         if self.cfg.init is not None and not self.cfg.resume:  # a resumed run restores its own weights
             start_from(next(iter(self.recipe.networks().values())), self.cfg.init, self.recipe.kind)
+        self._prepared = True
+
+    def _fit(self) -> dict[str, Any]:
+        self.prepare()
         make_folder(self.out_dir)
         if self.cfg.resume:
             self.load(self.last_path)

@@ -141,8 +141,8 @@ def target_name(args: FerTrainArgs, samples: FerSamples) -> str:
 
 def distill(args: FerTrainArgs, samples: FerSamples, device: torch.device) -> dict[str, Any] | None:
     """`--distill-from`: the label + teacher targets into `samples.votes` (the soft-target path);
-    returns what to record about the teachers. Called once the run's own start is built, so the
-    teachers' long pass never precedes a cheap failure."""
+    returns what to record about the teachers. Called once the engine is prepared (run folder
+    checked, --init loaded), so the teachers' long pass never precedes a cheap failure."""
     if args.distill_from is None:
         return None
     weight, temperature = args.distill_weight, args.distill_temperature
@@ -258,7 +258,6 @@ def train_fer(args: FerTrainArgs) -> dict[str, Any]:
                        num_classes=len(train_samples.classes))  # fmt: skip
     recipe = FerRecipe(config, args.lr, loss, low_res, args.trunk_lr, args.mixup, args.seed, targets)
     pretrained = start_from_pretrained(recipe.model, args) if pretrained_start else None
-    distillation = distill(args, train_samples, device)
     weights = None
     if args.balanced:  # class-balanced sampling: each draw ∝ 1 / (its class's count)
         counts = torch.tensor(train_samples.class_counts(), dtype=torch.float64)
@@ -267,9 +266,11 @@ def train_fer(args: FerTrainArgs) -> dict[str, Any]:
         "data": {"train": train_samples.description, "val": val_samples.description,
                  "train_images": len(train_samples), "val_images": len(val_samples),
                  "train_balance": describe_balance(train_samples)},
-        "train_args": args.as_meta(), "pretrained": pretrained, "distillation": distillation,
+        "train_args": args.as_meta(), "pretrained": pretrained,
     }  # fmt: skip
     train_set = FerDataset(train_samples, augment=True, random_erasing=args.random_erasing)
     val_set = FerDataset(val_samples)
     engine = Engine(recipe, train_set, val_set, args, run_meta=run_meta, sample_weights=weights)
+    engine.prepare()  # a wrong --out or --init fails before the teachers' long pass
+    run_meta["distillation"] = distill(args, train_samples, device)  # the datasets read the targets lazily
     return engine.fit()
