@@ -184,16 +184,15 @@ def bench_networks(batches: tuple[int, ...] = (1, 64)) -> dict:
         super_resolve,
     )
     from srfer.onnx_runtime import on_runtime
-    from srfer.weights import ENSEMBLES, resolve_weights
+    from srfer.weights import resolve_weights
 
     cpu = torch.device("cpu")
     embedder = load_embedder(None, cpu)
     chip = embedder_crop_size(embedder)
     networks = {"SR x4 (32 px in)": (load_generator(None, cpu), (3, 32, 32), True)}
-    for role in ENSEMBLES["fer"]:  # the default expression ensemble, member by member
-        member = load_classifier(resolve_weights(role), cpu, role=role)
-        size, channels = member.config.input_size, member.config.in_channels
-        networks[f"expression {member.config.arch} ({size} px)"] = (member, (channels, size, size), False)
+    classifier = load_classifier(resolve_weights("fer"), cpu)  # the default's network (predict adds flip TTA)
+    size, channels = classifier.config.input_size, classifier.config.in_channels
+    networks[f"expression {classifier.config.arch} ({size} px)"] = (classifier, (channels, size, size), False)
     networks[f"embedder dlib ResNet-29 ({chip} px)"] = (embedder, (3, chip, chip), False)
     out = {}
     for name, (model, shape, is_sr) in networks.items():

@@ -27,7 +27,7 @@ from srfer.models import Generator, build_model
 from srfer.models.fer import ClassifierEnsemble, FlipAveraged
 from srfer.onnx_runtime import on_runtime
 from srfer.runtime import amp_dtype, autocast
-from srfer.weights import ENSEMBLE_FLIPPED, ENSEMBLES, resolve_weights, sha256
+from srfer.weights import FLIP_TTA_ROLES, resolve_weights, sha256
 
 Restorer = Callable[[torch.Tensor], torch.Tensor]
 
@@ -89,14 +89,14 @@ def load_generator(
 def load_classifier(
     weights: Path | None, device: torch.device, role: str = "fer", runtime: str = "torch"
 ) -> nn.Module:
-    """A trained expression classifier (default: the shipped one for `role`, or the shipped
-    ensemble where `ENSEMBLES` names one, its `ENSEMBLE_FLIPPED` members answering with flip
-    TTA). `weights` "a,b,c" (several files, comma-separated) loads an ensemble averaging their
-    probabilities (no flip: that is `eval-fer --flip-tta`'s choice)."""
+    """A trained expression classifier (default: the shipped one for `role`, answering with
+    flip TTA where `FLIP_TTA_ROLES` says). `weights` "a,b,c" (several files, comma-separated)
+    loads an ensemble averaging their probabilities; named files answer without flip (that is
+    `eval-fer --flip-tta`'s choice)."""
     flipped: set[Path | None] = set()
-    if weights is None and role in ENSEMBLES:
-        paths: list[Path | None] = [resolve_weights(member) for member in ENSEMBLES[role]]
-        flipped = {resolve_weights(member) for member in ENSEMBLES[role] if member in ENSEMBLE_FLIPPED}
+    if weights is None:
+        paths: list[Path | None] = [resolve_weights(role)]
+        flipped = set(paths) if role in FLIP_TTA_ROLES else set()
     else:
         paths = ensemble_paths(weights)
 

@@ -37,6 +37,15 @@ DEFAULTS: dict[str, tuple[str, str]] = {
         "srfer train-sr --data FER2013_ROOT --channels 1 --hr-size 48 --out runs/sr_fer (then srfer export)",
     ),
     "fer": (
+        "fer_dlib_resnet29_ft_ferplus_r2.safetensors",
+        "srfer train-fer --data FER2013_ROOT --arch dlib-resnet29 --pretrained --backbone-weights "
+        "weights/ferplus_dlib_resnet29.safetensors --trunk-lr 0.1 --label-smoothing 0.1 "
+        "--random-erasing 0.25 --epochs 14 --out runs/fer_dlib_ft, then srfer train-fer --data FER2013_ROOT "
+        "--arch dlib-resnet29 --init runs/fer_dlib_ft/best.safetensors --trunk-lr 0.3 --label-smoothing 0.1 "
+        "--epochs 20 --save-every 1 --out runs/fer_dlib_r2 "
+        "(then srfer average runs/fer_dlib_r2/epoch-00{17..20}.safetensors --out FILE)",
+    ),
+    "fer-ft-ferplus": (
         "fer_dlib_resnet29_ft_ferplus.safetensors",
         "srfer train-fer --data FER2013_ROOT --arch dlib-resnet29 --pretrained --backbone-weights "
         "weights/ferplus_dlib_resnet29.safetensors --trunk-lr 0.1 --label-smoothing 0.1 "
@@ -141,13 +150,10 @@ def search_dirs() -> list[Path]:
     return dirs
 
 
-# roles whose default is an ensemble of several roles' files (mean probability): the
-# expression classifier is the dlib-trunk network and the MCNN together (weights/README.md)
-ENSEMBLES: dict[str, tuple[str, ...]] = {"fer": ("fer", "fer-mcnn")}
-# ensemble members answered with flip test-time augmentation (mean of face and mirror): on
-# FER2013 val it added 0.25–0.5 points to three of the four dlib-trunk classifiers measured
-# (the 144 px twin lost 0.5) and nothing to the MCNN (weights/README.md)
-ENSEMBLE_FLIPPED: frozenset[str] = frozenset({"fer"})
+# roles whose shipped file answers with flip test-time augmentation (mean of face and mirror)
+# when no file is named: on FER2013 val it added 0.25–0.5 points to three of the four
+# dlib-trunk classifiers measured and 0.5 to the default (weights/README.md)
+FLIP_TTA_ROLES: frozenset[str] = frozenset({"fer"})
 
 
 def resolve_weights(role: str, explicit: Path | None = None) -> Path:

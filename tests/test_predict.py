@@ -371,25 +371,27 @@ def test_a_ferplus_classifier_answers_contempt_as_its_own_class(weights, tmp_pat
     assert abs(sum(small["probabilities"].values()) - 1) < 1e-3
 
 
-def test_the_default_expression_classifier_is_the_shipped_ensemble(
-    weights, tmp_path: Path, monkeypatch
-) -> None:
+def test_the_default_expression_classifier_answers_with_flip_tta(weights, tmp_path: Path, monkeypatch):
+    """The shipped default is flip-averaged (FLIP_TTA_ROLES); a named file answers as it is."""
     import shutil
 
     import srfer.weights as w
     from srfer.inference import load_classifier
-    from srfer.models.fer import ClassifierEnsemble, FlipAveraged
+    from srfer.models.fer import FlipAveraged
 
     monkeypatch.setattr(w, "PACKAGE_WEIGHTS", tmp_path)
     monkeypatch.delenv("SRFER_WEIGHTS", raising=False)
-    for role in w.ENSEMBLES["fer"]:
+    for role in ("fer", "fer-upscale"):
         shutil.copy(weights["fer"], tmp_path / w.DEFAULTS[role][0])
     default = load_classifier(None, torch.device("cpu"))
-    assert isinstance(default, ClassifierEnsemble) and len(default.members) == len(w.ENSEMBLES["fer"])
-    mirrored = [isinstance(m, FlipAveraged) for m in default.members]  # flip TTA where ENSEMBLE_FLIPPED says
-    assert mirrored == [role in w.ENSEMBLE_FLIPPED for role in w.ENSEMBLES["fer"]] and any(mirrored)
-    assert default.meta["ensemble"][mirrored.index(True)]["flip_tta"] is True
-    assert not isinstance(load_classifier(weights["fer"], torch.device("cpu")), ClassifierEnsemble)
-    (tmp_path / w.DEFAULTS["fer-mcnn"][0]).unlink()
-    with pytest.raises(SrferError, match=w.DEFAULTS["fer-mcnn"][0]):
+    assert isinstance(default, FlipAveraged) and default.meta["flip_tta"] is True
+    named = load_classifier(weights["fer"], torch.device("cpu"))
+    assert not isinstance(named, FlipAveraged)
+    x = torch.rand(3, 1, 48, 48)
+    with torch.no_grad():
+        expected = (named(x).softmax(1) + named(x.flip(-1)).softmax(1)) / 2
+        assert torch.allclose(default(x).softmax(1), expected, atol=1e-5)
+    assert not isinstance(load_classifier(None, torch.device("cpu"), role="fer-upscale"), FlipAveraged)
+    (tmp_path / w.DEFAULTS["fer"][0]).unlink()
+    with pytest.raises(SrferError, match=w.DEFAULTS["fer"][0]):
         load_classifier(None, torch.device("cpu"))
