@@ -50,7 +50,8 @@ SR_MODES = ("auto", "always", "never")
 # `predict` with the current specialist (2026-12-03): 24 px 60.99 vs 61.21 % for the then
 # default ensemble on ×8 faces, 28 px 61.69 vs 62.72 % — the ensemble still wins from 24 px;
 # at 20 px the path's three-phase file 59.71 vs 57.56 %. The single-network default of the end
-# of 2026-12-03 (sweep, FER SR): 63.1 vs 60.1 % at 24 px.
+# of 2026-12-03: 63.1 vs 60.1 % at 24 px (sweep, FER SR), 62.47 vs 60.07 % through `predict`
+# (×8 face).
 TINY_FACE_PX = 22
 # Faces under these sizes that get SR go through the ×8 model (the face at its own pixels →
 # ×8 → 128 px) instead of the ×4 (32 → 128), per head, as the size sweeps measured
