@@ -93,17 +93,13 @@ def load_classifier(
     flip TTA where `FLIP_TTA_ROLES` says). `weights` "a,b,c" (several files, comma-separated)
     loads an ensemble averaging their probabilities; named files answer without flip (that is
     `eval-fer --flip-tta`'s choice)."""
-    flipped: set[Path | None] = set()
-    if weights is None:
-        paths: list[Path | None] = [resolve_weights(role)]
-        flipped = set(paths) if role in FLIP_TTA_ROLES else set()
-    else:
-        paths = ensemble_paths(weights)
+    flip = weights is None and role in FLIP_TTA_ROLES
+    paths = ensemble_paths(weights)
 
     def member(path: Path | None) -> nn.Module:
         network = load_network(role, path, "fer-classifier", device).to(memory_format=torch.channels_last)
         network = on_runtime(deployed(network, runtime, device), runtime, device)
-        if path not in flipped:
+        if not flip:
             return network
         mirrored = FlipAveraged(network)
         mirrored.source, mirrored.meta = network.source, {**network.meta, "flip_tta": True}  # type: ignore[assignment]

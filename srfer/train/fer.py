@@ -272,5 +272,5 @@ def train_fer(args: FerTrainArgs) -> dict[str, Any]:
     val_set = FerDataset(val_samples)
     engine = Engine(recipe, train_set, val_set, args, run_meta=run_meta, sample_weights=weights)
     engine.prepare()  # a wrong --out or --init fails before the teachers' long pass
-    run_meta["distillation"] = distill(args, train_samples, device)  # the datasets read the targets lazily
+    engine.run_meta["distillation"] = distill(args, train_samples, device)  # the datasets read targets lazily
     return engine.fit()
