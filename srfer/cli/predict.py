@@ -32,7 +32,9 @@ def predict_command(
         None, help="Write <stem>_annotated.png (boxes + labels) and <stem>_face<i>_sr.png strips here."
     ),
     sr: str = typer.Option(
-        "auto", help="auto: super-resolve faces under 64 px (under 29 px with the ×8 model); always; never."
+        "auto",
+        help="auto: super-resolve faces under 64 px (with the ×8 model under 18 px for the expression, "
+        "14 px for the embedder); always; never.",
     ),
     gallery: Path | None = typer.Option(None, help="SQLite gallery (srfer enroll) to name the faces."),
     threshold: float | None = typer.Option(None, help="Gallery τ on squared L2 (default: the model's)."),
@@ -48,10 +50,10 @@ def predict_command(
     ),
     x8: bool = typer.Option(True, help="--no-x8: the ×4 SR for every face, the smallest too."),
     sr_x8_weights: Path | None = typer.Option(
-        None, help="×8 SR for faces under 29 px (default: the shipped CelebA ×8)."
+        None, help="×8 SR for faces under 18 / 14 px (default: the shipped CelebA ×8)."
     ),
     tiny_expression: bool = typer.Option(
-        True, help="Faces ≤ 18 px: expression from the grayscale FER SR + the --upscale-trained classifier."
+        True, help="Faces ≤ 22 px: expression from the grayscale FER SR + the --upscale-trained classifier."
     ),
     fer_sr_weights: Path | None = typer.Option(None, help="FER-domain SR for tiny faces (default: shipped)."),
     upscale_fer_weights: Path | None = typer.Option(
