@@ -54,15 +54,16 @@ SR_MODES = ("auto", "always", "never")
 # (×8 face).
 TINY_FACE_PX = 22
 # Faces under these sizes that get SR go through the ×8 model (the face at its own pixels →
-# ×8 → 128 px) instead of the ×4 (32 → 128), per head, as the size sweeps measured
-# (weights/README.md, sr_celeba_x8). Expression, FER2013 val, the default classifier (flip-
-# averaged) on ×8 vs ×4 faces, both SR files of the end of 2026-12-03: 48.3 vs 46.9 % at 16 px,
-# 58.2 vs 58.4 at 20, 63.6 vs 64.8 at 24, 66.2 vs 66.9 at 28, 67.1 vs 67.8 at 32, so 18 px, the
-# midpoint (with the ×4 and the classifier of 2026-12-02 the ×8 led up to 28 px). Verification,
-# CelebA val, ×8 vs the PSNR ×4 shipped 2026-12-03: 78.8 vs 77.4 % at 12 px, 85.0 vs 86.5 at 16,
-# 88.8 vs 90.3 at 20, so 14 px, the midpoint; the identity-aware ×4 beats the ×8 at every size
-# (79.1 / 85.9 / 89.9), so where it serves the embedder the ×8 does not.
-X8_BELOW = {"expression": 18, "identity": 14}
+# ×8 → 128 px) instead of the ×4 (the face resized to 32 px → 128), per head, as measured
+# (weights/README.md, sr_celeba_x8). Expression, FER2013 val, HR classifier on ×8 vs ×4 faces:
+# 49.0 vs 47.8 % at 16 px, 54.1 vs 53.3 at 20, 58.2 vs 57.2 at 24, 60.2 vs 59.7 at 28 (2026-12-02).
+# The sweep of the end of 2026-12-03 gives the ×4 the face at its own pixels (24 → 96 px), not
+# as predict does, so its lead there (64.8 vs 63.6 % at 24 px) does not transfer: through
+# `predict` (benchmarks/predict_fer_accuracy.py) the ×4 path answers 56.4 % at 24 px, the ×8
+# 62.5 %. Verification, CelebA val, ×8 vs the PSNR ×4 shipped 2026-12-03: 78.8 vs 77.4 % at
+# 12 px, 85.0 vs 86.5 at 16, 88.8 vs 90.3 at 20, so 14 px, the midpoint; the identity-aware ×4
+# beats the ×8 at every size (79.1 / 85.9 / 89.9), so where it serves the embedder the ×8 does not.
+X8_BELOW = {"expression": 29, "identity": 14}
 
 
 @dataclass

@@ -33,7 +33,7 @@ def predict_command(
     ),
     sr: str = typer.Option(
         "auto",
-        help="auto: super-resolve faces under 64 px (with the ×8 model under 18 px for the expression, "
+        help="auto: super-resolve faces under 64 px (with the ×8 model under 29 px for the expression, "
         "14 px for the embedder); always; never.",
     ),
     gallery: Path | None = typer.Option(None, help="SQLite gallery (srfer enroll) to name the faces."),
@@ -50,7 +50,7 @@ def predict_command(
     ),
     x8: bool = typer.Option(True, help="--no-x8: the ×4 SR for every face, the smallest too."),
     sr_x8_weights: Path | None = typer.Option(
-        None, help="×8 SR for faces under 18 / 14 px (default: the shipped CelebA ×8)."
+        None, help="×8 SR for faces under 29 / 14 px (default: the shipped CelebA ×8)."
     ),
     tiny_expression: bool = typer.Option(
         True, help="Faces ≤ 22 px: expression from the grayscale FER SR + the --upscale-trained classifier."
