@@ -1,8 +1,8 @@
 """Expression accuracy of `srfer predict` itself on small faces: FER2013 validation faces
 shrunk to N px (the sweep's antialiased bicubic, 8-bit PNG) and given to the Predictor as face crops
 (`--no-detect`), with the tiny-face path (FER SR + `--upscale`-trained classifier for faces
-≤ `srfer.predict.TINY_FACE_PX`) on and off. This checks the routing `predict` does, end to end, on the shipped
-weights; `srfer eval-fer --sweep` measures the models themselves.
+≤ `srfer.predict.TINY_FACE_PX`) on and off. This checks the routing `predict` does, end to
+end, on the shipped weights; `srfer eval-fer --sweep` measures the models themselves.
 
     python benchmarks/predict_fer_accuracy.py --data ../shared/data/fer2013 --sizes 16,20
     python benchmarks/predict_fer_accuracy.py --sizes 24,28 --tiny-up-to 64   # the path above its threshold
