@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from srfer.imageio import expand_inputs
-from srfer.predict import PredictOptions, Predictor
+from srfer.core.imageio import expand_inputs
+from srfer.infer.predict import PredictOptions, Predictor
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -16,16 +16,16 @@ from pathlib import Path
 import torch
 from bench_sr import timed
 
+from srfer.core.runtime import amp_dtype, autocast
 from srfer.models.embedder import Embedder, EmbedderConfig
 from srfer.models.fer import FerConfig, build_fer
-from srfer.runtime import amp_dtype, autocast
 
 
 def shipped_config(role: str, cls):
     """The architecture of the shipped checkpoint for `role`, or the class defaults."""
-    from srfer.checkpoint import load_checkpoint
-    from srfer.errors import SrferError
-    from srfer.weights import resolve_weights
+    from srfer.core.checkpoint import load_checkpoint
+    from srfer.core.errors import SrferError
+    from srfer.core.weights import resolve_weights
 
     try:
         return cls(**load_checkpoint(resolve_weights(role)).config)
@@ -66,7 +66,7 @@ def every_fer_arch(device: torch.device) -> dict[str, dict[str, float]]:
 
 def identify_latency(identities: int, dim: int, queries: int = 50) -> dict[str, float]:
     """Milliseconds per single-face query against `identities` enrolled embeddings (SQLite)."""
-    from srfer.gallery import Gallery
+    from srfer.faces.gallery import Gallery
 
     with tempfile.TemporaryDirectory() as tmp, Gallery(Path(tmp) / "g.sqlite", create=True) as gallery:
         embeddings = torch.nn.functional.normalize(torch.randn(identities, dim), dim=1)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-# The last commit before issue 16's CPU work (channels-last networks, srfer.cascade's MTCNN
+# The last commit before issue 16's CPU work (channels-last networks, srfer.faces.cascade's MTCNN
 # driver, photos in flight on threads, freed memory kept, PNG level 1): "today's code".
 BASELINE_REV = "c27eb77884bb4f1ee1fadcf99b3f6168154bbf80"
 REPO = Path(__file__).resolve().parent.parent
@@ -42,16 +42,16 @@ job = json.loads(sys.argv[1])
 import srfer
 assert Path(srfer.__file__).resolve().is_relative_to(Path(job["tree"]).resolve()), srfer.__file__
 if not job["baseline"]:  # what the CLI now does before any command
-    from srfer.process import keep_freed_memory
+    from srfer.core.process import keep_freed_memory
     keep_freed_memory()
 paths = [Path(p) for p in job["inputs"]]
 extra = {"runtime": job["runtime"]} if job["runtime"] != "torch" else {}
 start = time.perf_counter()
 if job["task"] == "predict":
-    from srfer.predict import PredictOptions, Predictor
+    from srfer.infer.predict import PredictOptions, Predictor
     weights = None
     if job["same_models"]:  # the expression files the baseline shipped, and no ×8 (it had none)
-        from srfer.predict import PredictWeights
+        from srfer.infer.predict import PredictWeights
         weights = PredictWeights(fer=Path("weights/fer_mcnn.safetensors"),
                                  fer_upscale=Path("weights/fer_mcnn_upscale_sr12.safetensors"))
         extra["x8"] = False
@@ -59,7 +59,7 @@ if job["task"] == "predict":
     if job["baseline"]:  # one photo after another
         run = predictor.run
     else:
-        from srfer.predict_workers import run_in_workers
+        from srfer.infer.parallel import run_in_workers
         run = lambda ps: run_in_workers(predictor, ps, job["workers"])
     loaded = time.perf_counter()
     run(paths[:1])
@@ -69,7 +69,7 @@ if job["task"] == "predict":
     answers = [{"box": list(f.box), "expression": f.expression, "probabilities": f.probabilities,
                 "embedding": f.embedding} for image in report.images for f in image.faces]
 else:
-    from srfer.upscale import upscale_files
+    from srfer.infer.upscale import upscale_files
     out = Path(job["out"])
     if job["workers"] > 1:
         extra["workers"] = job["workers"]
@@ -129,7 +129,7 @@ def predict_differences(base: list[dict], other: list[dict]) -> dict:
 
 
 def upscale_differences(base: list[str], other: list[str]) -> dict:
-    from srfer.imageio import load_image, pil_to_tensor
+    from srfer.core.imageio import load_image, pil_to_tensor
 
     delta = max(float((pil_to_tensor(load_image(a)) - pil_to_tensor(load_image(b))).abs().max())
                 for a, b in zip(base, other, strict=True))  # fmt: skip
@@ -176,15 +176,15 @@ def bench_task(task: str, inputs: list[Path], trees: dict[str, Path], scratch: P
 
 def bench_networks(batches: tuple[int, ...] = (1, 64)) -> dict:
     """faces/s of each shipped network in torch and in ONNX Runtime (this process's threads)."""
-    from srfer.inference import (
+    from srfer.accel.onnx import on_runtime
+    from srfer.core.weights import resolve_weights
+    from srfer.infer.networks import (
         embedder_crop_size,
         load_classifier,
         load_embedder,
         load_generator,
         super_resolve,
     )
-    from srfer.onnx_runtime import on_runtime
-    from srfer.weights import resolve_weights
 
     cpu = torch.device("cpu")
     embedder = load_embedder(None, cpu)
@@ -218,9 +218,9 @@ def bench_networks(batches: tuple[int, ...] = (1, 64)) -> dict:
 
 def celeba_crops(celeba: Path, count: int, folder: Path) -> list[Path]:
     """`count` CelebA val faces as 32×32 PNG crops (centre 128 crop, antialiased ↓4)."""
+    from srfer.core.imageio import save_image_atomic, tensor_to_pil
     from srfer.data.degradations import bicubic_resize, quantize_8bit
     from srfer.data.faces import center_crop_hr, discover_faces
-    from srfer.imageio import save_image_atomic, tensor_to_pil
 
     paths = []
     for i, path in enumerate(discover_faces(celeba, "val").paths[:count]):
@@ -259,7 +259,7 @@ def main() -> None:
         if "networks" in parts:
             report["networks (faces/s)"] = bench_networks()
         if "predict" in parts and args.folder.is_dir():
-            from srfer.imageio import expand_inputs
+            from srfer.core.imageio import expand_inputs
 
             photos = [Path(p) for p in expand_inputs([str(args.folder)])] * args.repeats
             report["predict (faces/s)"] = bench_task("predict", photos, trees, scratch, args.rounds)

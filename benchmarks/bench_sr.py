@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
+from srfer.core.runtime import amp_dtype, autocast
 from srfer.models import Generator, GeneratorConfig
-from srfer.runtime import amp_dtype, autocast
 
 
 def timed(fn, repeats: int, sync) -> float:

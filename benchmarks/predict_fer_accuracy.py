@@ -1,7 +1,7 @@
 """Expression accuracy of `srfer predict` itself on small faces: FER2013 validation faces
 shrunk to N px (the sweep's antialiased bicubic, 8-bit PNG) and given to the Predictor as face crops
 (`--no-detect`), with the tiny-face path (FER SR + `--upscale`-trained classifier for faces
-≤ `srfer.predict.TINY_FACE_PX`) on and off. This checks the routing `predict` does, end to
+≤ `srfer.infer.predict.TINY_FACE_PX`) on and off. This checks the routing `predict` does, end to
 end, on the shipped weights; `srfer eval-fer --sweep` measures the models themselves.
 
     python benchmarks/predict_fer_accuracy.py --data ../shared/data/fer2013 --sizes 16,20
@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-import srfer.predict
+import srfer.infer.predict
 from srfer.data.degradations import bicubic_resize
 from srfer.data.fer import EMOTIONS, load_fer
-from srfer.predict import PredictOptions, Predictor
+from srfer.infer.predict import PredictOptions, Predictor
 
 
 def shrink_to_files(data: Path, split: str, size: int, folder: Path) -> tuple[list[Path], list[str]]:
@@ -57,7 +57,7 @@ def main() -> None:
                              "TINY_FACE_PX); to measure the path above the threshold.")  # fmt: skip
     args = parser.parse_args()
     if args.tiny_up_to is not None:
-        srfer.predict.TINY_FACE_PX = args.tiny_up_to
+        srfer.infer.predict.TINY_FACE_PX = args.tiny_up_to
     for size in (int(s) for s in args.sizes.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
             paths, labels = shrink_to_files(args.data, args.split, size, Path(tmp))

@@ -28,8 +28,8 @@ def tiny_checkpoints(root) -> dict:
     tiny, but the real networks, so commands run end to end in a fraction of a second."""
     import torch
 
-    from srfer.align import DLIB_TEMPLATE
-    from srfer.checkpoint import save_checkpoint
+    from srfer.core.checkpoint import save_checkpoint
+    from srfer.faces.align import DLIB_TEMPLATE
     from srfer.models import Generator, GeneratorConfig
     from srfer.models.embedder import Embedder, EmbedderConfig
     from srfer.models.fer import FerConfig, build_fer

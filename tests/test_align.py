@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from synthetic import synthetic_face
 
-from srfer.align import (
+from srfer.faces.align import (
     CENTRED_FACE,
     DLIB_TEMPLATE,
     FaceAligner,

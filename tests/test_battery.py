@@ -246,13 +246,13 @@ def test_writes_onto_a_file_are_one_line_naming_it(battery, tmp_path: Path) -> N
 
 
 def test_a_full_disk_leaves_nothing_half_written(battery, tmp_path: Path, monkeypatch) -> None:
-    import srfer.checkpoint
+    import srfer.core.checkpoint
 
     def fill_the_disk(tensors, filename, metadata=None):
         Path(filename).write_bytes(b"half a checkpoint")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(srfer.checkpoint, "save_file", fill_the_disk)
+    monkeypatch.setattr(srfer.core.checkpoint, "save_file", fill_the_disk)
     result = run("export", battery["sr"], tmp_path / "sr.safetensors")
     assert_clean(result, 1)
     assert f"{tmp_path / 'sr.safetensors'}: cannot write (No space left on device)" in result.stderr

@@ -1,4 +1,4 @@
-"""srfer's MTCNN driver (`srfer.cascade`) against facenet-pytorch's, whose answers it must keep."""
+"""srfer's MTCNN driver (`srfer.faces.cascade`) against facenet-pytorch's, whose answers it must keep."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from srfer import cascade
-from srfer.cascade import Cascade, CascadeConfig, SummedArea, nms, nms_by_smaller_area
+from srfer.faces import cascade
+from srfer.faces.cascade import Cascade, CascadeConfig, SummedArea, nms, nms_by_smaller_area
 from srfer.models.mtcnn import CeilMaxPool
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -135,7 +135,7 @@ def test_the_nets_load_without_importing_torchvision() -> None:
     more for every process that detects faces (the CLI, each worker)."""
     code = (
         "import sys, numpy, torch\n"
-        "from srfer.detect import FaceDetector\n"
+        "from srfer.faces.detect import FaceDetector\n"
         "FaceDetector(torch.device('cpu')).detect([__import__('PIL.Image').Image.new('RGB', (64, 64))])\n"
         "print(sorted(m for m in ('torchvision', 'facenet_pytorch') if m in sys.modules))"
     )

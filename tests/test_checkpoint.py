@@ -4,8 +4,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from srfer.checkpoint import flatten, load_checkpoint, save_checkpoint, unflatten
-from srfer.errors import SrferError
+from srfer.core.checkpoint import flatten, load_checkpoint, save_checkpoint, unflatten
+from srfer.core.errors import SrferError
 from srfer.models import Generator, GeneratorConfig, build_model
 
 
@@ -58,7 +58,7 @@ def test_checkpoints_follow_the_umask(tmp_path) -> None:
 
     import torch
 
-    from srfer.checkpoint import save_checkpoint
+    from srfer.core.checkpoint import save_checkpoint
 
     old = os.umask(0o022)
     try:

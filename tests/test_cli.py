@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from srfer.checkpoint import load_checkpoint
 from srfer.cli import app
+from srfer.core.checkpoint import load_checkpoint
 
 runner = CliRunner()
 TINY = "--blocks 1 --features 8 --hr-size 32 --batch-size 4 --epoch-size 8 --workers 0 --device cpu".split()
@@ -275,9 +275,9 @@ def test_train_bad_inputs(tmp_path: Path, face_folder: Path) -> None:
 
 
 def test_missing_default_weights_name_the_training_command(tmp_path: Path, monkeypatch) -> None:
-    import srfer.weights
+    import srfer.core.weights
 
-    monkeypatch.setattr(srfer.weights, "PACKAGE_WEIGHTS", tmp_path)
+    monkeypatch.setattr(srfer.core.weights, "PACKAGE_WEIGHTS", tmp_path)
     monkeypatch.delenv("SRFER_WEIGHTS", raising=False)
     Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
     result = run("upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"))
@@ -285,12 +285,12 @@ def test_missing_default_weights_name_the_training_command(tmp_path: Path, monke
 
 
 def test_unexpected_errors_are_one_line_too(monkeypatch, tmp_path: Path) -> None:
-    import srfer.upscale
+    import srfer.infer.upscale
 
     def broken(*_a, **_k):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr(srfer.upscale, "upscale_files", broken)
+    monkeypatch.setattr(srfer.infer.upscale, "upscale_files", broken)
     monkeypatch.delenv("SRFER_DEBUG", raising=False)
     Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
     result = run("upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"))

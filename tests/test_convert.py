@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from srfer.cli import app
-from srfer.convert import (
+from srfer.convert.face_api import (
     EXPRESSION_MODEL,
     MODEL,
     convert_face_api,
@@ -21,9 +21,9 @@ from srfer.convert import (
     expression_name,
     torch_name,
 )
+from srfer.core.errors import SrferError
 from srfer.data.fer import EMOTIONS
-from srfer.errors import SrferError
-from srfer.inference import embedder_aligner, embedder_crop_size, load_classifier, load_embedder
+from srfer.infer.networks import embedder_aligner, embedder_crop_size, load_classifier, load_embedder
 from srfer.models.dlib_resnet import DlibResNet29
 
 runner = CliRunner()

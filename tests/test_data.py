@@ -5,8 +5,8 @@ import torch
 from PIL import Image
 from synthetic import synthetic_face
 
+from srfer.core.errors import SrferError
 from srfer.data.faces import SRPairDataset, collate_skipping_failures, discover_faces
-from srfer.errors import SrferError
 
 
 def make_celeba(root: Path, n: int = 10) -> Path:

@@ -1,4 +1,4 @@
-"""`srfer.deploy`: CPU inference re-parameterisations keep each network's function."""
+"""`srfer.accel.deploy`: CPU inference re-parameterisations keep each network's function."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from srfer import deploy
-from srfer.deploy import PackedConv2d, switch_to_cpu_deploy
+from srfer.accel import deploy
+from srfer.accel.deploy import PackedConv2d, switch_to_cpu_deploy
 from srfer.models.dlib_resnet import Affine, DlibResNet29
 from srfer.models.fer import FerConfig, build_fer
 

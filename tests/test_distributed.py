@@ -15,8 +15,8 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
-from srfer.checkpoint import load_checkpoint
 from srfer.cli import app
+from srfer.core.checkpoint import load_checkpoint
 from srfer.data.faces import SRPairDataset, collate_skipping_failures, discover_faces
 from srfer.models import DiscriminatorConfig, GeneratorConfig
 from srfer.train import distributed
@@ -123,7 +123,7 @@ def test_torchrun_trains_and_a_single_process_resumes_the_run(face_folder: Path,
 
 
 def test_a_global_batch_that_does_not_split_over_the_ranks_is_refused(monkeypatch) -> None:
-    from srfer.errors import SrferError
+    from srfer.core.errors import SrferError
 
     monkeypatch.setattr(distributed, "_world", World(0, 3))
     with pytest.raises(SrferError, match="does not split over 3 processes"):

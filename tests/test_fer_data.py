@@ -5,6 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
+from srfer.core.errors import SrferError
 from srfer.data.fer import (
     EMOTIONS,
     FERPLUS_CLASSES,
@@ -14,7 +15,6 @@ from srfer.data.fer import (
     load_ferplus,
     project_probs,
 )
-from srfer.errors import SrferError
 
 
 def pixels(value: int) -> str:

@@ -12,14 +12,14 @@ import torchvision.models as tvm
 from PIL import Image
 from typer.testing import CliRunner, Result
 
-from srfer.checkpoint import load_checkpoint, save_checkpoint
 from srfer.cli import app
+from srfer.core.checkpoint import load_checkpoint, save_checkpoint
 from srfer.data.fer import EMOTIONS
-from srfer.inference import predict_probs
-from srfer.losses import FocalLoss, inverse_frequency
+from srfer.infer.networks import predict_probs
 from srfer.models import Embedder, EmbedderConfig, Generator, GeneratorConfig
 from srfer.models.fer import FerConfig, build_fer
 from srfer.train.engine import EpochSampler, StepContext
+from srfer.train.losses import FocalLoss, inverse_frequency
 
 runner = CliRunner()
 
@@ -259,7 +259,7 @@ def test_train_fer_dlib_trunk_from_a_face_recogniser(fer_root: Path, tmp_path: P
 def test_train_fer_dlib_trunk_from_an_expression_classifier(fer_root: Path, tmp_path: Path) -> None:
     """--backbone-weights <dlib-resnet29 classifier> copies its trunk (FER2013 → FER+ style
     transfer; the head starts new); a classifier without a dlib trunk is refused in one line."""
-    from srfer.inference import load_network
+    from srfer.infer.networks import load_network
 
     def train(out: str, *extra: str) -> Result:
         data = ["--data", str(fer_root)]
@@ -378,7 +378,7 @@ def test_average_weights_of_epochs_re_estimates_batchnorm(fer_root: Path, tmp_pa
 def test_train_fer_faceapi_expression_fine_tunes_a_whole_network(fer_root: Path, tmp_path: Path) -> None:
     """--arch faceapi-expression --init FILE (what `convert-face-api --model expression` writes):
     head and trunk both start from FILE; --trunk-lr 0 keeps the feature extractor as it was."""
-    from srfer.inference import load_network
+    from srfer.infer.networks import load_network
 
     def train(out: str, *extra: str) -> Result:
         data = ["--data", str(fer_root), "--out", str(tmp_path / out), "--arch", "faceapi-expression"]
@@ -414,7 +414,7 @@ def test_train_fer_distills_teachers_answers_into_the_targets(fer_root: Path, tm
     """The student's soft targets are label + the teachers' flip-averaged answers on the
     un-augmented training faces; the answers are cached, and a resumed run reuses them."""
     from srfer.data.fer import FerDataset, load_fer
-    from srfer.inference import load_classifier
+    from srfer.infer.networks import load_classifier
     from srfer.train.args import FerTrainArgs
     from srfer.train.distill import CACHE_NAME
     from srfer.train.fer import distill, target_name

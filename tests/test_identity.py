@@ -11,10 +11,10 @@ from PIL import Image
 from synthetic import synthetic_face
 from typer.testing import CliRunner
 
-from srfer.checkpoint import save_checkpoint
 from srfer.cli import app
+from srfer.core.checkpoint import save_checkpoint
+from srfer.core.errors import SrferError
 from srfer.data.identity import discover_identities, generate_pairs, read_lfw_pairs
-from srfer.errors import SrferError
 from srfer.models import Generator, GeneratorConfig
 
 runner = CliRunner()
@@ -161,14 +161,14 @@ def test_identify_bad_inputs(people: Path, trained: Path, tmp_path: Path) -> Non
 
 
 def test_embeddings_are_unit_norm(trained: Path) -> None:
-    from srfer.inference import load_embedder
+    from srfer.infer.networks import load_embedder
 
     model = load_embedder(trained, torch.device("cpu"))
     assert torch.allclose(model(torch.rand(3, 3, 32, 32)).norm(dim=1), torch.ones(3), atol=1e-5)
 
 
 def test_embedder_checkpoint_serves_as_perceptual_backbone(trained: Path) -> None:
-    from srfer.losses import build_perceptual
+    from srfer.train.losses import build_perceptual
 
     backbone = build_perceptual(f"ckpt:{trained}")
     maps = backbone(torch.rand(2, 3, 32, 32) * 2 - 1)
@@ -176,7 +176,7 @@ def test_embedder_checkpoint_serves_as_perceptual_backbone(trained: Path) -> Non
 
 
 def test_export_stores_the_threshold_identify_uses(trained: Path, tmp_path: Path) -> None:
-    from srfer.inference import embedder_threshold, load_embedder
+    from srfer.infer.networks import embedder_threshold, load_embedder
 
     target = tmp_path / "embed.safetensors"
     assert run("export", str(trained), str(target), "--threshold", "0.75").exit_code == 0
@@ -208,8 +208,8 @@ def test_identity_subset_keeps_whole_identities(people: Path) -> None:
 def test_fine_tuning_a_pretrained_recogniser_keeps_its_framing(people: Path, tmp_path: Path) -> None:
     """train-embed --init an aligning (dlib-resnet29) embedder: data aligned as its contract
     says, mixed sizes, distillation towards the frozen start; the result carries the contract."""
-    from srfer.align import DLIB_TEMPLATE
-    from srfer.inference import embedder_aligner, load_embedder
+    from srfer.faces.align import DLIB_TEMPLATE
+    from srfer.infer.networks import embedder_aligner, load_embedder
     from srfer.models.embedder import Embedder, EmbedderConfig
 
     start = Embedder(EmbedderConfig(backbone="dlib-resnet29"))

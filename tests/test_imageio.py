@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srfer.errors import SrferError
-from srfer.imageio import expand_inputs, load_image
+from srfer.core.errors import SrferError
+from srfer.core.imageio import expand_inputs, load_image
 
 
 def test_modes_are_converted(tmp_path: Path) -> None:

@@ -1,9 +1,7 @@
 """The package's import graph has no circles and its layers only import downwards.
 
 Every `import` counts, including those inside functions (a lazy import is still a
-dependency). Layers, bottom up: base modules (errors, runtime, imageio, checkpoint,
-weights, …) → models → data → inference → train / evaluation / the jobs (predict, upscale,
-identify, export) → workflow → cli."""
+dependency). The layers are the packages of `srfer/`, bottom up as `LAYERS` lists them."""
 
 from __future__ import annotations
 
@@ -87,63 +85,46 @@ def test_srfer_has_no_import_circle() -> None:
     assert cycle is None, "import circle: " + " → ".join(cycle or [])
 
 
-ABOVE_INFERENCE = ("srfer.train", "srfer.evaluation", "srfer.predict", "srfer.predict_workers",
-                   "srfer.upscale", "srfer.identify", "srfer.export", "srfer.workflow",
-                   "srfer.cli")  # fmt: skip
-# module prefix → prefixes it must not import
-RULES = {
-    "srfer.models": ("srfer.data", "srfer.inference", *ABOVE_INFERENCE),
-    "srfer.data": ("srfer.inference", *ABOVE_INFERENCE),
-    "srfer.inference": ABOVE_INFERENCE,
-    "srfer.onnx_runtime": ("srfer.inference", *ABOVE_INFERENCE),  # inference stands on it
-    "srfer.annotate": ("srfer.inference", *ABOVE_INFERENCE),
-    "srfer.evaluation": ("srfer.train", "srfer.predict", "srfer.workflow", "srfer.cli"),
-    "srfer.train": (
-        "srfer.evaluation",
-        "srfer.predict",
-        "srfer.upscale",
-        "srfer.identify",
-        "srfer.export",
-        "srfer.workflow",
-        "srfer.cli",
-    ),  # fmt: skip
-    "srfer.predict": ("srfer.train", "srfer.evaluation", "srfer.workflow", "srfer.cli"),
-    "srfer.predict_workers": ("srfer.train", "srfer.evaluation", "srfer.workflow", "srfer.cli"),
-    "srfer.runtime": ("srfer.",),
-    "srfer.process": ("srfer.",),  # the CLI imports it before torch: it stands on nothing
-    "srfer.deploy": ("srfer.",),  # detection and inference stand on it
-    "srfer.cascade": ("srfer.data", "srfer.inference", *ABOVE_INFERENCE),  # detection is below inference
-    "srfer.detect": ("srfer.data", "srfer.inference", *ABOVE_INFERENCE),
-    "srfer.workers": ("srfer.inference", *ABOVE_INFERENCE),  # jobs stand on it, not it on them
-}
+# The layers, bottom up: a package imports only from its own layer and those below it.
+LAYERS = ("core", "models", "data", "accel", "faces", "infer", "eval", "train", "convert", "cli")
+# Modules that stand on nothing of srfer's: the CLI imports them before torch.
+LEAVES = ("srfer.core.process", "srfer.core.console", "srfer.core.options")
 
 
-def _under(module: str, prefix: str) -> bool:
-    return module == prefix or module.startswith(prefix.rstrip(".") + ".")
+def layer_of(module: str) -> int | None:
+    """The index of `module`'s layer in LAYERS (None: the package root, `__main__`)."""
+    parts = module.split(".")
+    return LAYERS.index(parts[1]) if len(parts) > 1 and parts[1] in LAYERS else None
 
 
-@pytest.mark.parametrize("layer", sorted(RULES))
+def test_every_module_lives_in_a_layer() -> None:
+    graph = srfer_graph()
+    loose = sorted(m for m in graph if layer_of(m) is None and m not in ("srfer", "srfer.__main__"))
+    assert not loose, f"modules outside the layer packages: {loose}"
+
+
+@pytest.mark.parametrize("layer", LAYERS)
 def test_layers_import_only_downwards(layer: str) -> None:
     graph = srfer_graph()
-    allowed_in_runtime = {"srfer.errors"}
+    here = LAYERS.index(layer)
     bad = sorted(
         f"{module} → {target}"
         for module, targets in graph.items()
-        if _under(module, layer)
+        if layer_of(module) == here
         for target in targets
-        if any(_under(target, banned) for banned in RULES[layer]) and target not in allowed_in_runtime
+        if layer_of(target) is None or layer_of(target) > here  # type: ignore[operator]
     )
     assert not bad, f"{layer} imports upwards: {bad}"
 
 
-def test_only_the_cli_imports_the_cli() -> None:
+@pytest.mark.parametrize("leaf", LEAVES)
+def test_leaves_stand_on_nothing(leaf: str) -> None:
+    assert not srfer_graph()[leaf], f"{leaf} imports {sorted(srfer_graph()[leaf])}"
+
+
+def test_only_the_cli_and_the_entry_point_import_the_cli() -> None:
     graph = srfer_graph()
-    entry_points = {"srfer.__main__"}  # `python -m srfer` runs the CLI
-    bad = [
-        m
-        for m, targets in graph.items()
-        if not _under(m, "srfer.cli")
-        and m not in entry_points
-        and any(_under(t, "srfer.cli") for t in targets)
-    ]
+    cli = LAYERS.index("cli")
+    bad = [m for m, targets in graph.items() if m not in ("srfer.__main__",) and layer_of(m) != cli
+           and any(layer_of(t) == cli for t in targets)]  # fmt: skip
     assert not bad

@@ -3,11 +3,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from srfer import losses
-from srfer.checkpoint import save_checkpoint
-from srfer.errors import SrferError
-from srfer.losses import SRGANGeneratorLoss, SRLossWeights, build_perceptual, discriminator_loss, gram_matrix
+from srfer.core.checkpoint import save_checkpoint
+from srfer.core.errors import SrferError
 from srfer.models import Discriminator, DiscriminatorConfig
+from srfer.train import losses
+from srfer.train.losses import (
+    SRGANGeneratorLoss,
+    SRLossWeights,
+    build_perceptual,
+    discriminator_loss,
+    gram_matrix,
+)
 
 
 def tiny_disc_checkpoint(tmp_path: Path) -> Path:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from srfer.data.degradations import bicubic_resize, downsample, quantize_8bit
-from srfer.metrics import frechet_distance, psnr_per_image, ssim_per_image
+from srfer.eval.metrics import frechet_distance, psnr_per_image, ssim_per_image
 
 
 def test_psnr_matches_hand_computed_value() -> None:

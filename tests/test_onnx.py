@@ -10,10 +10,10 @@ import torch
 from synthetic import synthetic_face, tiny_checkpoints
 from typer.testing import CliRunner
 
+from srfer.accel.onnx import OnnxNetwork, on_runtime
 from srfer.cli import app
-from srfer.errors import SrferError
-from srfer.inference import load_classifier, load_embedder, load_generator
-from srfer.onnx_runtime import OnnxNetwork, on_runtime
+from srfer.core.errors import SrferError
+from srfer.infer.networks import load_classifier, load_embedder, load_generator
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -69,7 +69,7 @@ def test_export_onnx_writes_a_self_describing_graph(weights, tmp_path: Path) -> 
 
 
 def test_export_onnx_refuses_what_it_cannot_export(tmp_path: Path) -> None:
-    from srfer.checkpoint import save_checkpoint
+    from srfer.core.checkpoint import save_checkpoint
     from srfer.models import Discriminator, DiscriminatorConfig
 
     disc = Discriminator(DiscriminatorConfig(features=4, hidden=8))
@@ -117,7 +117,7 @@ def test_predict_and_upscale_answer_the_same_under_onnx_runtime(weights, tmp_pat
         result = runner.invoke(app, ["upscale", str(tmp_path / "face0.png"), "-o", str(out),
                                      "--weights", str(weights["sr"]), "--runtime", runtime])  # fmt: skip
         assert result.exit_code == 0, result.output
-        from srfer.imageio import load_image, pil_to_tensor
+        from srfer.core.imageio import load_image, pil_to_tensor
 
         outputs[runtime] = pil_to_tensor(load_image(out / "face0.png"))
     assert max_delta(outputs["torch"], outputs["onnx"]) <= 1 / 255 + 1e-6  # at most one 8-bit level

@@ -1,7 +1,7 @@
 import torch
 
-from srfer.annotate import comparison_strip
-from srfer.inference import super_resolve
+from srfer.faces.annotate import comparison_strip
+from srfer.infer.networks import super_resolve
 from srfer.models import Generator, GeneratorConfig
 
 
@@ -23,8 +23,8 @@ def test_comparison_strip_layout() -> None:
 def test_sweep_sizes_are_all_checked_before_any_work() -> None:
     import pytest
 
-    from srfer.errors import SrferError
-    from srfer.evaluation import check_sweep_sizes
+    from srfer.core.errors import SrferError
+    from srfer.eval.evaluation import check_sweep_sizes
 
     check_sweep_sizes([48, 12, 8], 4, 48)
     with pytest.raises(SrferError, match=r"\[2, 96\]"):

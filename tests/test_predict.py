@@ -12,10 +12,10 @@ from synthetic import synthetic_face, tiny_checkpoints
 from typer.testing import CliRunner
 
 from srfer.cli import app
-from srfer.detect import FaceDetector, square_crop
-from srfer.errors import SrferError
-from srfer.gallery import Gallery
-from srfer.inference import model_id
+from srfer.core.errors import SrferError
+from srfer.faces.detect import FaceDetector, square_crop
+from srfer.faces.gallery import Gallery
+from srfer.infer.networks import model_id
 
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -170,7 +170,7 @@ def test_detector_handles_mixed_batches() -> None:
 
 
 def test_model_id_is_the_file_hash(weights) -> None:
-    from srfer.inference import load_embedder
+    from srfer.infer.networks import load_embedder
 
     assert len(model_id(load_embedder(weights["embed"], torch.device("cpu")))) == 64
 
@@ -191,7 +191,7 @@ def test_weights_resolution_order(weights, tmp_path: Path, monkeypatch) -> None:
     """CLI option, then $SRFER_WEIGHTS, then the shipped folder."""
     import shutil
 
-    import srfer.weights as w
+    import srfer.core.weights as w
 
     shipped, env = tmp_path / "shipped", tmp_path / "env"
     for folder in (shipped, env):
@@ -251,7 +251,7 @@ def test_tiny_faces_get_the_fer_sr_and_the_upscale_trained_classifier(weights, t
 
 
 def test_the_smallest_faces_go_through_the_x8_sr_on_both_heads(weights, tmp_path: Path) -> None:
-    from srfer.predict import X8_BELOW
+    from srfer.infer.predict import X8_BELOW
 
     small, large = min(X8_BELOW.values()) - 2, max(X8_BELOW.values()) + 4
     for name, px in (("small", small), ("large", large)):
@@ -329,8 +329,8 @@ def test_detections_carry_five_landmarks_inside_the_box() -> None:
 
 
 def test_a_shipped_identity_sr_serves_the_embedder_it_was_made_for() -> None:
-    from srfer.align import DLIB_TEMPLATE
-    from srfer.predict import identity_sr_fits
+    from srfer.faces.align import DLIB_TEMPLATE
+    from srfer.infer.predict import identity_sr_fits
 
     made_for_dlib = {"identity_embedder": {"sha256": "abc"}}
     assert identity_sr_fits(made_for_dlib, "abc", DLIB_TEMPLATE)
@@ -375,8 +375,8 @@ def test_the_default_expression_classifier_answers_with_flip_tta(weights, tmp_pa
     """The shipped default is flip-averaged (FLIP_TTA_ROLES); a named file answers as it is."""
     import shutil
 
-    import srfer.weights as w
-    from srfer.inference import load_classifier
+    import srfer.core.weights as w
+    from srfer.infer.networks import load_classifier
     from srfer.models.fer import FlipAveraged
 
     monkeypatch.setattr(w, "PACKAGE_WEIGHTS", tmp_path)

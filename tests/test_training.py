@@ -4,12 +4,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from srfer.core.errors import SrferError
 from srfer.data.faces import SRPairDataset, collate_skipping_failures, discover_faces
-from srfer.errors import SrferError
-from srfer.losses import pixel_mse
 from srfer.models import DiscriminatorConfig, GeneratorConfig
 from srfer.train.args import SRTrainArgs
 from srfer.train.engine import Engine, EngineConfig, TrainingInterrupted, cosine_factor
+from srfer.train.losses import pixel_mse
 from srfer.train.sr import SRGANRecipe, train_sr
 
 
@@ -159,7 +159,7 @@ def test_sigterm_saves_state_like_ctrl_c(
 
 @pytest.mark.slow
 def test_init_starts_from_trained_weights(face_folder: Path, tmp_path: Path) -> None:
-    from srfer.checkpoint import load_checkpoint
+    from srfer.core.checkpoint import load_checkpoint
 
     base = dict(data=face_folder, epochs=1, pretrain_epochs=1, batch_size=4, hr_size=32, blocks=1, features=4,
                 epoch_size=4, workers=0, device="cpu")  # fmt: skip
@@ -174,7 +174,7 @@ def test_init_starts_from_trained_weights(face_folder: Path, tmp_path: Path) -> 
 
 
 def tiny_embedder_checkpoint(tmp_path: Path) -> Path:
-    from srfer.checkpoint import save_checkpoint
+    from srfer.core.checkpoint import save_checkpoint
     from srfer.models.embedder import Embedder, EmbedderConfig
 
     net = Embedder(EmbedderConfig(widths=(4, 4, 4, 4), dim=8, input_size=32))
@@ -185,8 +185,8 @@ def tiny_embedder_checkpoint(tmp_path: Path) -> Path:
 def test_identity_aware_fine_tune_trains_without_a_discriminator(
     face_folder: Path, tiny_gen: GeneratorConfig, tmp_path: Path
 ) -> None:
-    from srfer.losses import SRLossWeights, build_perceptual
     from srfer.train.engine import StepContext
+    from srfer.train.losses import SRLossWeights, build_perceptual
 
     backbone = build_perceptual(f"ckpt:{tiny_embedder_checkpoint(tmp_path)}")
     weights = SRLossWeights(content=0.0, adversarial=0.0, pixel=1.0, identity=0.5)
@@ -211,10 +211,10 @@ def test_identity_aware_fine_tune_trains_without_a_discriminator(
 def test_a_gan_judged_by_a_face_embedder_keeps_the_most_realistic_epoch(
     face_folder: Path, tiny_gen: GeneratorConfig, tmp_path: Path
 ) -> None:
-    from srfer.inference import bicubic_baseline
-    from srfer.losses import SRLossWeights, build_perceptual
-    from srfer.metrics import frechet_distance
+    from srfer.eval.metrics import frechet_distance
+    from srfer.infer.networks import bicubic_baseline
     from srfer.train.engine import StepContext
+    from srfer.train.losses import SRLossWeights, build_perceptual
 
     backbone = build_perceptual(f"ckpt:{tiny_embedder_checkpoint(tmp_path)}")
     weights = SRLossWeights(content=1.0, content_layer=1)
@@ -240,7 +240,7 @@ def test_a_gan_judged_by_a_face_embedder_keeps_the_most_realistic_epoch(
 
 
 def test_identity_weight_needs_a_face_embedder(face_folder: Path, tiny_gen: GeneratorConfig) -> None:
-    from srfer.losses import SRLossWeights
+    from srfer.train.losses import SRLossWeights
 
     with pytest.raises(SrferError, match="--identity-weight needs"):
         SRGANRecipe(tiny_gen, pretrain_epochs=0, epochs=1, weights=SRLossWeights(identity=1.0))
@@ -260,9 +260,9 @@ def test_align_to_trains_on_chips_aligned_like_the_embedder_and_records_it(
     chips, the run records the framing and which recogniser an identity term was made for."""
     from synthetic import tiny_checkpoints
 
-    from srfer.checkpoint import load_checkpoint
-    from srfer.export import export_weights
-    from srfer.weights import sha256
+    from srfer.convert.export import export_weights
+    from srfer.core.checkpoint import load_checkpoint
+    from srfer.core.weights import sha256
 
     files = tiny_checkpoints(tmp_path)
     base = dict(data=face_folder, epochs=1, pretrain_epochs=0, batch_size=4, hr_size=32, blocks=1, features=4,

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from srfer.errors import SrferError
-from srfer.losses import TripletLoss, mine_all, mine_batch_hard, mine_semi_hard, squared_distances
+from srfer.core.errors import SrferError
+from srfer.train.losses import TripletLoss, mine_all, mine_batch_hard, mine_semi_hard, squared_distances
 
 
 def test_triplet_loss_hand_computed() -> None:

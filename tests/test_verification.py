@@ -1,9 +1,9 @@
 import pytest
 import torch
 
+from srfer.core.errors import SrferError
 from srfer.data.samplers import PKBatchSampler
-from srfer.errors import SrferError
-from srfer.metrics import best_threshold, verification_report
+from srfer.eval.metrics import best_threshold, verification_report
 
 
 def test_best_threshold_on_a_toy_set() -> None:

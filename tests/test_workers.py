@@ -1,4 +1,4 @@
-"""Inputs in flight on threads and in worker processes (`srfer.workers`), and process settings."""
+"""Inputs in flight on threads and in worker processes (`srfer.accel.workers`), and process settings."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import time
 import pytest
 import torch
 
-from srfer.process import keep_freed_memory
-from srfer.workers import in_flight, lanes_for, map_in_workers
+from srfer.accel.workers import in_flight, lanes_for, map_in_workers
+from srfer.core.process import keep_freed_memory
 
 
 def slow_square(x: int) -> int:

@@ -26,11 +26,11 @@ from pathlib import Path
 
 import torch
 
-from srfer.align import align_face
+from srfer.core.imageio import load_image
 from srfer.data.faces import discover_faces
-from srfer.detect import FaceDetector
-from srfer.imageio import load_image
-from srfer.inference import load_classifier, load_embedder
+from srfer.faces.align import align_face
+from srfer.faces.detect import FaceDetector
+from srfer.infer.networks import load_classifier, load_embedder
 
 
 def aligned_chips(root: Path, n: int) -> torch.Tensor:
@@ -66,7 +66,7 @@ def run_face_api(tarball: Path, chips: torch.Tensor, node_modules: Path, model: 
 
 
 def expression_parity(args: argparse.Namespace) -> dict:
-    from srfer.convert import FACEAPI_NAMES
+    from srfer.convert.face_api import FACEAPI_NAMES
     from srfer.data.fer import EMOTIONS
     from srfer.models.faceapi_expression import FACEAPI_EXPRESSIONS
 

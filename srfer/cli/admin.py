@@ -30,7 +30,7 @@ def pipeline_train_command(
     as_json: AsJson = False,
 ) -> None:
     """Train SR → expression (on SR-restored 12 px faces) → embedder, resumable, then evaluate."""
-    from srfer.workflow import train_and_evaluate
+    from srfer.train.workflow import train_and_evaluate
 
     result = train_and_evaluate(data_root, runs, profile, device, vgg_weights, evaluate)
     if as_json:
@@ -52,7 +52,7 @@ def pipeline_train_command(
 @friendly_errors
 def weights_command(as_json: AsJson = False) -> None:
     """The default weights: where each was found, its sha256 check and the metrics recorded for it."""
-    from srfer.weights import weights_report
+    from srfer.core.weights import weights_report
 
     rows = weights_report()
     if as_json:
@@ -76,7 +76,7 @@ def weights_command(as_json: AsJson = False) -> None:
 @friendly_errors
 def info_command(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """Versions, compute device, AMP dtype and which default weights are present."""
-    from srfer.environment import environment_report
+    from srfer.core.environment import environment_report
 
     report = environment_report()
     if as_json:
@@ -109,8 +109,8 @@ def export_command(
 ) -> None:
     """Write a weights-only copy of a checkpoint (no optimizer state), e.g. for weights/, or
     with --onnx an ONNX graph for ONNX Runtime and other runtimes."""
-    from srfer.export import export_onnx_file, export_weights
-    from srfer.weights import sha256
+    from srfer.convert.export import export_onnx_file, export_weights
+    from srfer.core.weights import sha256
 
     path = (
         export_onnx_file(checkpoint, target) if onnx else export_weights(checkpoint, target, half, threshold)
@@ -133,8 +133,8 @@ def average_command(
 ) -> None:
     """Average the weights of several epochs of one run (stochastic weight averaging), with
     BatchNorm statistics re-estimated on training data where the network has BatchNorm."""
-    from srfer.export import average_weights
-    from srfer.weights import sha256
+    from srfer.convert.export import average_weights
+    from srfer.core.weights import sha256
 
     path = average_weights(checkpoints, target, bn_data, bn_images, half)
     stdout.print(
@@ -168,8 +168,8 @@ def convert_face_api_command(
     """Convert a network of the face-api npm tarball (read in place, uint8 weights dequantised):
     dlib's public-domain ResNet-29 face recogniser into a srfer embedder checkpoint, or with
     `--model expression` face-api.js's expression network (MIT) into a classifier checkpoint."""
-    from srfer.convert import convert_face_api
-    from srfer.weights import sha256
+    from srfer.convert.face_api import convert_face_api
+    from srfer.core.weights import sha256
 
     result = convert_face_api(tarball, target, check_sha, threshold, model)
     result["sha256"] = sha256(Path(result["path"]))

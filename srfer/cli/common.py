@@ -20,9 +20,9 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperCommand
 
-from srfer.console import err_console, labelled
-from srfer.errors import SrferError, TrainingInterrupted
-from srfer.process import keep_freed_memory
+from srfer.core.console import err_console, labelled
+from srfer.core.errors import SrferError, TrainingInterrupted
+from srfer.core.process import keep_freed_memory
 from srfer.train.args import DEVICE_HELP, SEED_HELP
 
 app = typer.Typer(
@@ -37,7 +37,7 @@ stdout = Console(highlight=False)
 
 @app.callback()
 def _process_setup() -> None:
-    # Runs before every command: the CLI owns its process (srfer.process.keep_freed_memory).
+    # Runs before every command: the CLI owns its process (srfer.core.process.keep_freed_memory).
     keep_freed_memory()
 
 
@@ -226,7 +226,7 @@ def number(value: float | None, spec: str) -> str:
 def print_notes(result: dict) -> None:
     """What an evaluation left out or wrote, after its table: skipped files, absent
     classes, notes and plot paths (on stderr, so stdout stays the table)."""
-    from srfer.imageio import Skipped, skip_summary
+    from srfer.core.imageio import Skipped, skip_summary
 
     if result.get("skipped"):
         skipped = [Skipped(Path(s["path"]), s["reason"]) for s in result["skipped"]]
@@ -252,7 +252,7 @@ def parse_sizes(text: str, example: str) -> list[int]:
 def prepare_plot_dir(save_dir: Path | None) -> None:
     """Make --save-dir up front: an unwritable place fails before the evaluation, not after."""
     if save_dir is not None:
-        from srfer.imageio import make_folder
+        from srfer.core.imageio import make_folder
 
         make_folder(save_dir)
 
@@ -274,7 +274,7 @@ def with_progress(description: str, total: int | None, work: Callable[[Callable[
 def show_sweep(result: dict, save_dir: Path | None, as_json: bool, title: str) -> None:
     """A size sweep: its plot when asked, then JSON or the table."""
     if save_dir is not None:
-        from srfer import plots
+        from srfer.core import plots
 
         result["plot"] = str(plots.plot_sweep(result["sizes"], result["accuracy"], save_dir / "sweep.png",
                                               "accuracy", title))  # fmt: skip

@@ -25,7 +25,7 @@ from srfer.cli.common import (
     training_command,
     with_progress,
 )
-from srfer.errors import SrferError
+from srfer.core.errors import SrferError
 from srfer.train.args import FerTrainArgs
 
 training_command(
@@ -66,7 +66,8 @@ def eval_fer_command(
     as_json: AsJson = False,
 ) -> None:
     """Expression metrics: accuracy, per-class P/R/F1, confusion matrix, ROC; or a size sweep."""
-    from srfer import evaluation, plots
+    from srfer.core import plots
+    from srfer.eval import evaluation
 
     if sweep and flip_tta:
         raise SrferError("--flip-tta is for one evaluation; the --sweep protocol has no TTA")

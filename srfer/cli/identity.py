@@ -29,7 +29,7 @@ from srfer.cli.common import (
     training_command,
     with_progress,
 )
-from srfer.errors import SrferError
+from srfer.core.errors import SrferError
 from srfer.train.args import EmbedTrainArgs
 
 training_command(
@@ -63,7 +63,8 @@ def eval_embed_command(
     as_json: AsJson = False,
 ) -> None:
     """Verification (1:1): 10-fold accuracy ± std, ROC AUC, EER, TAR@FAR; or a size sweep."""
-    from srfer import evaluation, plots
+    from srfer.core import plots
+    from srfer.eval import evaluation
 
     prepare_plot_dir(save_dir)
     if sweep:
@@ -113,8 +114,8 @@ def enroll_command(
     device: Device = "auto",
 ) -> None:
     """Add a person's face embeddings to a gallery (for `srfer identify`)."""
-    from srfer.identify import enroll
-    from srfer.imageio import expand_inputs
+    from srfer.core.imageio import expand_inputs
+    from srfer.infer.identify import enroll
 
     report = enroll(name, expand_inputs(images), gallery, weights, device)
     report_skipped(report.failed)
@@ -135,8 +136,8 @@ def identify_command(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per image."),
 ) -> None:
     """1:N identification: the nearest enrolled identity, or "unknown" beyond τ."""
-    from srfer.identify import identify
-    from srfer.imageio import expand_inputs
+    from srfer.core.imageio import expand_inputs
+    from srfer.infer.identify import identify
 
     report = identify(expand_inputs(images), gallery, weights, threshold, device)
     report_skipped(report.failed)
@@ -164,7 +165,7 @@ def gallery_list_command(
     as_json: AsJson = False,
 ) -> None:
     """Enrolled identities and how many embeddings each has."""
-    from srfer.gallery import Gallery
+    from srfer.faces.gallery import Gallery
 
     with Gallery(gallery) as g:
         rows, mid = g.identities(), g.model_id
@@ -186,7 +187,7 @@ def gallery_remove_command(
     gallery: Path = typer.Option(..., help="SQLite gallery file."),
 ) -> None:
     """Remove an identity (all its embeddings) from a gallery."""
-    from srfer.gallery import Gallery
+    from srfer.faces.gallery import Gallery
 
     with Gallery(gallery) as g:
         removed = g.remove(name)

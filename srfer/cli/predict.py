@@ -71,9 +71,9 @@ def predict_command(
     workers: Workers = 1,
 ) -> None:
     """Find faces, super-resolve the small ones, and say each face's expression (and identity)."""
-    from srfer.imageio import expand_inputs
-    from srfer.predict import PredictOptions, Predictor, PredictWeights
-    from srfer.predict_workers import run_in_workers
+    from srfer.core.imageio import expand_inputs
+    from srfer.infer.parallel import run_in_workers
+    from srfer.infer.predict import PredictOptions, Predictor, PredictWeights
 
     paths = expand_inputs(inputs)
     options = PredictOptions(sr=sr, detect=detect, min_face=min_face, det_threshold=det_threshold,

@@ -53,7 +53,7 @@ def eval_sr_command(
     ),
 ) -> None:
     """PSNR/SSIM of the SR model vs bicubic on held-out faces."""
-    from srfer.evaluation import evaluate_sr
+    from srfer.eval.evaluation import evaluate_sr
 
     result = with_progress("evaluating", None, lambda advance: evaluate_sr(
         data, split=split, weights=weights, device=device, batch_size=batch_size, limit=limit,
@@ -119,8 +119,8 @@ def compare_sr_command(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Several SR models side by side on the same held-out faces (PSNR, SSIM, recogniser's view)."""
-    from srfer.evaluation import compare_sr
-    from srfer.weights import sr_models_from
+    from srfer.core.weights import sr_models_from
+    from srfer.eval.evaluation import compare_sr
 
     chosen = sr_models_from(models)
     result = with_progress("comparing", None, lambda advance: compare_sr(
@@ -130,7 +130,7 @@ def compare_sr_command(
     ))  # fmt: skip
     rows = result.pop("grid", None)
     if grid is not None and rows:
-        from srfer.plots import plot_image_grid
+        from srfer.core.plots import plot_image_grid
 
         title = f"{result['lr_size']}→{result['hr_size']} px · {result['data']}"
         result["grid"] = str(plot_image_grid(rows, result.pop("grid_columns"), grid, title))
@@ -180,8 +180,8 @@ def upscale_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per input."),
 ) -> None:
     """Super-resolve face images of any size (×4 with the default model, ×8 with --model x8)."""
-    from srfer import upscale
-    from srfer.imageio import expand_inputs
+    from srfer.core.imageio import expand_inputs
+    from srfer.infer import upscale
 
     paths = expand_inputs(inputs)
     report = with_progress("upscaling", len(paths), lambda advance: upscale.upscale_files(

@@ -19,11 +19,11 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from srfer.console import warn
+from srfer.core.console import warn
+from srfer.core.errors import SrferError
+from srfer.core.imageio import IMAGE_SUFFIXES, Skipped, load_face, pil_to_tensor, skip_summary
 from srfer.data import sample_rng, split_key
 from srfer.data.degradations import downsample, to_signed
-from srfer.errors import SrferError
-from srfer.imageio import IMAGE_SUFFIXES, Skipped, load_face, pil_to_tensor, skip_summary
 
 SPLITS = ("train", "val", "test", "all")
 CELEBA_PARTITION = {"train": "0", "val": "1", "test": "2"}
@@ -123,7 +123,7 @@ class SRPairDataset(Dataset):
     `skipped` and named in one warning. Without the cache, a failing file yields its
     `Skipped` record and the collate function drops it (`skipped` lists them per batch).
 
-    With an `aligner` (`srfer.align.FaceAligner`, e.g. onto a recogniser's template) the HR
+    With an `aligner` (`srfer.faces.align.FaceAligner`, e.g. onto a recogniser's template) the HR
     faces are aligned chips instead of centre crops (always cached: alignment runs MTCNN);
     `alignment` then reports how many fell back to the centre-crop landmarks.
     """

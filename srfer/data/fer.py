@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from srfer.console import warn
+from srfer.core.console import warn
+from srfer.core.errors import SrferError
+from srfer.core.imageio import IMAGE_SUFFIXES, Skipped, load_face, skip_summary
 from srfer.data import evenly_spaced, sample_rng, split_key
-from srfer.errors import SrferError
-from srfer.imageio import IMAGE_SUFFIXES, Skipped, load_face, skip_summary
 
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # FER2013 order
 FERPLUS_CLASSES = (*EMOTIONS, "contempt")

@@ -15,11 +15,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from srfer.console import warn
+from srfer.core.console import warn
+from srfer.core.errors import SrferError
+from srfer.core.imageio import IMAGE_SUFFIXES, Skipped, skip_summary
 from srfer.data import evenly_spaced, sample_rng, split_key
 from srfer.data.faces import CELEBA_PARTITION, center_crop_hr, check_data_root
-from srfer.errors import SrferError
-from srfer.imageio import IMAGE_SUFFIXES, Skipped, skip_summary
 
 
 @dataclass
@@ -164,7 +164,7 @@ def read_lfw_pairs(pairs_file: Path, source: IdentitySource) -> list[tuple[int, 
 
 class FaceIdentityDataset(Dataset):
     """Faces in [0, 1] with identity labels, decoded once: centre crops (threads), or, with
-    an `aligner` (`srfer.align.FaceAligner`), chips aligned by their landmarks (`alignment`
+    an `aligner` (`srfer.faces.align.FaceAligner`), chips aligned by their landmarks (`alignment`
     then counts how many fell back to the centre-crop landmarks).
 
     Unusable files (unreadable, too small) are dropped at load, listed in `skipped` and named

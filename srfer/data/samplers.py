@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import Sampler
 
-from srfer.errors import SrferError
+from srfer.core.errors import SrferError
 
 
 class PKBatchSampler(Sampler[list[tuple[int, int]]]):

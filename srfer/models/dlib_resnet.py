@@ -26,7 +26,7 @@ average pool of the input, zero-padded in channels when the width grows (dlib's
 as the port does.
 
 Input contract: (N, 3, 150, 150) RGB, x·255 − mean RGB (122.782, 117.001, 104.298), then
-/255 (`normalise`); faces aligned onto dlib's 150 px chip (see `srfer.align`). Output:
+/255 (`normalise`); faces aligned onto dlib's 150 px chip (see `srfer.faces.align`). Output:
 (N, 128) descriptors (dlib compares them unnormalised; srfer's `Embedder` L2-normalises).
 """
 
@@ -94,7 +94,7 @@ class ConvAffine(nn.Module):
         self.scale.bias.zero_()
 
     def switch_to_deploy(self) -> None:
-        """For inference only (`srfer.deploy`): the affine folded and dropped, one op fewer."""
+        """For inference only (`srfer.accel.deploy`): the affine folded and dropped, one op fewer."""
         self.fold_()
         self.scale = nn.Identity()  # type: ignore[assignment]
 

@@ -10,7 +10,7 @@ stem 3×3/2 → four stages of two basic blocks (32, 64, 128, 256 channels; stri
 
 `DlibResNet29` (`backbone="dlib-resnet29"`, the shipped default): dlib's public-domain face
 recogniser (`srfer.models.dlib_resnet`), 128-d, 150×150 input with its own normalisation,
-on faces aligned to dlib's chip (`srfer.align`).
+on faces aligned to dlib's chip (`srfer.faces.align`).
 
 Shapes: (N, 3, H, W) in [0, 1] → (N, dim) with ‖f‖₂ = 1.
 
@@ -165,8 +165,8 @@ def load_facenet_weights(embedder: Embedder, name: str, path=None) -> None:
     cache ($TORCH_HOME/checkpoints), else facenet-pytorch's own download (online users)."""
     from pathlib import Path
 
-    from srfer.errors import SrferError
-    from srfer.weights import read_state_dict
+    from srfer.core.errors import SrferError
+    from srfer.core.weights import read_state_dict
 
     if embedder.config.backbone != "inception-resnet-v1":
         raise SrferError("--pretrained / --backbone-weights need --backbone inception-resnet-v1")

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srfer.errors import SrferError
+from srfer.core.errors import SrferError
 
 
 class CeilMaxPool(nn.Module):

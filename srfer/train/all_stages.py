@@ -1,5 +1,5 @@
 """Every training stage in dependency order, each resumable (`srfer pipeline train`,
-which then evaluates them: `srfer.workflow`). Stage recipes are the per-stage commands'
+which then evaluates them: `srfer.train.workflow`). Stage recipes are the per-stage commands'
 own argument classes, so this file only decides *which* arguments (a CPU-sized profile,
 or the seed's full recipes).
 
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from srfer.console import info
-from srfer.errors import SrferError
-from srfer.runtime import resolve_device
+from srfer.core.console import info
+from srfer.core.errors import SrferError
+from srfer.core.runtime import resolve_device
 
 PROFILES = ("auto", "cpu", "full", "smoke")
 SMOKE_SUBSET = 256  # images per split in the smoke profile (whole identities for the embedder)

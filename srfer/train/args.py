@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from srfer.errors import SrferError
-from srfer.options import REQUIRED, option
+from srfer.core.errors import SrferError
+from srfer.core.options import REQUIRED, option
 
 DEVICE_HELP = "auto (cuda → mps → cpu), cpu, cuda or mps."
 SEED_HELP = "Seed for data order, augmentation and initialisation."
@@ -59,8 +59,8 @@ class RunArgs(EngineConfig):
         """What every run does first: cheap checks (device, a writable run folder) before any
         data is decoded, and the seed, before the recipe builds (initialises) its networks.
         Returns the torch device (this rank's, under torchrun)."""
-        from srfer.imageio import make_folder
-        from srfer.runtime import resolve_device, seed_everything
+        from srfer.core.imageio import make_folder
+        from srfer.core.runtime import resolve_device, seed_everything
         from srfer.train import distributed
 
         device = distributed.init(resolve_device(self.device))  # under torchrun: join the process group

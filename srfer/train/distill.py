@@ -20,12 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from srfer.checkpoint import load_checkpoint, save_checkpoint
-from srfer.console import info
+from srfer.core.checkpoint import load_checkpoint, save_checkpoint
+from srfer.core.console import info
+from srfer.core.errors import SrferError
+from srfer.core.weights import sha256
 from srfer.data.fer import FerDataset, FerSamples
-from srfer.errors import SrferError
-from srfer.inference import ensemble_paths, inference_context, load_classifier, predict_probs
-from srfer.weights import sha256
+from srfer.infer.networks import ensemble_paths, inference_context, load_classifier, predict_probs
 
 CACHE_NAME = "teacher_probs.safetensors"
 CACHE_KIND = "fer-teacher-probs"

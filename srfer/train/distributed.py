@@ -33,7 +33,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Sampler
 
-from srfer.errors import SrferError
+from srfer.core.errors import SrferError
 
 
 @dataclass(frozen=True)

@@ -17,18 +17,18 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from srfer.core.errors import SrferError
+from srfer.core.plots import plot_training_curves
 from srfer.data.degradations import LowResPath
 from srfer.data.identity import FaceIdentityDataset, discover_identities, generate_pairs
 from srfer.data.samplers import PKBatchSampler
-from srfer.errors import SrferError
-from srfer.inference import embed_all, embedder_aligner, load_embedder, make_restorer, pair_distances
-from srfer.losses import TripletLoss
-from srfer.metrics import verification_report
+from srfer.eval.metrics import verification_report
+from srfer.infer.networks import embed_all, embedder_aligner, load_embedder, make_restorer, pair_distances
 from srfer.models.embedder import Embedder, EmbedderConfig, load_facenet_weights
-from srfer.plots import plot_training_curves
 from srfer.train import distributed
 from srfer.train.args import EmbedTrainArgs, parse_lr_sizes
 from srfer.train.engine import Engine, SingleNetworkRecipe, StepContext
+from srfer.train.losses import TripletLoss
 
 VAL_PAIRS = 3000
 

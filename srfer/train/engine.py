@@ -37,12 +37,12 @@ from rich.progress import (
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
-from srfer.checkpoint import flatten, load_checkpoint, save_checkpoint, unflatten
-from srfer.console import err_console, info
-from srfer.errors import SrferError, TrainingInterrupted
-from srfer.imageio import make_folder
-from srfer.inference import RunContext, load_network
-from srfer.runtime import amp_dtype, resolve_device, rng_state, seed_everything, set_rng_state
+from srfer.core.checkpoint import flatten, load_checkpoint, save_checkpoint, unflatten
+from srfer.core.console import err_console, info
+from srfer.core.errors import SrferError, TrainingInterrupted
+from srfer.core.imageio import make_folder
+from srfer.core.runtime import amp_dtype, resolve_device, rng_state, seed_everything, set_rng_state
+from srfer.infer.networks import RunContext, load_network
 from srfer.train import distributed
 from srfer.train.args import EngineConfig, RunArgs, check_run_folder
 from srfer.train.distributed import RankBatches

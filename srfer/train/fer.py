@@ -17,17 +17,17 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from srfer.core.errors import SrferError
+from srfer.core.plots import plot_training_curves
 from srfer.data.degradations import LowResPath
 from srfer.data.fer import FerDataset, FerSamples, class_names, describe_balance, load_fer
-from srfer.errors import SrferError
-from srfer.inference import make_restorer, predict_probs
-from srfer.losses import FocalLoss, inverse_frequency
-from srfer.metrics import classification_report
+from srfer.eval.metrics import classification_report
+from srfer.infer.networks import make_restorer, predict_probs
 from srfer.models.fer import FerConfig, build_fer
-from srfer.plots import plot_training_curves
 from srfer.train.args import FerTrainArgs, parse_lr_sizes
 from srfer.train.distill import distillation_targets, teacher_probabilities
 from srfer.train.engine import Engine, SingleNetworkRecipe, StepContext
+from srfer.train.losses import FocalLoss, inverse_frequency
 
 
 class FerRecipe(SingleNetworkRecipe):
@@ -204,7 +204,7 @@ def start_from_dlib_trunk(model: nn.Module, args: FerTrainArgs) -> dict[str, Any
     """Fill the dlib trunk from a face-embedder file (default: the shipped recogniser) or from
     another dlib-resnet29 expression classifier's trunk (e.g. FER2013 → FER+: the head, whose
     classes may differ, starts new)."""
-    from srfer.inference import load_network
+    from srfer.infer.networks import load_network
 
     source = load_network("embed", args.backbone_weights, tuple(TRUNK_SOURCES))
     if source.kind == "fer-classifier" and source.config.arch != "dlib-resnet29":
@@ -228,7 +228,7 @@ def start_from_imagenet(model: nn.Module, args: FerTrainArgs) -> dict[str, Any]:
     """Fill a torchvision-arch classifier with ImageNet weights; returns what was done (run meta)."""
     import torchvision.models as tvm
 
-    from srfer.weights import imagenet_state_dict
+    from srfer.core.weights import imagenet_state_dict
 
     enum = tvm.get_model_weights(args.arch).DEFAULT
     hint = "--backbone-weights PATH (that file, from a machine that is online) or leave out --pretrained"

@@ -1,6 +1,6 @@
 """Stage 1 recipe: SRResNet pre-training (pixel MSE), then SRGAN adversarial training.
 
-The second phase is the generator loss of `srfer.losses` (content, texture, identity,
+The second phase is the generator loss of `srfer.train.losses` (content, texture, identity,
 pixel, adversarial terms); with `--adversarial-weight 0` it trains without a
 discriminator (e.g. the identity-aware fine-tune, where half the compute would otherwise
 go to a network whose term is switched off). With an identity term, validation also
@@ -26,14 +26,21 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from torchvision.utils import make_grid
 
-from srfer.align import FaceAligner
+from srfer.core.errors import SrferError
+from srfer.core.imageio import save_image_atomic, tensor_to_pil
+from srfer.core.plots import plot_training_curves
+from srfer.core.weights import sha256
 from srfer.data import evenly_spaced
 from srfer.data.degradations import bicubic_resize, quantize_8bit, to_signed, to_unit
 from srfer.data.faces import SRPairDataset, collate_skipping_failures, discover_faces
-from srfer.errors import SrferError
-from srfer.imageio import save_image_atomic, tensor_to_pil
-from srfer.inference import bicubic_baseline, embedder_aligner, load_embedder, super_resolve
-from srfer.losses import (
+from srfer.eval.metrics import PROTOCOL, frechet_distance, psnr_per_image, sr_vs_bicubic
+from srfer.faces.align import FaceAligner
+from srfer.infer.networks import bicubic_baseline, embedder_aligner, load_embedder, super_resolve
+from srfer.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from srfer.train import distributed
+from srfer.train.args import SRTrainArgs, parse_lr_sizes
+from srfer.train.engine import Engine, Recipe, StepContext
+from srfer.train.losses import (
     FeatureBackbone,
     SRGANGeneratorLoss,
     SRLossWeights,
@@ -41,13 +48,6 @@ from srfer.losses import (
     discriminator_term,
     pixel_mse,
 )
-from srfer.metrics import PROTOCOL, frechet_distance, psnr_per_image, sr_vs_bicubic
-from srfer.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
-from srfer.plots import plot_training_curves
-from srfer.train import distributed
-from srfer.train.args import SRTrainArgs, parse_lr_sizes
-from srfer.train.engine import Engine, Recipe, StepContext
-from srfer.weights import sha256
 
 GRID_SAMPLES = 8
 

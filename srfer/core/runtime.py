@@ -1,5 +1,5 @@
 """Device, precision and seeding choices shared by training and inference (it depends on
-`srfer.errors` alone: the inference layer, the engine and the CLI all stand on it)."""
+`srfer.core.errors` alone: the inference layer, the engine and the CLI all stand on it)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import random
 import numpy as np
 import torch
 
-from srfer.errors import SrferError
+from srfer.core.errors import SrferError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from srfer.errors import SrferError, writing
+from srfer.core.errors import SrferError, writing
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm"}
 # PIL's default limit (~89.5 Mpx, a 9459×9459 image); above it we refuse rather than warn.

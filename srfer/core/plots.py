@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from srfer.errors import writing  # noqa: E402
+from srfer.core.errors import writing  # noqa: E402
 
 
 def plot_training_curves(history: list[dict[str, Any]], path: Path, pairs: list[tuple[str, str]]) -> None:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from srfer.deploy import PackedConv2d, packing_available
+from srfer.accel.deploy import PackedConv2d, packing_available
 from srfer.models.mtcnn import PNet, pretrained_mtcnn
 
 WINDOW = 12  # P-Net's receptive field: a face of min_face px is scaled to 12 px

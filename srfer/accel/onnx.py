@@ -27,9 +27,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from srfer.console import info
-from srfer.errors import SrferError, writing
-from srfer.weights import sha256
+from srfer.core.console import info
+from srfer.core.errors import SrferError, writing
+from srfer.core.weights import sha256
 
 RUNTIMES = ("torch", "onnx")
 OPSET = 18
@@ -137,7 +137,7 @@ class OnnxNetwork(nn.Module):
 
     def session(self):
         """A session with torch's current intra-op thread count, opened on first use: with
-        several inputs in flight (`srfer.workers.in_flight`) each has a one-thread share of the
+        several inputs in flight (`srfer.accel.workers.in_flight`) each has a one-thread share of the
         cores, and a session of the load-time count would overrun it."""
         threads = torch.get_num_threads()
         with _SESSIONS_LOCK:

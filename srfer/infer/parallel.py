@@ -1,4 +1,4 @@
-"""`srfer predict` over many photos (`srfer.workers`): in one process, a photo per core in
+"""`srfer predict` over many photos (`srfer.accel.workers`): in one process, a photo per core in
 flight on threads sharing its `Predictor`; with `--workers`, also in spawned processes, each
 with a `Predictor` built like the caller's. Answers, streaming order and `--save-dir` names
 are those of one photo at a time."""
@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from srfer.predict import PredictOptions, Predictor, PredictReport, PredictWeights
-from srfer.workers import chunked, in_flight, lanes_for, map_in_workers
+from srfer.accel.workers import chunked, in_flight, lanes_for, map_in_workers
+from srfer.infer.predict import PredictOptions, Predictor, PredictReport, PredictWeights
 
 _worker: Predictor | None = None
 

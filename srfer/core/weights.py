@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from srfer.errors import SrferError
+from srfer.core.errors import SrferError
 
 # role → (file name, the command that trains it)
 DEFAULTS: dict[str, tuple[str, str]] = {
@@ -136,7 +136,7 @@ def _shipped_weights_dir() -> Path:
         spec = None
     if spec is not None and spec.submodule_search_locations:
         return Path(list(spec.submodule_search_locations)[0])
-    return Path(__file__).resolve().parent.parent / "weights"  # a source tree on PYTHONPATH
+    return Path(__file__).resolve().parents[2] / "weights"  # a source tree on PYTHONPATH
 
 
 PACKAGE_WEIGHTS = _shipped_weights_dir()

@@ -23,12 +23,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from srfer.align import DLIB_TEMPLATE
-from srfer.checkpoint import save_checkpoint
-from srfer.errors import SrferError
+from srfer.core.checkpoint import save_checkpoint
+from srfer.core.errors import SrferError
+from srfer.core.weights import sha256
+from srfer.faces.align import DLIB_TEMPLATE
 from srfer.models import Embedder, EmbedderConfig
 from srfer.models.dlib_resnet import INPUT_SIZE, MEAN_RGB
-from srfer.weights import sha256
 
 FACE_API_VERSION = "1.7.15"
 FACE_API_SHA256 = "0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031"

@@ -13,12 +13,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from srfer.core.errors import SrferError
+from srfer.core.imageio import Skipped
+from srfer.core.runtime import resolve_device
 from srfer.data.faces import center_crop_hr
-from srfer.errors import SrferError
-from srfer.gallery import Gallery, Match
-from srfer.imageio import Skipped
-from srfer.inference import embedder_aligner, embedder_crop_size, embedder_threshold, load_embedder, model_id
-from srfer.runtime import resolve_device
+from srfer.faces.gallery import Gallery, Match
+from srfer.infer.networks import (
+    embedder_aligner,
+    embedder_crop_size,
+    embedder_threshold,
+    load_embedder,
+    model_id,
+)
 
 
 def _face_crops(paths: list[Path], embedder: nn.Module) -> tuple[list, list[Path]]:

@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from srfer.console import info
-from srfer.evaluation import evaluate_embed, evaluate_fer, evaluate_sr
+from srfer.core.console import info
+from srfer.eval.evaluation import evaluate_embed, evaluate_fer, evaluate_sr
 from srfer.train.all_stages import train_all
 
 SMOKE_EVALUATION_LIMIT = 256  # images per evaluation in the smoke profile: it checks set-up, not quality

@@ -22,7 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from srfer.errors import SrferError, writing
+from srfer.core.errors import SrferError, writing
 
 FORMAT = "srfer-checkpoint-v1"
 _TENSOR_REF = "__tensor__"

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import platform
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import torch
 
-from srfer.runtime import amp_dtype, resolve_device
-from srfer.weights import weights_status
+from srfer.core.runtime import amp_dtype, resolve_device
+from srfer.core.weights import weights_status
 
 
 def environment_report() -> dict[str, Any]:
     import torchvision
 
-    import srfer
+
 
     device = resolve_device("auto")
     report: dict[str, Any] = {
-        "srfer": srfer.__version__,
+        "srfer": _version("srfer"),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
@@ -28,12 +29,14 @@ def environment_report() -> dict[str, Any]:
     }
     if device.type == "cuda":
         report["gpu"] = torch.cuda.get_device_name(device)
-    from importlib.metadata import PackageNotFoundError, version
-
     for package in ("facenet-pytorch", "onnxruntime"):  # the second serves --runtime onnx (optional)
-        try:
-            report[package] = version(package)
-        except PackageNotFoundError:
-            report[package] = "not installed"
+        report[package] = _version(package)
     report["weights"] = weights_status()
     return report
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"

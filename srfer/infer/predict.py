@@ -15,15 +15,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srfer.align import align_face, centred_landmarks
-from srfer.annotate import save_annotations
+from srfer.accel.onnx import check_runtime
+from srfer.core.errors import SrferError
+from srfer.core.imageio import admit_face, load_image, make_folder, pil_to_tensor, unique_output
+from srfer.core.runtime import resolve_device
+from srfer.core.weights import optional_weights
 from srfer.data.degradations import bicubic_resize, quantize_8bit
 from srfer.data.fer import class_names, project_probs
-from srfer.detect import FRAME_MARGIN, FaceDetector, cut_face, whole_image_face
-from srfer.errors import SrferError
-from srfer.gallery import Gallery
-from srfer.imageio import admit_face, load_image, make_folder, pil_to_tensor, unique_output
-from srfer.inference import (
+from srfer.faces.align import align_face, centred_landmarks
+from srfer.faces.annotate import save_annotations
+from srfer.faces.detect import FRAME_MARGIN, FaceDetector, cut_face, whole_image_face
+from srfer.faces.gallery import Gallery
+from srfer.infer.networks import (
     embedder_crop_size,
     embedder_template,
     embedder_threshold,
@@ -36,9 +39,6 @@ from srfer.inference import (
     super_resolve,
 )
 from srfer.models import Generator
-from srfer.onnx_runtime import check_runtime
-from srfer.runtime import resolve_device
-from srfer.weights import optional_weights
 
 WORK_SIZE = 128  # the recognisers' face size: the CelebA SR output and the embedder's crops
 SR_AUTO_BELOW = WORK_SIZE // 2  # --sr auto: faces with under half the working size get SR
@@ -77,7 +77,7 @@ class PredictOptions:
     threshold: float | None = None  # τ override for the gallery
     embeddings: bool = False  # put the embedding into each result
     tiny_expression: bool = True  # faces ≤ TINY_FACE_PX: FER SR + upscale-trained classifier
-    runtime: str = "torch"  # or "onnx": the networks run in ONNX Runtime (srfer.onnx_runtime)
+    runtime: str = "torch"  # or "onnx": the networks run in ONNX Runtime (srfer.accel.onnx)
     x8: bool = True  # faces under X8_BELOW px through the ×8 SR (when shipped or given)
 
     def __post_init__(self) -> None:
@@ -279,7 +279,7 @@ class Predictor:
         yield
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        with self._timings_lock:  # several photos may be in flight (srfer.workers.in_flight)
+        with self._timings_lock:  # several photos may be in flight (srfer.accel.workers.in_flight)
             self.timings[stage] += time.perf_counter() - start
 
     def run(

@@ -11,15 +11,24 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from srfer.align import align_face
-from srfer.console import warn
+from srfer.core.console import warn
+from srfer.core.errors import SrferError
+from srfer.core.imageio import skip_summary, tensor_to_pil
+from srfer.core.runtime import resolve_device
+from srfer.core.weights import missing_note, optional_weights
 from srfer.data.degradations import LowResPath, bicubic_resize, to_unit
 from srfer.data.faces import SRPairDataset, collate_skipping_failures, discover_faces
 from srfer.data.fer import FerDataset, class_names, load_fer, project_probs
 from srfer.data.identity import FaceIdentityDataset, discover_identities, generate_pairs, read_lfw_pairs
-from srfer.errors import SrferError
-from srfer.imageio import skip_summary, tensor_to_pil
-from srfer.inference import (
+from srfer.eval.metrics import (
+    PROTOCOL,
+    classification_report,
+    frechet_distance,
+    sr_vs_bicubic,
+    verification_report,
+)
+from srfer.faces.align import align_face
+from srfer.infer.networks import (
     bicubic_baseline,
     embed_all,
     embedder_aligner,
@@ -34,15 +43,6 @@ from srfer.inference import (
     predict_probs,
     super_resolve,
 )
-from srfer.metrics import (
-    PROTOCOL,
-    classification_report,
-    frechet_distance,
-    sr_vs_bicubic,
-    verification_report,
-)
-from srfer.runtime import resolve_device
-from srfer.weights import missing_note, optional_weights
 
 
 def evaluate_sr(

@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from srfer.core.imageio import save_image_atomic, tensor_to_pil
 from srfer.data.degradations import bicubic_resize
-from srfer.imageio import save_image_atomic, tensor_to_pil
 
 BOX_COLOUR = (255, 196, 0)
 TEXT_COLOUR = (0, 0, 0)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from srfer.annotate import comparison_strip
-from srfer.errors import SrferError
-from srfer.imageio import (
+from srfer.accel.workers import chunked, in_flight, lanes_for, map_in_workers
+from srfer.core.errors import SrferError
+from srfer.core.imageio import (
     admit_face,
     load_image,
     make_folder,
@@ -16,10 +16,10 @@ from srfer.imageio import (
     tensor_to_pil,
     unique_output,
 )
-from srfer.inference import load_generator, super_resolve
-from srfer.runtime import resolve_device
-from srfer.weights import sr_model_weights
-from srfer.workers import chunked, in_flight, lanes_for, map_in_workers
+from srfer.core.runtime import resolve_device
+from srfer.core.weights import sr_model_weights
+from srfer.faces.annotate import comparison_strip
+from srfer.infer.networks import load_generator, super_resolve
 
 MAX_UPSCALE_SIDE = 1024  # face crops; beyond this the 4× feature maps need many GB
 
@@ -51,7 +51,7 @@ def upscale_files(
     (`weights.SR_MODELS`: psnr, identity-aware or GAN ×4, or x8) unless `weights` names a
     file. `compare` also writes <stem>_compare.png strips. `runtime`: torch or onnx (ONNX
     Runtime). One process keeps a file per core in flight (threads); `workers` > 1 adds spawned
-    processes (`srfer.workers`). The outputs are those of one file at a time."""
+    processes (`srfer.accel.workers`). The outputs are those of one file at a time."""
     weights = weights or sr_model_weights(model)
     make_folder(out_dir)
     taken: set[str] = set()

@@ -1,4 +1,4 @@
-"""Face detection with MTCNN (Zhang et al., 2016: `srfer.cascade` on `srfer.models.mtcnn`'s
+"""Face detection with MTCNN (Zhang et al., 2016: `srfer.faces.cascade` on `srfer.models.mtcnn`'s
 networks, whose weights ship in the facenet-pytorch wheel) and square crops framed like
 srfer's training faces.
 """
@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from srfer.cascade import Cascade, CascadeConfig
-from srfer.errors import SrferError
+from srfer.core.errors import SrferError
+from srfer.faces.cascade import Cascade, CascadeConfig
 
 # Images whose shorter side is at most this are taken as one face crop, not searched: MTCNN's
 # last stage works on 48×48 windows, and a 48×48 FER2013 face or a 32×32 SR input leaves it

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srfer.errors import SrferError
+from srfer.core.errors import SrferError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -79,7 +79,7 @@ def load_vgg19_state(weights: Path | None) -> dict[str, torch.Tensor]:
     """`--vgg-weights PATH`, else torchvision's ImageNet weights (cached or downloaded)."""
     from torchvision.models import VGG19_Weights
 
-    from srfer.weights import imagenet_state_dict
+    from srfer.core.weights import imagenet_state_dict
 
     hint = "--vgg-weights PATH, --perceptual ckpt:PATH or --perceptual none"
     return imagenet_state_dict(VGG19_Weights.IMAGENET1K_V1, weights, "VGG19", hint)
@@ -90,7 +90,7 @@ class CheckpointFeatures(FeatureBackbone):
 
     def __init__(self, path: Path) -> None:
         super().__init__()
-        from srfer.checkpoint import load_checkpoint
+        from srfer.core.checkpoint import load_checkpoint
         from srfer.models import build_model
 
         ckpt = load_checkpoint(path)

@@ -31,8 +31,8 @@ from typing import Any
 
 import torch
 
-from srfer.errors import SrferError
-from srfer.process import keep_freed_memory
+from srfer.core.errors import SrferError
+from srfer.core.process import keep_freed_memory
 
 MAX_LANES = 4  # inputs in flight in one process (unmeasured beyond 2 cores: kept modest)
 QUEUED_PER_WORKER = 2  # chunks handed to a ready spawned worker at a time (one running, one waiting)

@@ -18,16 +18,16 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from srfer.align import FaceAligner, FaceTemplate, template_from_json
-from srfer.checkpoint import load_checkpoint
+from srfer.accel.deploy import switch_to_cpu_deploy
+from srfer.accel.onnx import on_runtime
+from srfer.core.checkpoint import load_checkpoint
+from srfer.core.errors import SrferError
+from srfer.core.runtime import amp_dtype, autocast
+from srfer.core.weights import FLIP_TTA_ROLES, resolve_weights, sha256
 from srfer.data.degradations import LowResPath, bicubic_resize, to_signed, to_unit
-from srfer.deploy import switch_to_cpu_deploy
-from srfer.errors import SrferError
+from srfer.faces.align import FaceAligner, FaceTemplate, template_from_json
 from srfer.models import Generator, build_model
 from srfer.models.fer import ClassifierEnsemble, FlipAveraged
-from srfer.onnx_runtime import on_runtime
-from srfer.runtime import amp_dtype, autocast
-from srfer.weights import FLIP_TTA_ROLES, resolve_weights, sha256
 
 Restorer = Callable[[torch.Tensor], torch.Tensor]
 
@@ -71,7 +71,7 @@ def load_generator(
     weights: Path | None = None, device: torch.device | None = None, role: str = "sr", runtime: str = "torch"
 ) -> Generator:
     """The SR generator from `weights` (or the default for `role`); `runtime` torch or onnx
-    (ONNX Runtime, `srfer.onnx_runtime`).
+    (ONNX Runtime, `srfer.accel.onnx`).
 
     Its weights are made channels-last (so are the embedder's and the classifiers'): oneDNN
     then runs the convolutions in its fast layout whatever layout the input has (CPU, batch 1:
@@ -143,7 +143,7 @@ def deploys(runtime: str, device: torch.device) -> bool:
 
 
 def deployed(model: nn.Module, runtime: str, device: torch.device) -> nn.Module:
-    """`model` re-parameterised for inference where `deploys` says (`srfer.deploy`: the same
+    """`model` re-parameterised for inference where `deploys` says (`srfer.accel.deploy`: the same
     function; one face 1.1–1.7× faster); elsewhere `model` as it is."""
     if deploys(runtime, device):
         switch_to_cpu_deploy(model)

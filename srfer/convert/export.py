@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from srfer.checkpoint import load_checkpoint, save_checkpoint
-from srfer.errors import SrferError
-from srfer.inference import embedder_crop_size, load_network
-from srfer.onnx_runtime import export_onnx
+from srfer.accel.onnx import export_onnx
+from srfer.core.checkpoint import load_checkpoint, save_checkpoint
+from srfer.core.errors import SrferError
+from srfer.infer.networks import embedder_crop_size, load_network
 
 
 def export_weights(checkpoint: Path, target: Path, half: bool = True, threshold: float | None = None) -> Path:

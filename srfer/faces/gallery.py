@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from srfer.errors import SrferError, writing
+from srfer.core.errors import SrferError, writing
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS gallery_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

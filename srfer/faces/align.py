@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from srfer.imageio import pil_to_tensor
+from srfer.core.imageio import pil_to_tensor
 
 # dlib's mean face shape (68-point scheme, coordinates in [0, 1] of the face's box): the
 # points MTCNN's five landmarks correspond to.
@@ -189,14 +189,14 @@ class FaceAligner:
         self, size: int, template: FaceTemplate = DLIB_TEMPLATE, batch_size: int = 64,
         device: torch.device | None = None,
     ) -> None:  # fmt: skip
-        from srfer.detect import FaceDetector
+        from srfer.faces.detect import FaceDetector
 
         self.size, self.template, self.batch_size = size, template, batch_size
         self.detector = FaceDetector(device or torch.device("cpu"))
 
     def __call__(self, paths: list) -> AlignedFaces:
-        from srfer.errors import SrferError
-        from srfer.imageio import Skipped, load_face
+        from srfer.core.errors import SrferError
+        from srfer.core.imageio import Skipped, load_face
 
         chips: list = []
         fallbacks: list = []
@@ -222,7 +222,7 @@ class FaceAligner:
 
     def landmarks(self, images: list) -> list[tuple[np.ndarray, bool]]:
         """Each PIL image's five points: its central face's, or (True) the fallback's."""
-        from srfer.detect import whole_image_face
+        from srfer.faces.detect import whole_image_face
 
         out = []
         for img, faces in zip(images, self.detector.detect(images) if images else [], strict=True):
@@ -235,7 +235,7 @@ class FaceAligner:
 
     def chips_and_report(self, paths: list) -> tuple[list, dict]:
         """`self(paths)`'s chips and its report (template named); fallbacks counted in one warning."""
-        from srfer.console import warn
+        from srfer.core.console import warn
 
         aligned = self(paths)
         if aligned.fallbacks:

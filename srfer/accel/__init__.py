@@ -1,0 +1,1 @@
+"""CPU and runtime acceleration: re-parameterised kernels, ONNX Runtime, worker processes."""

@@ -1,0 +1,1 @@
+"""Metrics and the evaluations behind eval-sr, eval-fer and eval-embed."""

@@ -1,0 +1,1 @@
+"""Faces in photos: MTCNN detection, alignment, the gallery, annotation."""

@@ -1,0 +1,1 @@
+"""Load and run trained networks: predict, upscale, identify."""
