@@ -25,10 +25,10 @@ def shipped_config(role: str, cls):
     """The architecture of the shipped checkpoint for `role`, or the class defaults."""
     from srfer.core.checkpoint import load_checkpoint
     from srfer.core.errors import SrferError
-    from srfer.core.weights import resolve_weights
+    from srfer.core.weights import Weights
 
     try:
-        return cls(**load_checkpoint(resolve_weights(role)).config)
+        return cls(**load_checkpoint(Weights(role).resolve()).config)
     except SrferError:
         return cls()
 

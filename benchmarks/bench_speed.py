@@ -45,21 +45,23 @@ if not job["baseline"]:  # what the CLI now does before any command
     from srfer.core.process import keep_freed_memory
     keep_freed_memory()
 paths = [Path(p) for p in job["inputs"]]
-extra = {"runtime": job["runtime"]} if job["runtime"] != "torch" else {}
+runtime = job["runtime"]
 start = time.perf_counter()
 if job["task"] == "predict":
-    from srfer.infer.predict import PredictOptions, Predictor
-    weights = None
-    if job["same_models"]:  # the expression files the baseline shipped, and no ×8 (it had none)
-        from srfer.infer.predict import PredictWeights
-        weights = PredictWeights(fer=Path("weights/fer_mcnn.safetensors"),
-                                 fer_upscale=Path("weights/fer_mcnn_upscale_sr12.safetensors"))
-        extra["x8"] = False
-    predictor = Predictor(PredictOptions(embeddings=True, **extra), "cpu", weights)
-    if job["baseline"]:  # one photo after another
+    if job["baseline"]:  # the baseline's flat layout, one photo after another
+        from srfer.predict import PredictOptions, Predictor
+        predictor = Predictor(PredictOptions(embeddings=True), "cpu")
         run = predictor.run
     else:
+        from srfer.infer.options import PredictOptions, PredictWeights
         from srfer.infer.parallel import run_in_workers
+        from srfer.infer.predict import Predictor
+        weights, x8 = None, True
+        if job["same_models"]:  # the expression files the baseline shipped, and no ×8 (it had none)
+            weights = PredictWeights(fer_weights=Path("weights/fer_mcnn.safetensors"),
+                                     upscale_fer_weights=Path("weights/fer_mcnn_upscale_sr12.safetensors"))
+            x8 = False
+        predictor = Predictor(PredictOptions(embeddings=True, runtime=runtime, x8=x8), "cpu", weights)
         run = lambda ps: run_in_workers(predictor, ps, job["workers"])
     loaded = time.perf_counter()
     run(paths[:1])
@@ -69,14 +71,19 @@ if job["task"] == "predict":
     answers = [{"box": list(f.box), "expression": f.expression, "probabilities": f.probabilities,
                 "embedding": f.embedding} for image in report.images for f in image.faces]
 else:
-    from srfer.infer.upscale import upscale_files
     out = Path(job["out"])
-    if job["workers"] > 1:
-        extra["workers"] = job["workers"]
+    if job["baseline"]:
+        from srfer.upscale import upscale_files
+        upscale = lambda ps, folder: upscale_files(ps, folder, device="cpu")
+    else:
+        from srfer.infer.options import UpscaleOptions
+        from srfer.infer.upscale import upscale_files
+        options = UpscaleOptions(runtime=runtime)
+        upscale = lambda ps, folder: upscale_files(ps, folder, options, "cpu", workers=job["workers"])
     loaded = time.perf_counter()
-    upscale_files(paths[:1], out / "warm", device="cpu", **extra)
+    upscale(paths[:1], out / "warm")
     timed = time.perf_counter()
-    report = upscale_files(paths, out / "all", device="cpu", **extra)
+    report = upscale(paths, out / "all")
     seconds = time.perf_counter() - timed
     answers = [str(dst) for _, dst, _, _ in report.written]
 # an editable install can serve a module the tree lacks: make sure none came from elsewhere
@@ -177,26 +184,23 @@ def bench_task(task: str, inputs: list[Path], trees: dict[str, Path], scratch: P
 def bench_networks(batches: tuple[int, ...] = (1, 64)) -> dict:
     """faces/s of each shipped network in torch and in ONNX Runtime (this process's threads)."""
     from srfer.accel.onnx import on_runtime
-    from srfer.core.weights import resolve_weights
-    from srfer.infer.networks import (
-        embedder_crop_size,
-        load_classifier,
-        load_embedder,
-        load_generator,
-        super_resolve,
-    )
+    from srfer.core.weights import Weights
+    from srfer.infer.load import load_classifier, load_embedder, load_generator
+    from srfer.infer.run import super_resolve
 
     cpu = torch.device("cpu")
     embedder = load_embedder(None, cpu)
-    chip = embedder_crop_size(embedder)
+    chip = embedder.contract["crop_size"]
     networks = {"SR x4 (32 px in)": (load_generator(None, cpu), (3, 32, 32), True)}
-    classifier = load_classifier(resolve_weights("fer"), cpu)  # the default's network (predict adds flip TTA)
+    classifier = load_classifier(Weights.FER.resolve(), cpu)  # the default's network (predict adds flip TTA)
     size, channels = classifier.config.input_size, classifier.config.in_channels
     networks[f"expression {classifier.config.arch} ({size} px)"] = (classifier, (channels, size, size), False)
     networks[f"embedder dlib ResNet-29 ({chip} px)"] = (embedder, (3, chip, chip), False)
     out = {}
     for name, (model, shape, is_sr) in networks.items():
-        twin = on_runtime(model, "onnx", cpu, side=shape[-1] if not is_sr else None)
+        twin = on_runtime(
+            model.network, "onnx", cpu, model.sources[0], model.meta, None if is_sr else shape[-1]
+        )
         row = {}
         for batch in batches:
             x = torch.rand(batch, *shape)

@@ -23,7 +23,7 @@ from srfer.convert.face_api import (
 )
 from srfer.core.errors import SrferError
 from srfer.data.fer import EMOTIONS
-from srfer.infer.networks import embedder_aligner, embedder_crop_size, load_classifier, load_embedder
+from srfer.infer.load import embedder_aligner, load_classifier, load_embedder
 from srfer.models.dlib_resnet import DlibResNet29
 
 runner = CliRunner()
@@ -117,7 +117,7 @@ def test_converted_network_computes_what_the_tf_layout_says(tmp_path: Path) -> N
     result = convert_face_api(tarball, target, check_sha=False, threshold=0.4)
     assert result["tensors"] == len(tf) == 117 and result["parameters"] == 5_614_592
     embedder = load_embedder(target, torch.device("cpu"), deploy=False)  # as converted: affines unfolded
-    net = embedder.backbone
+    net = embedder.network.backbone
     # the stem at output pixel (0, 0): Σ x[i, j, c] · K[i, j, c, o] + b, then the affine (TF semantics)
     x = torch.rand(1, 3, 150, 150, dtype=torch.float64)
     patch = x[0, :, :7, :7].permute(1, 2, 0).numpy()  # (7, 7, 3), HWC
@@ -133,10 +133,10 @@ def test_converted_network_computes_what_the_tf_layout_says(tmp_path: Path) -> N
     np.testing.assert_allclose(head, feats.numpy() @ tf["fc"], rtol=1e-6, atol=1e-9)
     # the checkpoint says where it came from and what it expects
     assert embedder.meta["threshold"] == 0.4 and "public domain" in embedder.meta["license"]
-    assert embedder.meta["input"]["size"] == 150 and embedder_crop_size(embedder) == 128
+    assert embedder.meta["input"]["size"] == 150 and embedder.contract["crop_size"] == 128
     assert embedder_aligner(embedder).template.name == "dlib-chip-padding-0.25"
     with torch.no_grad():
-        assert embedder.float()(torch.rand(2, 3, 128, 128)).shape == (2, 128)
+        assert embedder.network.float()(torch.rand(2, 3, 128, 128)).shape == (2, 128)
 
 
 def test_bad_tarballs_are_one_line_errors(tmp_path: Path) -> None:
@@ -198,8 +198,9 @@ def test_converted_expression_network_computes_what_the_tf_layout_says(tmp_path:
     target = tmp_path / "faceapi.safetensors"
     result = convert_face_api(tarball, target, check_sha=False, model="expression")
     assert result["tensors"] == 49 and result["parameters"] == 323_687
-    model = load_classifier(target, torch.device("cpu")).double()
-    assert model.config.arch == "faceapi-expression" and "MIT" in model.meta["license"]
+    loaded = load_classifier(target, torch.device("cpu"))
+    model = loaded.network.double()
+    assert model.config.arch == "faceapi-expression" and "MIT" in loaded.meta["license"]
     blocks = model.trunk.blocks
     # the first conv, TF "same" at stride 2 on 112 px: output (0, 0) sees rows/cols 0–2; the
     # last output (55, 55) sees 110, 111 and the zero pad

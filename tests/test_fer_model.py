@@ -8,12 +8,12 @@ from srfer.models.fer import (
     FER_BACKBONES,
     IMAGENET_STD,
     ChannelAttention,
-    ClassifierEnsemble,
     FerConfig,
     PyramidPooling,
     build_fer,
     stem_weight,
 )
+from srfer.models.fer_ensemble import ClassifierEnsemble
 
 
 @pytest.mark.parametrize(
@@ -107,7 +107,7 @@ def test_ensemble_averages_its_members_probabilities() -> None:
 
 
 def test_flip_averaged_is_the_mean_of_face_and_mirror() -> None:
-    from srfer.models.fer import FlipAveraged
+    from srfer.models.fer_ensemble import FlipAveraged
 
     torch.manual_seed(0)
     model = build_fer(FerConfig(width=4, fused=16)).eval()

@@ -15,11 +15,12 @@ from typer.testing import CliRunner, Result
 from srfer.cli import app
 from srfer.core.checkpoint import load_checkpoint, save_checkpoint
 from srfer.data.fer import EMOTIONS
-from srfer.infer.networks import predict_probs
+from srfer.infer.run import predict_probs
 from srfer.models import Embedder, EmbedderConfig, Generator, GeneratorConfig
 from srfer.models.fer import FerConfig, build_fer
-from srfer.train.engine import EpochSampler, StepContext
 from srfer.train.losses import FocalLoss, inverse_frequency
+from srfer.train.recipe import StepContext
+from srfer.train.schedule import EpochSampler
 
 runner = CliRunner()
 
@@ -259,7 +260,7 @@ def test_train_fer_dlib_trunk_from_a_face_recogniser(fer_root: Path, tmp_path: P
 def test_train_fer_dlib_trunk_from_an_expression_classifier(fer_root: Path, tmp_path: Path) -> None:
     """--backbone-weights <dlib-resnet29 classifier> copies its trunk (FER2013 → FER+ style
     transfer; the head starts new); a classifier without a dlib trunk is refused in one line."""
-    from srfer.infer.networks import load_network
+    from srfer.infer.load import load_network
 
     def train(out: str, *extra: str) -> Result:
         data = ["--data", str(fer_root)]
@@ -272,7 +273,7 @@ def test_train_fer_dlib_trunk_from_an_expression_classifier(fer_root: Path, tmp_
     assert result.exit_code == 0, result.output
     second = tmp_path / "second" / "last.safetensors"
     assert load_checkpoint(second).meta["pretrained"]["expression_trunk"] == str(source)
-    theirs, ours = (load_network("fer", path, "fer-classifier") for path in (source, second))
+    theirs, ours = (load_network(path, "fer-classifier").network for path in (source, second))
     faces = torch.rand(2, 3, 64, 64)  # the trunk computes what it did (its affines folded in)
     assert torch.allclose(ours.trunk.feature_maps(faces)[-1], theirs.trunk.feature_maps(faces)[-1], atol=1e-4)
     assert not torch.equal(ours.head[1].weight, theirs.head[1].weight)
@@ -378,7 +379,7 @@ def test_average_weights_of_epochs_re_estimates_batchnorm(fer_root: Path, tmp_pa
 def test_train_fer_faceapi_expression_fine_tunes_a_whole_network(fer_root: Path, tmp_path: Path) -> None:
     """--arch faceapi-expression --init FILE (what `convert-face-api --model expression` writes):
     head and trunk both start from FILE; --trunk-lr 0 keeps the feature extractor as it was."""
-    from srfer.infer.networks import load_network
+    from srfer.infer.load import load_network
 
     def train(out: str, *extra: str) -> Result:
         data = ["--data", str(fer_root), "--out", str(tmp_path / out), "--arch", "faceapi-expression"]
@@ -389,7 +390,7 @@ def test_train_fer_faceapi_expression_fine_tunes_a_whole_network(fer_root: Path,
     tuned = train("tuned", "--init", str(start), "--trunk-lr", "0", "--seed", "3")
     assert tuned.exit_code == 0, tuned.output
     ends = (start, tmp_path / "tuned" / "last.safetensors")
-    before, after = (load_network("fer", p, "fer-classifier") for p in ends)
+    before, after = (load_network(p, "fer-classifier").network for p in ends)
     old, new = before.state_dict(), after.state_dict()
     assert all(torch.equal(old[k], new[k]) for k in old if k.startswith("trunk."))
     assert not torch.equal(old["head.1.weight"], new["head.1.weight"])
@@ -414,7 +415,7 @@ def test_train_fer_distills_teachers_answers_into_the_targets(fer_root: Path, tm
     """The student's soft targets are label + the teachers' flip-averaged answers on the
     un-augmented training faces; the answers are cached, and a resumed run reuses them."""
     from srfer.data.fer import FerDataset, load_fer
-    from srfer.infer.networks import load_classifier
+    from srfer.infer.load import load_classifier
     from srfer.train.args import FerTrainArgs
     from srfer.train.distill import CACHE_NAME
     from srfer.train.fer import distill, target_name

@@ -161,7 +161,7 @@ def test_identify_bad_inputs(people: Path, trained: Path, tmp_path: Path) -> Non
 
 
 def test_embeddings_are_unit_norm(trained: Path) -> None:
-    from srfer.infer.networks import load_embedder
+    from srfer.infer.load import load_embedder
 
     model = load_embedder(trained, torch.device("cpu"))
     assert torch.allclose(model(torch.rand(3, 3, 32, 32)).norm(dim=1), torch.ones(3), atol=1e-5)
@@ -176,7 +176,7 @@ def test_embedder_checkpoint_serves_as_perceptual_backbone(trained: Path) -> Non
 
 
 def test_export_stores_the_threshold_identify_uses(trained: Path, tmp_path: Path) -> None:
-    from srfer.infer.networks import embedder_threshold, load_embedder
+    from srfer.infer.load import embedder_threshold, load_embedder
 
     target = tmp_path / "embed.safetensors"
     assert run("export", str(trained), str(target), "--threshold", "0.75").exit_code == 0
@@ -209,7 +209,7 @@ def test_fine_tuning_a_pretrained_recogniser_keeps_its_framing(people: Path, tmp
     """train-embed --init an aligning (dlib-resnet29) embedder: data aligned as its contract
     says, mixed sizes, distillation towards the frozen start; the result carries the contract."""
     from srfer.faces.align import DLIB_TEMPLATE
-    from srfer.infer.networks import embedder_aligner, load_embedder
+    from srfer.infer.load import embedder_aligner, load_embedder
     from srfer.models.embedder import Embedder, EmbedderConfig
 
     start = Embedder(EmbedderConfig(backbone="dlib-resnet29"))

@@ -1,11 +1,8 @@
-import copy
-
 import pytest
 import torch
 from torch import nn
 
 from srfer.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, build_model
-from srfer.models.srgan import PhaseSplitConv, UpsampleToPhases
 
 
 @pytest.mark.parametrize("scale", [2, 4, 8])
@@ -57,38 +54,6 @@ def test_pixel_shuffle_ordering() -> None:
         for i in range(2):
             for j in range(2):
                 assert torch.equal(y[0, c, i::2, j::2], x[0, c * 4 + i * 2 + j])
-
-
-@pytest.mark.parametrize(("kernel", "height", "width"), [(9, 16, 12), (3, 6, 10), (5, 7, 8)])
-def test_a_phase_split_convolution_is_the_same_convolution(kernel: int, height: int, width: int) -> None:
-    """Even sizes take the space-to-depth path, odd ones the plain convolution; both agree."""
-    torch.manual_seed(0)
-    conv = nn.Conv2d(6, 3, kernel, padding=kernel // 2)
-    x = torch.randn(2, 6, height, width)
-    with torch.no_grad():
-        torch.testing.assert_close(PhaseSplitConv(conv)(x), conv(x), atol=1e-5, rtol=0)
-    with pytest.raises(ValueError, match="stride-1"):
-        PhaseSplitConv(nn.Conv2d(6, 3, 3, stride=2, padding=1))
-
-
-@pytest.mark.parametrize("scale", [4, 8])
-def test_a_deployed_generator_computes_the_same_images(scale: int) -> None:
-    torch.manual_seed(0)
-    gen = Generator(GeneratorConfig(features=8, blocks=1, scale=scale)).eval()
-    with torch.no_grad():
-        gen.tail.weight.normal_(0, 0.05)  # a tail that matters (bicubic_skip would start it at zero)
-        for block in gen.upsample:
-            block.act.weight.uniform_(-0.5, 0.5)  # slopes per channel: the phases must keep their channel
-    lr = torch.rand(2, 3, 10, 6) * 2 - 1
-    with torch.no_grad():
-        before = gen(lr)
-        split_only = copy.deepcopy(gen)
-        split_only.tail = PhaseSplitConv(split_only.tail)
-        deployed = gen.switch_to_deploy()
-        assert isinstance(deployed.tail, PhaseSplitConv)
-        assert isinstance(deployed.upsample[-1], UpsampleToPhases)
-        torch.testing.assert_close(deployed(lr), before, atol=1e-5, rtol=0)
-        assert torch.equal(deployed(lr), split_only(lr))  # handing over the phases changes no bit
 
 
 def test_bad_generator_config_is_rejected() -> None:

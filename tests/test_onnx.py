@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from srfer.accel.onnx import OnnxNetwork, on_runtime
 from srfer.cli import app
 from srfer.core.errors import SrferError
-from srfer.infer.networks import load_classifier, load_embedder, load_generator
+from srfer.infer.load import load_classifier, load_embedder, load_generator
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -40,7 +40,7 @@ def test_every_network_matches_torch_under_onnx_runtime(weights) -> None:
     cpu = torch.device("cpu")
     torch.manual_seed(0)
     generator = load_generator(weights["sr"], cpu)
-    twin = on_runtime(generator, "onnx", cpu)
+    twin = on_runtime(generator.network, "onnx", cpu, generator.sources[0], generator.meta)
     assert isinstance(twin, OnnxNetwork) and twin.config == generator.config
     for shape in ((1, 3, 32, 32), (5, 3, 12, 20)):  # dynamic batch, height and width
         x = torch.rand(shape) * 2 - 1
@@ -87,7 +87,8 @@ def test_export_onnx_refuses_what_it_cannot_export(tmp_path: Path) -> None:
 
 def test_an_unknown_runtime_is_a_one_line_error(weights) -> None:
     with pytest.raises(SrferError, match="--runtime"):
-        on_runtime(load_generator(weights["sr"]), "tensorrt", torch.device("cpu"))
+        generator = load_generator(weights["sr"])
+        on_runtime(generator.network, "tensorrt", torch.device("cpu"), generator.sources[0], generator.meta)
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 import torch
 
 from srfer.faces.annotate import comparison_strip
-from srfer.infer.networks import super_resolve
+from srfer.infer.run import super_resolve
 from srfer.models import Generator, GeneratorConfig
 
 
@@ -24,7 +24,7 @@ def test_sweep_sizes_are_all_checked_before_any_work() -> None:
     import pytest
 
     from srfer.core.errors import SrferError
-    from srfer.eval.evaluation import check_sweep_sizes
+    from srfer.eval.sweeps import check_sweep_sizes
 
     check_sweep_sizes([48, 12, 8], 4, 48)
     with pytest.raises(SrferError, match=r"\[2, 96\]"):

@@ -15,7 +15,6 @@ from srfer.cli import app
 from srfer.core.errors import SrferError
 from srfer.faces.detect import FaceDetector, square_crop
 from srfer.faces.gallery import Gallery
-from srfer.infer.networks import model_id
 
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -170,9 +169,11 @@ def test_detector_handles_mixed_batches() -> None:
 
 
 def test_model_id_is_the_file_hash(weights) -> None:
-    from srfer.infer.networks import load_embedder
+    from srfer.core.weights import sha256
+    from srfer.infer.load import load_embedder
 
-    assert len(model_id(load_embedder(weights["embed"], torch.device("cpu")))) == 64
+    model_id = load_embedder(weights["embed"], torch.device("cpu")).model_id
+    assert len(model_id) == 64 and model_id == sha256(weights["embed"])
 
 
 def test_gray_rgba_and_16_bit_inputs_work(weights, tmp_path: Path) -> None:
@@ -194,20 +195,20 @@ def test_weights_resolution_order(weights, tmp_path: Path, monkeypatch) -> None:
     import srfer.core.weights as w
 
     shipped, env = tmp_path / "shipped", tmp_path / "env"
+    name = w.Weights.FER.entry.file
     for folder in (shipped, env):
         folder.mkdir()
-        shutil.copy(weights["fer"], folder / w.DEFAULTS["fer"][0])
-    name = w.DEFAULTS["fer"][0]
+        shutil.copy(weights["fer"], folder / name)
     monkeypatch.setattr(w, "PACKAGE_WEIGHTS", shipped)
     monkeypatch.delenv("SRFER_WEIGHTS", raising=False)
-    assert w.resolve_weights("fer") == shipped / name
+    assert w.Weights.FER.resolve() == shipped / name
     monkeypatch.setenv("SRFER_WEIGHTS", str(env))
-    assert w.resolve_weights("fer") == env / name
-    assert w.resolve_weights("fer", weights["fer"]) == weights["fer"]
+    assert w.Weights.FER.resolve() == env / name
+    assert w.Weights.FER.resolve(weights["fer"]) == weights["fer"]
     (env / name).unlink()
-    assert w.resolve_weights("fer") == shipped / name  # falls through
+    assert w.Weights.FER.resolve() == shipped / name  # falls through
     report = {r["role"]: r for r in w.weights_report()}
-    assert report["fer"]["status"] == "sha256 no manifest entry" and report["embed"]["status"] == "missing"
+    assert report["fer"]["status"] == "sha256 MISMATCH" and report["embed"]["status"] == "missing"
 
 
 @pytest.mark.slow
@@ -251,9 +252,11 @@ def test_tiny_faces_get_the_fer_sr_and_the_upscale_trained_classifier(weights, t
 
 
 def test_the_smallest_faces_go_through_the_x8_sr_on_both_heads(weights, tmp_path: Path) -> None:
-    from srfer.infer.predict import X8_BELOW
+    from srfer.infer.routing import ROUTING
 
-    small, large = min(X8_BELOW.values()) - 2, max(X8_BELOW.values()) + 4
+    x8_below = ROUTING.x8_below
+    small = min(x8_below.expression, x8_below.identity) - 2
+    large = max(x8_below.expression, x8_below.identity) + 4
     for name, px in (("small", small), ("large", large)):
         synthetic_face((px, px), 0).save(tmp_path / f"{name}.png")
     args = (str(tmp_path / "small.png"), str(tmp_path / "large.png"), "--json", "--no-detect",
@@ -372,26 +375,28 @@ def test_a_ferplus_classifier_answers_contempt_as_its_own_class(weights, tmp_pat
 
 
 def test_the_default_expression_classifier_answers_with_flip_tta(weights, tmp_path: Path, monkeypatch):
-    """The shipped default is flip-averaged (FLIP_TTA_ROLES); a named file answers as it is."""
+    """The shipped default is flip-averaged (its entry's `flip_tta`); a named file answers as it is."""
     import shutil
 
     import srfer.core.weights as w
-    from srfer.infer.networks import load_classifier
-    from srfer.models.fer import FlipAveraged
+    from srfer.infer.load import load_classifier
+    from srfer.models.fer_ensemble import FlipAveraged
 
     monkeypatch.setattr(w, "PACKAGE_WEIGHTS", tmp_path)
     monkeypatch.delenv("SRFER_WEIGHTS", raising=False)
-    for role in ("fer", "fer-upscale"):
-        shutil.copy(weights["fer"], tmp_path / w.DEFAULTS[role][0])
+    for role in (w.Weights.FER, w.Weights.FER_UPSCALE):
+        shutil.copy(weights["fer"], tmp_path / role.entry.file)
     default = load_classifier(None, torch.device("cpu"))
-    assert isinstance(default, FlipAveraged) and default.meta["flip_tta"] is True
+    assert w.Weights.FER.entry.flip_tta and isinstance(default.network, FlipAveraged)
+    assert default.entry is w.Weights.FER.entry  # the loaded model carries its entry
     named = load_classifier(weights["fer"], torch.device("cpu"))
-    assert not isinstance(named, FlipAveraged)
+    assert not isinstance(named.network, FlipAveraged) and named.entry is None
     x = torch.rand(3, 1, 48, 48)
     with torch.no_grad():
         expected = (named(x).softmax(1) + named(x.flip(-1)).softmax(1)) / 2
         assert torch.allclose(default(x).softmax(1), expected, atol=1e-5)
-    assert not isinstance(load_classifier(None, torch.device("cpu"), role="fer-upscale"), FlipAveraged)
-    (tmp_path / w.DEFAULTS["fer"][0]).unlink()
-    with pytest.raises(SrferError, match=w.DEFAULTS["fer"][0]):
+    tiny_path = load_classifier(None, torch.device("cpu"), role=w.Weights.FER_UPSCALE)
+    assert not isinstance(tiny_path.network, FlipAveraged)
+    (tmp_path / w.Weights.FER.entry.file).unlink()
+    with pytest.raises(SrferError, match=w.Weights.FER.entry.file):
         load_classifier(None, torch.device("cpu"))

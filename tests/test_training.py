@@ -8,8 +8,9 @@ from srfer.core.errors import SrferError
 from srfer.data.faces import SRPairDataset, collate_skipping_failures, discover_faces
 from srfer.models import DiscriminatorConfig, GeneratorConfig
 from srfer.train.args import SRTrainArgs
-from srfer.train.engine import Engine, EngineConfig, TrainingInterrupted, cosine_factor
+from srfer.train.engine import Engine, EngineConfig, TrainingInterrupted
 from srfer.train.losses import pixel_mse
+from srfer.train.schedule import cosine_factor
 from srfer.train.sr import SRGANRecipe, train_sr
 
 
@@ -212,7 +213,7 @@ def test_a_gan_judged_by_a_face_embedder_keeps_the_most_realistic_epoch(
     face_folder: Path, tiny_gen: GeneratorConfig, tmp_path: Path
 ) -> None:
     from srfer.eval.metrics import frechet_distance
-    from srfer.infer.networks import bicubic_baseline
+    from srfer.infer.run import bicubic_baseline
     from srfer.train.engine import StepContext
     from srfer.train.losses import SRLossWeights, build_perceptual
 

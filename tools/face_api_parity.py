@@ -27,10 +27,11 @@ from pathlib import Path
 import torch
 
 from srfer.core.imageio import load_image
+from srfer.core.weights import Weights
 from srfer.data.faces import discover_faces
 from srfer.faces.align import align_face
 from srfer.faces.detect import FaceDetector
-from srfer.infer.networks import load_classifier, load_embedder
+from srfer.infer.load import load_classifier, load_embedder
 
 
 def aligned_chips(root: Path, n: int) -> torch.Tensor:
@@ -74,7 +75,7 @@ def expression_parity(args: argparse.Namespace) -> dict:
     reference = run_face_api(args.tarball, faces, args.node_modules, "expression")
     order = [FACEAPI_EXPRESSIONS.index(FACEAPI_NAMES[e]) for e in EMOTIONS]
     js = torch.tensor(reference["descriptors"], dtype=torch.float64)[:, order]
-    model = load_classifier(args.weights, torch.device("cpu"), role="fer")
+    model = load_classifier(args.weights, torch.device("cpu"), role=Weights.FER)
     with torch.no_grad():
         ours = model(faces[:, :1].float() / 255).double().softmax(1)
     delta = (ours - js).abs()
@@ -101,8 +102,8 @@ def main() -> None:
     js = torch.tensor(reference["descriptors"], dtype=torch.float64)
     embedder = load_embedder(args.weights, torch.device("cpu"))
     with torch.no_grad():
-        x = embedder._prepare(chips.float() / 255)
-        ours = embedder.backbone(x).double()
+        x = embedder.network._prepare(chips.float() / 255)
+        ours = embedder.network.backbone(x).double()
     delta = (ours - js).abs()
     print(json.dumps({
         "faces": len(chips), "tfjs_backend": reference["backend"], "tfjs": reference["tfjs"],

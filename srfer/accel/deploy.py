@@ -11,9 +11,8 @@ fall back to plain ones; `load_embedder(deploy=False)` for a network to train fr
    emits; private, hence `packing_available`'s guard). Why by hand: for one face at a time
    PyTorch's dispatcher sends a convolution whose input has ≤ 20,480 values and a kernel of at
    most 3×3 to its generic im2col path, and the rest to oneDNN with a weight reorder per call;
-   both are slow here. 2026-12-03, one thread, batch 1: dlib-trunk classifier 5.67 → 3.70 ms,
-   dlib embedder 7.82 → 4.54 ms, MCNN 8.31 → 7.75 ms, outputs within 4e-7. (MTCNN's nets are
-   left alone: P-Net on its pyramid measured no faster and 3× slower on its smallest levels.)
+   both are slow on a CPU. MTCNN's nets are left alone: P-Net on its pyramid gains nothing and
+   loses on its smallest levels. docs/performance.md has the measurements.
 """
 
 from __future__ import annotations

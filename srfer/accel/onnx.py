@@ -7,8 +7,8 @@ generator. srfer's own header (kind, config, the source checkpoint's sha256, its
 contract and τ) travels in the model's `metadata_props` under `srfer`.
 
 `OnnxNetwork` runs such a graph in an ONNX Runtime session but is called like the torch
-module it came from (a float tensor in, a tensor out) and carries the same `config`,
-`source` and `meta`, so `predict` and `upscale` use it unchanged (`--runtime onnx`). The
+module it came from (a float tensor in, a tensor out) and carries the same `kind` and
+`config`, so `predict` and `upscale` use it unchanged (`--runtime onnx`). The
 graph for a checkpoint is exported once and cached by the checkpoint's sha256 in
 `$SRFER_CACHE/onnx` (default `~/.cache/srfer/onnx`).
 
@@ -21,6 +21,7 @@ import json
 import os
 import threading
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +30,12 @@ from torch import nn
 
 from srfer.core.console import info
 from srfer.core.errors import SrferError, writing
+from srfer.core.options import check_runtime
 from srfer.core.weights import sha256
 
-RUNTIMES = ("torch", "onnx")
 OPSET = 18
 INPUT, OUTPUT = "input", "output"
 INSTALL_HINT = "pip install 'srfer[onnx]' (onnx, onnxscript, onnxruntime)"
-
-
-def check_runtime(runtime: str) -> None:
-    if runtime not in RUNTIMES:
-        raise SrferError(f"--runtime {runtime!r}: use torch or onnx")
 
 
 def _require(module: str):
@@ -53,19 +49,21 @@ def example_input(model: nn.Module, side: int | None = None) -> tuple[torch.Tens
     """A batch of 2 the network takes, and the dynamic axes of that input (index → Dim).
     `side`: the face size a classifier or embedder is fed (default: its config's input size)."""
     batch = torch.export.Dim("batch", min=1, max=65536)
-    kind, config = getattr(model, "kind", ""), model.config
+    kind, config = getattr(model, "kind", ""), getattr(model, "config", None)
     if kind == "sr-generator":
         spatial = {i: torch.export.Dim(name, min=4, max=4096) for i, name in ((2, "height"), (3, "width"))}
         return torch.zeros(2, config.channels, 32, 32), {0: batch, **spatial}
     if kind in ("fer-classifier", "face-embedder"):
         side = side or config.input_size
         return torch.zeros(2, getattr(config, "in_channels", 3), side, side), {0: batch}
-    raise SrferError(f"{getattr(model, 'source', model)}: no ONNX export for a {kind or 'unknown'!r} network")
+    raise SrferError(f"no ONNX export for a {kind or 'unknown'!r} network")
 
 
-def export_onnx(model: nn.Module, target: Path, side: int | None = None) -> Path:
-    """Write `model` (a loaded srfer network) to `target` as ONNX, atomically; `side` as in
-    `example_input`."""
+def export_onnx(
+    model: nn.Module, target: Path, source: Path, meta: Mapping[str, Any], side: int | None = None
+) -> Path:
+    """Write `model` (a srfer network loaded from the checkpoint `source`, whose header's meta
+    is `meta`) to `target` as ONNX, atomically; `side` as in `example_input`."""
     onnx = _require("onnx")
     _require("onnxscript")
     target = Path(target)
@@ -77,9 +75,9 @@ def export_onnx(model: nn.Module, target: Path, side: int | None = None) -> Path
     header = {
         "kind": model.kind,
         "config": model.config.to_dict(),
-        "source_sha256": sha256(model.source),
-        "input": model.meta.get("input"),
-        "threshold": model.meta.get("threshold"),
+        "source_sha256": sha256(source),
+        "input": meta.get("input"),
+        "threshold": meta.get("threshold"),
         "input_shape": shape,
     }
     tmp = target.with_name(f".{target.name}.tmp")
@@ -103,13 +101,13 @@ def cache_dir() -> Path:
     return Path(root) / "onnx"
 
 
-def cached_export(model: nn.Module, side: int | None = None) -> Path:
-    """The ONNX graph of `model`'s checkpoint, exported on first use (keyed by its sha256)."""
+def cached_export(model: nn.Module, source: Path, meta: Mapping[str, Any], side: int | None = None) -> Path:
+    """The ONNX graph of the checkpoint `source`, exported on first use (keyed by its sha256)."""
     sized = f"-{side}px" if side else ""
-    path = cache_dir() / f"{model.kind}-{sha256(model.source)[:16]}{sized}-opset{OPSET}.onnx"
+    path = cache_dir() / f"{model.kind}-{sha256(source)[:16]}{sized}-opset{OPSET}.onnx"
     if not path.is_file():
-        info(f"exporting {Path(model.source).name} to ONNX (once; cached as {path})")
-        export_onnx(model, path, side)
+        info(f"exporting {Path(source).name} to ONNX (once; cached as {path})")
+        export_onnx(model, path, source, meta, side)
     return path
 
 
@@ -117,8 +115,8 @@ _SESSIONS_LOCK = threading.Lock()
 
 
 class OnnxNetwork(nn.Module):
-    """An ONNX Runtime session in a torch module's place: same `kind`, `config`, `source` and
-    `meta`, called with a float tensor (any device; run where the session runs)."""
+    """An ONNX Runtime session in a torch module's place: same `kind` and `config`, called with
+    a float tensor (any device; run where the session runs)."""
 
     def __init__(self, model: nn.Module, graph: Path, device: torch.device) -> None:
         super().__init__()
@@ -131,8 +129,7 @@ class OnnxNetwork(nn.Module):
         elif device.type != "cpu":
             raise SrferError(f"--runtime onnx runs on cpu or cuda, not {device.type}")
         self._ort, self._providers, self._sessions = ort, providers, {}
-        self.kind, self.config = model.kind, model.config
-        self.source, self.meta, self.graph = model.source, model.meta, graph
+        self.kind, self.config, self.graph = model.kind, model.config, graph
         self.session()  # opened now: a broken graph fails at load, not mid-job
 
     def session(self):
@@ -158,9 +155,13 @@ class OnnxNetwork(nn.Module):
         return torch.from_numpy(self.session().run([OUTPUT], {INPUT: array})[0]).to(x.device)
 
 
-def on_runtime(model: nn.Module, runtime: str, device: torch.device, side: int | None = None) -> nn.Module:
-    """`model` itself for `torch`, or its ONNX Runtime twin for `onnx` (`side` as in `example_input`)."""
+def on_runtime(
+    model: nn.Module, runtime: str, device: torch.device, source: Path, meta: Mapping[str, Any],
+    side: int | None = None,
+) -> nn.Module:  # fmt: skip
+    """`model` itself for `torch`, or its ONNX Runtime twin for `onnx` (exported from the
+    checkpoint `source` with header meta `meta`; `side` as in `example_input`)."""
     check_runtime(runtime)
     if runtime == "torch":
         return model
-    return OnnxNetwork(model, cached_export(model, side), device)
+    return OnnxNetwork(model, cached_export(model, source, meta, side), device)

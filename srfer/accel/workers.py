@@ -5,13 +5,10 @@ Why: `predict` and `upscale` spend their CPU time in chains of small operations 
 pyramid of small convolutions, a resize per candidate window, NMS, one face through the SR
 generator) that torch's intra-op threads share out poorly, while the inputs are independent.
 L inputs in flight with cores / L intra-op threads each keep every core busy, and the answers
-are those of one input at a time. Measured on this project's 2-core CPU: two one-thread
-processes ran MTCNN on 20 wild photos 1.4× faster than one two-thread process, and the SR
-generator 22.5 vs 16.8 faces/s (README, "CPU speed").
+are those of one input at a time (docs/performance.md has the measurements).
 
 Threads (`in_flight`, the default over several inputs): L Python threads in this process
-sharing its models (torch releases the GIL inside its operations); nothing to start. On 2
-cores: `predict` 6.9 vs 5.4 faces/s on 60 wild photos.
+sharing its models (torch releases the GIL inside its operations); nothing to start.
 
 Processes (`map_in_workers`, `--workers`): the calling process is one of the W. It works on
 chunks with its own models from the first moment, while the W − 1 spawned ones (not forked:

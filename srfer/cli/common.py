@@ -22,8 +22,8 @@ from typer.core import TyperCommand
 
 from srfer.core.console import err_console, labelled
 from srfer.core.errors import SrferError, TrainingInterrupted
+from srfer.core.options import DEVICE_HELP, WORKERS_HELP
 from srfer.core.process import keep_freed_memory
-from srfer.train.args import DEVICE_HELP, SEED_HELP
 
 app = typer.Typer(
     name="srfer",
@@ -52,31 +52,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # Options most commands share, declared once (the training options: srfer.train.args).
 Device = Annotated[str, typer.Option(help=DEVICE_HELP)]
-Seed = Annotated[int, typer.Option(help=SEED_HELP)]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-Workers = Annotated[
-    int,
-    typer.Option(
-        min=1,
-        help="Processes sharing the inputs (CPU; the same answers and file names as one process). "
-        "One process already keeps an input per core in flight on threads, which measured faster on "
-        "2 cores (README, CPU speed); each extra process imports torch and loads the models (~5 s).",
-    ),
-]
-Runtime = Annotated[
-    str,
-    typer.Option(
-        help="torch, or onnx: run the networks in ONNX Runtime (pip install 'srfer[onnx]'; each network "
-        "is exported once and cached in ~/.cache/srfer/onnx or $SRFER_CACHE/onnx)."
-    ),
-]
-BatchSize = Annotated[int, typer.Option(min=1)]
-X8Weights = Annotated[
-    Path | None,
-    typer.Option(
-        help="With --sweep: the ×8 SR of the x8_sr column (default: the shipped ×8; none: leave it out)."
-    ),
-]
+Workers = Annotated[int, typer.Option(min=1, help=WORKERS_HELP)]
 PlotDir = Annotated[
     Path | None,
     typer.Option("--save-dir", help="Write the PNG plots here (their paths are printed); none unless given."),
@@ -161,6 +138,30 @@ def options_of(cls: type) -> list[inspect.Parameter]:
     declared = [name for name in vars(cls).get("__annotations__", {}) if name in fields]
     order = dict.fromkeys([*(n for n in SHARED_FIRST if n in fields), *declared, *fields])
     return [_option_of(fields[name], hints[name]) for name in order]
+
+
+def with_options(**classes: type) -> Callable[[F], F]:
+    """`@with_options(options=PredictOptions)`: the command takes each class's fields as options
+    (their defaults, help and bounds declared once, in the class) and receives one instance per
+    keyword, built by the class (whose checks then run)."""
+
+    def decorate(fn: F) -> F:
+        signature = inspect.signature(fn, eval_str=True)  # typer reads the Annotated options as objects
+        own = [p for name, p in signature.parameters.items() if name not in classes]
+        arguments = [p for p in own if isinstance(p.default, typer.models.ArgumentInfo)]
+        rest = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own if p not in arguments]
+        added = [param for cls in classes.values() for param in options_of(cls)]
+        taken = {key: [p.name for p in options_of(cls)] for key, cls in classes.items()}
+
+        @functools.wraps(fn)
+        def command(**values: Any) -> Any:
+            built = {key: classes[key](**{n: values.pop(n) for n in names}) for key, names in taken.items()}
+            return fn(**values, **built)
+
+        command.__signature__ = signature.replace(parameters=[*arguments, *added, *rest])  # type: ignore[attr-defined]
+        return command  # type: ignore[return-value]
+
+    return decorate
 
 
 def training_command(name: str, args_cls: type, train: str, doc: str) -> None:
@@ -271,28 +272,25 @@ def with_progress(description: str, total: int | None, work: Callable[[Callable[
         return work(advance)
 
 
-def show_sweep(result: dict, save_dir: Path | None, as_json: bool, title: str) -> None:
-    """A size sweep: its plot when asked, then JSON or the table."""
+def show_sweep(result, save_dir: Path | None, as_json: bool, title: str) -> None:
+    """A size sweep (`FerSweep` or `EmbedSweep`): its plot when asked, then JSON or the table."""
     if save_dir is not None:
         from srfer.core import plots
 
-        result["plot"] = str(plots.plot_sweep(result["sizes"], result["accuracy"], save_dir / "sweep.png",
-                                              "accuracy", title))  # fmt: skip
+        result.plot = str(
+            plots.plot_sweep(result.sizes, result.accuracy, save_dir / "sweep.png", "accuracy", title)
+        )
     if as_json:
-        print_json(result)
+        print_json(result.to_dict())
         return
-    print_sweep(result, f"{title} · {result['data']}")
-
-
-def print_sweep(result: dict, title: str) -> None:
-    table = Table(title=title)
+    table = Table(title=f"{title} · {result.data}")
     table.add_column("size (px)", justify="right")
-    for name in result["accuracy"]:
+    for name in result.accuracy:
         table.add_column(name, justify="right")
-    for i, size in enumerate(result["sizes"]):
-        table.add_row(str(size), *(f"{v[i]:.2%}" for v in result["accuracy"].values()))
+    for i, size in enumerate(result.sizes):
+        table.add_row(str(size), *(f"{v[i]:.2%}" for v in result.accuracy.values()))
     stdout.print(table)
-    print_notes(result)
+    print_notes(result.to_dict())
 
 
 def progress_bar():

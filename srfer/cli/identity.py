@@ -10,11 +10,8 @@ from rich.table import Table
 
 from srfer.cli.common import (
     AsJson,
-    BatchSize,
     Device,
     PlotDir,
-    Seed,
-    X8Weights,
     app,
     command_group,
     friendly_errors,
@@ -27,9 +24,11 @@ from srfer.cli.common import (
     show_sweep,
     stdout,
     training_command,
+    with_options,
     with_progress,
 )
 from srfer.core.errors import SrferError
+from srfer.eval.options import EmbedEvalOptions
 from srfer.train.args import EmbedTrainArgs
 
 training_command(
@@ -40,68 +39,45 @@ training_command(
 
 @app.command("eval-embed")
 @friendly_errors
+@with_options(options=EmbedEvalOptions)
 def eval_embed_command(
-    data: Path = typer.Option(..., help="CelebA root or identity folders (LFW layout)."),
-    split: str = typer.Option("all", help="all, or CelebA's/a seeded split: train, val, test."),
-    pairs: Path | None = typer.Option(None, help="LFW pairs.txt (default: balanced seeded pairs)."),
-    n_pairs: int = typer.Option(6000, min=20, help="Generated pairs (without --pairs)."),
-    weights: Path | None = typer.Option(None, help="Embedder checkpoint (default: the shipped one)."),
-    upscale: bool = typer.Option(False, "--upscale", help="Probe faces degraded to --lr-size and restored."),
-    upscaler: str = typer.Option("sr", help="With --upscale: sr or bicubic."),
-    lr_size: int = typer.Option(32, help="With --upscale: the low resolution in px."),
-    sr_weights: Path | None = typer.Option(None, help="SR checkpoint (default: the shipped CelebA ×4)."),
     sweep: str | None = typer.Option(None, help="Comma-separated probe sizes, e.g. 128,64,32,24,16."),
-    identity_sr_weights: Path | None = typer.Option(
-        None, help="With --sweep: the identity-aware SR for a third column (default: the shipped one)."
-    ),
-    limit: int = typer.Option(0, min=0, help="About N images, whole identities spread over all (0: all)."),
-    x8_weights: X8Weights = None,
     save_dir: PlotDir = None,
-    batch_size: BatchSize = 128,
-    device: Device = "auto",
-    seed: Seed = 0,
     as_json: AsJson = False,
+    *,
+    options: EmbedEvalOptions,
 ) -> None:
     """Verification (1:1): 10-fold accuracy ± std, ROC AUC, EER, TAR@FAR; or a size sweep."""
     from srfer.core import plots
-    from srfer.eval import evaluation
+    from srfer.eval.embed import evaluate_embed, sweep_embed
 
     prepare_plot_dir(save_dir)
     if sweep:
         sizes = parse_sizes(sweep, "128,64,32")
-        result = with_progress("sweeping", len(sizes), lambda advance: evaluation.sweep_embed(
-            data, sizes, split=split, pairs_file=pairs, n_pairs=n_pairs, weights=weights,
-            sr_weights=sr_weights, device=device, batch_size=batch_size, seed=seed, progress=advance,
-            identity_sr_weights=identity_sr_weights,
-            x8_weights=x8_weights,
-        ))  # fmt: skip
+        result = with_progress("sweeping", len(sizes), lambda advance: sweep_embed(options, sizes, advance))
         show_sweep(result, save_dir, as_json, "verification accuracy vs probe size")
         return
-    result = evaluation.evaluate_embed(
-        data, split=split, pairs_file=pairs, n_pairs=n_pairs, weights=weights, device=device, upscale=upscale,
-        upscaler=upscaler, lr_size=lr_size, sr_weights=sr_weights, batch_size=batch_size, seed=seed,
-        limit=limit,
-    )  # fmt: skip
+    result = evaluate_embed(options)
+    m = result.metrics
     if save_dir is not None:
-        roc = {"verification": result["roc"]}
-        result["plot"] = str(plots.plot_roc(roc, {"verification": result["roc_auc"]}, save_dir / "roc.png",
-                                            result["input"]))  # fmt: skip
+        roc = {"verification": m["roc"]}
+        result.plot = str(
+            plots.plot_roc(roc, {"verification": m["roc_auc"]}, save_dir / "roc.png", result.input)
+        )
     if as_json:
-        print_json(result)
+        print_json(result.to_dict())
         return
-    stdout.print(
-        f"{result['pairs']} pairs · {result['identities']} identities · {result['input']} · {result['data']}"
-    )
-    stdout.print(f"accuracy {result['accuracy']:.2%} ± {result['accuracy_std']:.2%} (10-fold) · "
-              f"ROC AUC {result['roc_auc']:.4f} · EER {result['eer']:.2%} · "
-              f"TAR@FAR=1e-3 {result['tar_at_far_0.001']:.2%} · "
-              f"TAR@FAR=1e-2 {result['tar_at_far_0.01']:.2%} · "
-              f"τ {result['threshold']:.4f}")  # fmt: skip
-    if result.get("alignment"):
-        a = result["alignment"]
+    stdout.print(f"{m['pairs']} pairs · {result.identities} identities · {result.input} · {result.data}")
+    stdout.print(f"accuracy {m['accuracy']:.2%} ± {m['accuracy_std']:.2%} (10-fold) · "
+              f"ROC AUC {m['roc_auc']:.4f} · EER {m['eer']:.2%} · "
+              f"TAR@FAR=1e-3 {m['tar_at_far_0.001']:.2%} · "
+              f"TAR@FAR=1e-2 {m['tar_at_far_0.01']:.2%} · "
+              f"τ {m['threshold']:.4f}")  # fmt: skip
+    if result.alignment:
+        a = result.alignment
         stdout.print(f"aligned onto {a['template']}: {a['aligned_by_landmarks']} by landmarks, "
                      f"{a['fallback_centre_crop']} by the centre-crop fallback")  # fmt: skip
-    print_notes(result)
+    print_notes(result.to_dict())
 
 
 @app.command("enroll")

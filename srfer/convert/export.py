@@ -7,7 +7,7 @@ from pathlib import Path
 from srfer.accel.onnx import export_onnx
 from srfer.core.checkpoint import load_checkpoint, save_checkpoint
 from srfer.core.errors import SrferError
-from srfer.infer.networks import embedder_crop_size, load_network
+from srfer.infer.load import EMBEDDER, load_network
 
 
 def export_weights(checkpoint: Path, target: Path, half: bool = True, threshold: float | None = None) -> Path:
@@ -39,8 +39,9 @@ def export_onnx_file(checkpoint: Path, target: Path) -> Path:
     kind = load_checkpoint(checkpoint).kind
     if kind not in ONNX_KINDS:
         raise SrferError(f"{checkpoint}: a {kind!r} network has no ONNX export ({', '.join(ONNX_KINDS)} do)")
-    model = load_network("", checkpoint, kind)
-    return export_onnx(model, target, embedder_crop_size(model) if kind == "face-embedder" else None)
+    model = load_network(checkpoint, kind)
+    side = model.contract["crop_size"] if kind == EMBEDDER else None
+    return export_onnx(model.network, target, checkpoint, model.meta, side)
 
 
 def average_weights(

@@ -148,8 +148,8 @@ def to_embedder(weights: dict[str, np.ndarray]) -> Embedder:
 
 
 # Aligned chips are cut at 128 px (the CelebA SR models' output size, so SR faces and full-size
-# faces arrive alike) and resized to 150 inside the embedder. Measured on CelebA val (6,000
-# pairs): 96.08 % cut at 128 vs 95.97 % cut at 150.
+# faces arrive alike) and resized to 150 inside the embedder; cutting at 150 measured no better
+# (docs/routing.md).
 CROP_SIZE = 128
 
 

@@ -15,8 +15,6 @@ from srfer.core.weights import weights_status
 def environment_report() -> dict[str, Any]:
     import torchvision
 
-
-
     device = resolve_device("auto")
     report: dict[str, Any] = {
         "srfer": _version("srfer"),

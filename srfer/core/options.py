@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from srfer.core.errors import SrferError
+
 REQUIRED: Any = dataclasses.MISSING
 
 
@@ -27,3 +29,29 @@ def option(
     `choices`: "module:REGISTRY" whose names the help lists; `cli=False`: not an option."""
     meta = {"help": help, "flags": flags, "min": min, "max": max, "choices": choices, "cli": cli}
     return dataclasses.field(default=default, metadata=meta)
+
+
+RUNTIMES = ("torch", "onnx")  # where inference runs its networks: torch, or ONNX Runtime (srfer.accel.onnx)
+
+
+def check_runtime(runtime: str) -> None:
+    if runtime not in RUNTIMES:
+        raise SrferError(f"--runtime {runtime!r}: use {' or '.join(RUNTIMES)}")
+
+
+# Help texts that several commands' options share.
+DEVICE_HELP = "auto (cuda → mps → cpu), cpu, cuda or mps."
+SEED_HELP = "Seed for data order, augmentation and initialisation."
+RUNTIME_HELP = (
+    "torch, or onnx: run the networks in ONNX Runtime (pip install 'srfer[onnx]'; each network "
+    "is exported once and cached in ~/.cache/srfer/onnx or $SRFER_CACHE/onnx)."
+)
+WORKERS_HELP = (
+    "Processes sharing the inputs (CPU; the same answers and file names as one process). "
+    "One process already keeps an input per core in flight on threads, which measured faster on "
+    "2 cores (docs/performance.md); each extra process imports torch and loads the models (~5 s)."
+)
+
+
+def device_option(default: str = "auto") -> Any:
+    return option(default, DEVICE_HELP)

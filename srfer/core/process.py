@@ -14,10 +14,10 @@ def keep_freed_memory() -> bool:
     """Let the process keep memory it frees instead of handing it back to the OS at once.
 
     With glibc's defaults, freed blocks above its (adaptive, at most 32 MiB) thresholds go back
-    to the OS, so every large activation a network allocates is page-faulted in afresh: MTCNN's
-    P-Net on a 1600 px photo's first pyramid level took 75 ms a call, 48 ms with freed memory
-    kept (measured on this project's 2-core CPU). Process-wide, so it is the CLI's and its
-    worker processes' choice, not the library's. False where the C library is not glibc."""
+    to the OS, so every large activation a network allocates is page-faulted in afresh (MTCNN's
+    P-Net on a large photo pays a third of its time for it: docs/performance.md). Process-wide,
+    so it is the CLI's and its worker processes' choice, not the library's. False where the C
+    library is not glibc."""
     try:  # the symbols already loaded into this process: the C library's among them
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):

@@ -31,10 +31,9 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def amp_dtype(device: torch.device, enabled: bool = True, training: bool = False) -> torch.dtype | None:
     """bf16 autocast on CUDA (no loss scaling needed). On CPU only for training and only
-    where the CPU has native bf16 (AVX512-BF16/AMX): there a training step runs ~1.9× faster
-    (MCNN width 16: 227 vs 122 img/s with channels_last; SR generator 15.5 vs 7.5, measured
-    on a 2-core Zen 4), elsewhere bf16 is emulated and slower. CPU inference stays fp32 so
-    that evaluation numbers do not depend on the CPU model."""
+    where the CPU has native bf16 (AVX512-BF16/AMX): there a training step runs about twice as
+    fast (docs/performance.md), elsewhere bf16 is emulated and slower. CPU inference stays fp32
+    so that evaluation numbers do not depend on the CPU model."""
     if not enabled:
         return None
     if device.type == "cuda" and torch.cuda.is_bf16_supported():

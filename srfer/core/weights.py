@@ -1,112 +1,148 @@
-"""Where default weights come from: CLI option → `SRFER_WEIGHTS` folder → the shipped
-`weights/` folder (the repo's in a checkout or editable install; installed as the package
-`srfer.default_weights` by a non-editable `pip install .`). `manifest.json` there records
-each file's sha256, training command and measured metrics."""
+"""The shipped weights as typed entries, and where weights files are found.
+
+`weights/manifest.json` is the one source of what srfer ships: one entry per file, with the
+role it fills by default, its sha256 and size, its checkpoint kind and input contract (τ and
+class names included), the command that made it and the metrics measured on it. The
+file-derived facts are written from the files themselves (`tools/sync_manifest.py`; a test
+keeps them in step). `WeightsEntry` is one such entry; `Weights` names the roles, as
+torchvision's `Weights` enums name theirs: `Weights.SR_X8.entry.contract["scale"]`.
+
+Files are found by: CLI option → `SRFER_WEIGHTS` folder → the shipped `weights/` folder (the
+repo's in a checkout or editable install; the package `srfer.default_weights` once installed
+by a non-editable `pip install .`)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from srfer.core.errors import SrferError
 
-# role → (file name, the command that trains it)
-DEFAULTS: dict[str, tuple[str, str]] = {
-    "sr": (
-        "sr_celeba_x4.safetensors",
-        "srfer train-sr --data CELEBA_ROOT --out runs/sr (then srfer export runs/sr/best.safetensors)",
-    ),
-    "sr-gan": (
-        "sr_celeba_x4_gan.safetensors",
-        "srfer train-sr --data CELEBA_ROOT --init SR_WEIGHTS --perceptual ckpt:EMBED_WEIGHTS "
-        "--content-layer 3 --content-weight 0.125 --pixel-weight 1 --adversarial-weight 1e-3 "
-        "--pretrain-epochs 0 --epochs 12 --epoch-size 1024 --no-amp --out runs/sr_gan "
-        "(then srfer export runs/sr_gan/best.safetensors)",
-    ),
-    "sr-x8": (
-        "sr_celeba_x8.safetensors",
-        "srfer train-sr --data CELEBA_ROOT --scale 8 --bicubic-skip --perceptual none --adversarial-weight 0 "
-        "--out runs/sr_x8 (then srfer export runs/sr_x8/best.safetensors)",
-    ),
-    "sr-fer": (
-        "sr_fer2013_gray_x4.safetensors",
-        "srfer train-sr --data FER2013_ROOT --channels 1 --hr-size 48 --out runs/sr_fer (then srfer export)",
-    ),
-    "fer": (
-        "fer_dlib_resnet29_ft_ferplus_r2.safetensors",
-        "srfer train-fer --data FER2013_ROOT --arch dlib-resnet29 --pretrained --backbone-weights "
-        "weights/ferplus_dlib_resnet29.safetensors --trunk-lr 0.1 --label-smoothing 0.1 "
-        "--random-erasing 0.25 --epochs 14 --out runs/fer_dlib_ft, then srfer train-fer --data FER2013_ROOT "
-        "--arch dlib-resnet29 --init runs/fer_dlib_ft/best.safetensors --trunk-lr 0.3 --label-smoothing 0.1 "
-        "--epochs 20 --save-every 1 --out runs/fer_dlib_r2 "
-        "(then srfer average runs/fer_dlib_r2/epoch-00{17..20}.safetensors --out FILE)",
-    ),
-    "fer-ft-ferplus": (
-        "fer_dlib_resnet29_ft_ferplus.safetensors",
-        "srfer train-fer --data FER2013_ROOT --arch dlib-resnet29 --pretrained --backbone-weights "
-        "weights/ferplus_dlib_resnet29.safetensors --trunk-lr 0.1 --label-smoothing 0.1 "
-        "--random-erasing 0.25 --epochs 14 --out runs/fer_dlib_ft "
-        "(then srfer export runs/fer_dlib_ft/best.safetensors FILE)",
-    ),
-    "fer-dlib": (
-        "fer_dlib_resnet29.safetensors",
-        "srfer train-fer --data FER2013_ROOT --arch dlib-resnet29 --pretrained --trunk-lr 0.1 "
-        "--label-smoothing 0.1 --random-erasing 0.25 --epochs 28 --save-every 1 --out runs/fer_dlib "
-        "(then srfer average runs/fer_dlib/epoch-00{24..28}.safetensors --out FILE)",
-    ),
-    "fer-mcnn": (
-        "fer_mcnn.safetensors",
-        "srfer train-fer --data FER2013_ROOT --out runs/fer (then srfer export)",
-    ),
-    "ferplus": (
-        "ferplus_dlib_resnet29.safetensors",
-        "srfer train-fer --data FERPLUS_ROOT --arch dlib-resnet29 --backbone-weights "
-        "weights/fer_dlib_resnet29.safetensors --targets votes --trunk-lr 0.1 --label-smoothing 0.1 "
-        "--random-erasing 0.25 --epochs 14 --out runs/ferplus, then the same with --init "
-        "runs/ferplus/best.safetensors --lr 3e-4 --trunk-lr 0.2 --epochs 6 (then srfer export)",
-    ),
-    "fer-upscale": (
-        "fer_dlib_upscale_sr12_16.safetensors",
-        "srfer train-fer --data FER2013_ROOT --arch dlib-resnet29 --init FER_DLIB_RUN/best.safetensors "
-        "--upscale --lr-size 12,16 --lr 5e-4 --trunk-lr 0.2 --label-smoothing 0.1 --random-erasing 0.25 "
-        "--epochs 5 --out runs/fer_up, then the same with --init runs/fer_up/best.safetensors --lr 3e-4 "
-        "--epochs 8 --out runs/fer_up2, then --init runs/fer_up2/best.safetensors --lr-size 12 --lr 2e-4 "
-        "--epochs 5 (then srfer export)",
-    ),
-    "embed": (
-        "embed_dlib_resnet29.safetensors",
-        "srfer convert-face-api FACE_API_TARBALL weights/embed_dlib_resnet29.safetensors --threshold TAU "
-        "(dlib's ResNet-29 from `npm pack @vladmandic/face-api@1.7.15`; weights/README.md)",
-    ),
-    "embed-lowres": (
-        "embed_dlib_resnet29_lowres.safetensors",
-        "srfer train-embed --data CELEBA_ROOT --backbone dlib-resnet29 --init EMBED_WEIGHTS --upscale "
-        "--upscaler bicubic --lr-size 16,24,32,128 --distill-weight 1 --lr 2e-5 --epochs 6 --epoch-size 4096 "
-        "--no-amp --out runs/embed_lowres (then srfer export --no-half --threshold TAU)",
-    ),
-    "sr-identity": (
-        "sr_celeba_x4_identity.safetensors",
-        "srfer train-sr --data CELEBA_ROOT --init SR_WEIGHTS --perceptual ckpt:EMBED_WEIGHTS "
-        "--align-to EMBED_WEIGHTS --pretrain-epochs 0 --epochs 12 --epoch-size 1024 --lr-sizes 32,16 "
-        "--identity-weight 1 --pixel-weight 1 --content-weight 0 --adversarial-weight 0 --lr 5e-5 --no-amp "
-        "--out runs/sr_id (then srfer export)",
-    ),
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """One shipped weights file: what it is, what it expects, how it was made, what it measured.
+
+    `role`: the slot it fills when no file is named (`Weights`); None for a file kept for
+    reference, loaded only by path. `contract`: what the network takes (SR: channels and
+    scale; classifiers: channels, input size and `classes`; embedders: input and crop size,
+    the alignment template, τ as `threshold`). `flip_tta`: the role answers with the mean of
+    face and mirror. `train`: how to make it again; `command`: what made this very file."""
+
+    file: str
+    role: str | None
+    sha256: str
+    bytes: int
+    kind: str
+    contract: Mapping[str, Any]
+    flip_tta: bool = False
+    train: str = ""
+    command: str = ""
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    card: Mapping[str, Any] = field(default_factory=dict)  # the model card's prose: data, losses, …
+
+    @property
+    def threshold(self) -> float | None:
+        return self.contract.get("threshold")
+
+    @property
+    def classes(self) -> tuple[str, ...] | None:
+        classes = self.contract.get("classes")
+        return tuple(classes) if classes is not None else None
+
+    def find(self) -> Path | None:
+        """This file in the first search folder (`search_dirs`) that holds it, or None."""
+        return next((folder / self.file for folder in search_dirs() if (folder / self.file).is_file()), None)
+
+    @classmethod
+    def from_json(cls, file: str, raw: Mapping[str, Any]) -> WeightsEntry:
+        known = {"role", "sha256", "bytes", "kind", "contract", "flip_tta", "train", "command", "metrics"}
+        return cls(
+            file=file, role=raw.get("role"), sha256=raw["sha256"], bytes=raw["bytes"], kind=raw["kind"],
+            contract=raw.get("contract", {}), flip_tta=raw.get("flip_tta", False), train=raw.get("train", ""),
+            command=raw.get("command", ""), metrics=raw.get("metrics", {}),
+            card={k: v for k, v in raw.items() if k not in known},
+        )  # fmt: skip
+
+
+class Weights(Enum):
+    """The roles a shipped file fills when no file is named (`weights/manifest.json`'s `role`)."""
+
+    SR = "sr"  # the ×4 CelebA SR (pixel MSE): predict's and upscale's default
+    SR_GAN = "sr-gan"  # the ×4 SRGAN (sharper, less faithful): upscale --model gan
+    SR_X8 = "sr-x8"  # the ×8 CelebA SR for the smallest faces
+    SR_IDENTITY = "sr-identity"  # the ×4 trained through the face recogniser, for its aligned chips
+    SR_FER = "sr-fer"  # the gray FER-domain ×4 of the tiny-face expression path
+    FER = "fer"  # the default expression classifier
+    FER_FT_FERPLUS = "fer-ft-ferplus"
+    FER_DLIB = "fer-dlib"
+    FER_MCNN = "fer-mcnn"
+    FERPLUS = "ferplus"  # 8 classes (contempt)
+    FER_UPSCALE = "fer-upscale"  # the classifier of the tiny-face expression path
+    EMBED = "embed"  # the face recogniser (dlib's ResNet-29)
+    EMBED_LOWRES = "embed-lowres"  # the recogniser fine-tuned on degraded faces
+
+    @property
+    def entry(self) -> WeightsEntry:
+        entry = catalog().get(self.value)
+        if entry is None:
+            raise SrferError(f"{MANIFEST}: no file has the role {self.value!r}")
+        return entry
+
+    def resolve(self, explicit: Path | None = None) -> Path:
+        """`explicit` (which must exist), else this role's shipped file; a clear error names
+        the command that makes it."""
+        if explicit is not None:
+            return weights_file(explicit)
+        entry = self.entry
+        found = entry.find()
+        if found is None:
+            where = " or ".join(str(d) for d in search_dirs())
+            train = f"train them with: {entry.train}"
+            raise SrferError(f"default {self.value} weights {entry.file} not found in {where}; {train}")
+        return found
+
+    def optional(self, explicit: Path | None = None) -> Path | None:
+        """For an optional extra (a sweep column, a second SR): `explicit` (which must exist),
+        else the shipped file when it is found, else None."""
+        if explicit is not None:
+            return self.resolve(explicit)
+        return self.entry.find()
+
+    def missing_note(self) -> str:
+        """Why an optional extra is left out."""
+        return f"no {self.value} weights found (srfer weights says how to train them)"
+
+
+def weights_file(path: Path) -> Path:
+    """A weights file named by the user, which must exist."""
+    if not Path(path).is_file():
+        raise SrferError(f"{path}: weights file not found")
+    return Path(path)
+
+
+# the shipped SR models by the name `upscale --model` and `compare-sr --models` take
+SR_MODELS: dict[str, Weights] = {
+    "psnr": Weights.SR,
+    "identity": Weights.SR_IDENTITY,
+    "gan": Weights.SR_GAN,
+    "x8": Weights.SR_X8,
 }
-
-
-# the shipped SR models by the name `upscale --model` and `compare-sr --models` take → role
-SR_MODELS = {"psnr": "sr", "identity": "sr-identity", "gan": "sr-gan", "x8": "sr-x8"}
 
 
 def sr_model_weights(name: str) -> Path:
     """A shipped SR model's file by its `SR_MODELS` name."""
     if name not in SR_MODELS:
         raise SrferError(f"--model {name!r}: use one of {', '.join(SR_MODELS)}")
-    return resolve_weights(SR_MODELS[name])
+    return SR_MODELS[name].resolve()
 
 
 def sr_models_from(spec: str) -> dict[str, Path]:
@@ -139,7 +175,8 @@ def _shipped_weights_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "weights"  # a source tree on PYTHONPATH
 
 
-PACKAGE_WEIGHTS = _shipped_weights_dir()
+PACKAGE_WEIGHTS = _shipped_weights_dir()  # searched last for files
+MANIFEST = PACKAGE_WEIGHTS / "manifest.json"  # what srfer ships, wherever the files are found
 
 
 def search_dirs() -> list[Path]:
@@ -150,40 +187,28 @@ def search_dirs() -> list[Path]:
     return dirs
 
 
-# roles whose shipped file answers with flip test-time augmentation (mean of face and mirror)
-# when no file is named: on FER2013 val it added 0.25–0.5 points to three of the four
-# dlib-trunk classifiers measured and 0.5 to the default (weights/README.md)
-FLIP_TTA_ROLES: frozenset[str] = frozenset({"fer"})
-
-
-def resolve_weights(role: str, explicit: Path | None = None) -> Path:
-    """The checkpoint to use for `role`; a clear error names the command that trains it."""
-    if explicit is not None:
-        if not Path(explicit).is_file():
-            raise SrferError(f"{explicit}: weights file not found")
-        return Path(explicit)
-    name, how = DEFAULTS[role]
-    for folder in search_dirs():
-        if (folder / name).is_file():
-            return folder / name
-    where = " or ".join(str(d) for d in search_dirs())
-    raise SrferError(f"default {role} weights {name} not found in {where}; train them with: {how}")
-
-
-def optional_weights(role: str, explicit: Path | None = None) -> Path | None:
-    """Weights for an optional extra (a sweep column, a second SR): `explicit` (which must
-    exist), else the default for `role` when one is found, else None."""
-    if explicit is not None:
-        return resolve_weights(role, explicit)
+@functools.cache
+def shipped_entries() -> tuple[WeightsEntry, ...]:
+    """Every shipped file's entry, in the manifest's order."""
     try:
-        return resolve_weights(role)
-    except SrferError:
-        return None
+        raw = json.loads(MANIFEST.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SrferError(f"{MANIFEST}: the weights manifest cannot be read ({exc})") from None
+    return tuple(WeightsEntry.from_json(file, entry) for file, entry in raw.items())
 
 
-def missing_note(role: str) -> str:
-    """Why an optional extra is left out (`srfer weights` names the command that trains it)."""
-    return f"no {role} weights found (srfer weights says how to train them)"
+def catalog() -> dict[str, WeightsEntry]:
+    """role → its entry."""
+    return {e.role: e for e in shipped_entries() if e.role is not None}
+
+
+def entry_for(path: Path) -> WeightsEntry | None:
+    """The entry of a shipped file found at `path` (in a search folder), else None."""
+    path = Path(path).resolve()
+    for entry in shipped_entries():
+        if any((folder / entry.file).resolve() == path for folder in search_dirs()):
+            return entry
+    return None
 
 
 def read_state_dict(path: Path, what: str) -> dict:
@@ -230,26 +255,16 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def manifest() -> dict:
-    path = PACKAGE_WEIGHTS / "manifest.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
 def weights_report() -> list[dict[str, Any]]:
-    """Per role: file, where it was found, sha256 check against the manifest, recorded metrics."""
-    entries = manifest()
+    """Per role: file, where it was found, its sha256 checked against the entry, recorded metrics."""
     rows = []
-    for role, (name, how) in DEFAULTS.items():
-        entry = entries.get(name, {})
-        row: dict[str, Any] = {"role": role, "file": name, "path": None, "status": "missing", "train": how}
-        try:
-            path = resolve_weights(role)
-        except SrferError:
-            rows.append(row)
-            continue
-        expected = entry.get("sha256")
-        check = "no manifest entry" if not expected else "ok" if sha256(path) == expected else "MISMATCH"
-        row.update(path=str(path), status=f"sha256 {check}", metrics=entry.get("metrics", {}))
+    for role, entry in catalog().items():
+        row: dict[str, Any] = {"role": role, "file": entry.file, "path": None, "status": "missing",
+                               "train": entry.train}  # fmt: skip
+        path = entry.find()
+        if path is not None:
+            check = "ok" if sha256(path) == entry.sha256 else "MISMATCH"
+            row.update(path=str(path), status=f"sha256 {check}", metrics=dict(entry.metrics))
         rows.append(row)
     return rows
 

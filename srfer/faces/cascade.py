@@ -2,18 +2,15 @@
 Alignment using Multi-task Cascaded Convolutional Networks") on `srfer.models.mtcnn`'s P-, R-
 and O-Net with the weights that ship inside the facenet-pytorch wheel.
 
-Why not `facenet_pytorch.MTCNN.detect`: on 20 wild photos (2 CPU threads) its driver took
-3.55 s, of which 0.39 s went to resizing ~3,700 candidate windows one `interpolate` call at a
-time and 0.66 s to building the image pyramid, and it runs the nets in NCHW, where R-Net is
-2.4×, O-Net 2.5× and P-Net 1.35× slower than in channels-last on this CPU. This driver keeps
-facenet-pytorch's semantics — the same pyramid scales, thresholds, box arithmetic, padding
-rule, resampling ('area', i.e. adaptive average pooling) and NMS steps, so the boxes agree
-(tests compare them) — and runs the nets channels-last and does every resize from one
+Why not `facenet_pytorch.MTCNN.detect`: its driver resizes thousands of candidate windows one
+`interpolate` call at a time, rebuilds the image pyramid by pooling the whole photo per level,
+and runs the nets in NCHW, where they are slower than in channels-last on a CPU. This driver
+keeps facenet-pytorch's semantics — the same pyramid scales, thresholds, box arithmetic,
+padding rule, resampling ('area', i.e. adaptive average pooling) and NMS steps, so the boxes
+agree (tests compare them) — and runs the nets channels-last and does every resize from one
 summed-area table of the photo (`SummedArea`): adaptive pooling reads each level's whole
 input, so ~10 pyramid levels re-read the photo ten times, while table lookups cost only the
-output's size. 20 wild photos, one thread, best of five (2026-12-03): 1.29 s with pooling,
-0.91 s with the table (and 1.65 s before P-/O-Net's 2×2 pools were computed from strided
-views: `CeilMaxPool`).
+output's size. docs/performance.md has the measurements.
 
 Shapes: a photo (H, W, 3) uint8 → boxes (n, 5) [x1, y1, x2, y2, score] and landmarks
 (n, 5, 2) [x, y] in its pixels, largest box first.
@@ -28,9 +25,10 @@ import torch
 from torch import nn
 
 from srfer.accel.deploy import PackedConv2d, packing_available
+from srfer.faces.framing import MIN_FACE, PNET_WINDOW
 from srfer.models.mtcnn import PNet, pretrained_mtcnn
 
-WINDOW = 12  # P-Net's receptive field: a face of min_face px is scaled to 12 px
+WINDOW = PNET_WINDOW  # a face of min_face px is scaled to P-Net's window
 PNET_STRIDE = 2  # P-Net's output grid step in its input's pixels
 BATCH = 2048  # windows per R-/O-Net call (bounded memory on large, busy photos)
 NMS_BLOCK = 1024  # boxes whose overlaps NMS computes at once (bounded memory)
@@ -40,7 +38,7 @@ NMS_BLOCK = 1024  # boxes whose overlaps NMS computes at once (bounded memory)
 class CascadeConfig:
     """The detector's knobs (facenet-pytorch's names and defaults in brackets)."""
 
-    min_face: int = 20  # smallest face searched, in px [min_face_size]
+    min_face: int = MIN_FACE  # smallest face searched, in px [min_face_size: 20]
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)  # per stage face probability
     factor: float = 0.709  # pyramid step [factor]
 
@@ -57,8 +55,8 @@ class Cascade:
         # channels-last: oneDNN's fast layout for these small convolutions (see the docstring)
         net = net.eval().requires_grad_(False).to(self.device, memory_format=torch.channels_last)
         if isinstance(net, PNet) and self.device.type == "cpu" and packing_available():
-            # P-Net's 1×1 heads on a large level, one thread: 3.1 → 1.1 ms with a packed weight
-            # (its 3×3 convolutions measured no faster packed, so they stay as they are)
+            # P-Net's 1×1 heads run about 3× faster with a packed weight; its 3×3 convolutions
+            # do not, so they stay as they are (docs/performance.md)
             net.conv4 = PackedConv2d(net.conv4)
         return net
 
@@ -140,8 +138,8 @@ class SummedArea:
 
     def resize(self, size: tuple[int, int]) -> torch.Tensor:
         """The whole photo area-resized to size (h, w) → (1, 3, h, w). Separably: whole table
-        rows first (contiguous copies), then columns — the same sums as `means`' four 2-D
-        gathers, 0.17 vs 0.28 s for the 20 wild photos' pyramids."""
+        rows first (contiguous copies), then columns: the same sums as `means`' four 2-D
+        gathers, in less time (docs/performance.md)."""
         zero = torch.zeros(1, 1, dtype=torch.long, device=self.flat.device)
         top, bottom = (b[0] for b in area_bounds(zero, zero + self.height, size[0]))
         left, right = (b[0] for b in area_bounds(zero, zero + self.width, size[1]))

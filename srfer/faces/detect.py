@@ -13,18 +13,15 @@ from PIL import Image
 
 from srfer.core.errors import SrferError
 from srfer.faces.cascade import Cascade, CascadeConfig
-
-# Images whose shorter side is at most this are taken as one face crop, not searched: MTCNN's
-# last stage works on 48×48 windows, and a 48×48 FER2013 face or a 32×32 SR input leaves it
-# no context to find a face in.
-DIRECT_FACE_MAX_SIDE = 48
-DETECT_MAX_SIDE = 1600  # MTCNN searches a copy at most this big; boxes are mapped back to full size
-
-# The training crops (CelebA aligned, center 128×128) measured against MTCNN boxes on 60
-# CelebA faces: crop side ≈ 1.13 × the box's longer side, centred 0.13 box sides above the
-# box centre (the box reaches the chin; the crop includes the forehead).
-FRAME_MARGIN = 0.13
-FRAME_SHIFT_UP = 0.13
+from srfer.faces.framing import (
+    DET_THRESHOLD,
+    DETECT_MAX_SIDE,
+    DIRECT_FACE_MAX_SIDE,
+    FRAME_MARGIN,
+    FRAME_SHIFT_UP,
+    MIN_FACE,
+    PNET_WINDOW,
+)
 
 
 @dataclass
@@ -85,12 +82,13 @@ class FaceDetector:
     """MTCNN over PIL RGB images → faces per image (largest first)."""
 
     def __init__(
-        self, device: torch.device, min_face: int = 20, threshold: float = 0.9, margin: float = FRAME_MARGIN
-    ) -> None:
+        self, device: torch.device, min_face: int = MIN_FACE, threshold: float = DET_THRESHOLD,
+        margin: float = FRAME_MARGIN,
+    ) -> None:  # fmt: skip
         if not 0 < threshold < 1:
             raise SrferError(f"--det-threshold {threshold}: use a probability between 0 and 1")
-        if min_face < 12:
-            raise SrferError(f"--min-face {min_face}: MTCNN cannot find faces under 12 px")
+        if min_face < PNET_WINDOW:
+            raise SrferError(f"--min-face {min_face}: MTCNN cannot find faces under {PNET_WINDOW} px")
         self.margin = margin
         # the last of the three stage thresholds decides what counts as a face
         self.cascade = Cascade(CascadeConfig(min_face, (0.6, 0.7, threshold)), device)

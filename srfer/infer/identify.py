@@ -11,29 +11,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from srfer.core.errors import SrferError
 from srfer.core.imageio import Skipped
 from srfer.core.runtime import resolve_device
 from srfer.data.faces import center_crop_hr
 from srfer.faces.gallery import Gallery, Match
-from srfer.infer.networks import (
-    embedder_aligner,
-    embedder_crop_size,
-    embedder_threshold,
-    load_embedder,
-    model_id,
-)
+from srfer.infer.load import LoadedModel, embedder_aligner, embedder_threshold, load_embedder
 
 
-def _face_crops(paths: list[Path], embedder: nn.Module) -> tuple[list, list[Path]]:
+def _face_crops(paths: list[Path], embedder: LoadedModel) -> tuple[list, list[Path]]:
     """A uint8 face tensor or a `Skipped` per file, and the files aligned by the fallback."""
     aligner = embedder_aligner(embedder)
     if aligner is not None:
         aligned = aligner(paths)
         return aligned.chips, aligned.fallbacks
-    size, crops = embedder_crop_size(embedder), []
+    size, crops = embedder.contract["crop_size"], []
     for path in paths:
         try:
             crops.append(center_crop_hr(path, size, 3))
@@ -43,7 +36,7 @@ def _face_crops(paths: list[Path], embedder: nn.Module) -> tuple[list, list[Path
 
 
 @torch.no_grad()
-def embed_face_files(paths: list[Path], embedder: nn.Module, device: torch.device):
+def embed_face_files(paths: list[Path], embedder: LoadedModel, device: torch.device):
     """Embeddings of face files framed as the embedder expects; bad files are returned as
     (path, reason) instead of stopping the batch. Also: the files aligned by the fallback."""
     crops, fallbacks = _face_crops(paths, embedder)
@@ -73,7 +66,7 @@ def enroll(
     if not good:
         return EnrollReport(0, failed)
     with Gallery(gallery, create=True) as g:
-        added = g.add(name, embeddings, [str(p) for p in good], model_id(model))
+        added = g.add(name, embeddings, [str(p) for p in good], model.model_id)
     return EnrollReport(added, failed, fallbacks)
 
 
@@ -96,5 +89,5 @@ def identify(
         model = load_embedder(weights, dev)
         tau = threshold if threshold is not None else embedder_threshold(model)
         embeddings, good, failed, fallbacks = embed_face_files(paths, model, dev)
-        matches = g.identify(embeddings, model_id(model), tau) if good else []
+        matches = g.identify(embeddings, model.model_id, tau) if good else []
     return IdentifyReport(tau, list(zip(good, matches, strict=True)), failed, fallbacks)

@@ -8,16 +8,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from srfer.accel.workers import chunked, in_flight, lanes_for, map_in_workers
-from srfer.infer.predict import PredictOptions, Predictor, PredictReport, PredictWeights
+from srfer.infer.options import PredictOptions, PredictWeights
+from srfer.infer.predict import Predictor
+from srfer.infer.results import PredictReport
+from srfer.infer.routing import Routing
 
 _worker: Predictor | None = None
 
 
 def _start_worker(
-    options: PredictOptions, device: str, weights: PredictWeights | None, gallery: Path | None
+    options: PredictOptions,
+    device: str,
+    weights: PredictWeights | None,
+    gallery: Path | None,
+    routing: Routing,
 ) -> None:
     global _worker
-    _worker = Predictor(options, device, weights, gallery)
+    _worker = Predictor(options, device, weights, gallery, routing)
 
 
 def _run_chunk(chunk: tuple[list[Path], Path | None, list[str] | None]) -> tuple[PredictReport, dict]:

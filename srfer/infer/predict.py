@@ -1,271 +1,134 @@
-"""`srfer predict`, the main job: detect faces → super-resolve the small ones → expression
-(and embedding) → identity from a gallery. Results are plain dataclasses; `FaceResult.to_json`
-is the documented --json schema."""
+"""`srfer predict`, the main job: detect faces → plan each face's route (`srfer.infer.routing`)
+→ run the plan: restore the faces each head sees, expression (and embedding) → identity from a
+gallery. Results are plain dataclasses (`srfer.infer.results`)."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from srfer.accel.onnx import check_runtime
 from srfer.core.errors import SrferError
 from srfer.core.imageio import admit_face, load_image, make_folder, pil_to_tensor, unique_output
 from srfer.core.runtime import resolve_device
-from srfer.core.weights import optional_weights
-from srfer.data.degradations import bicubic_resize, quantize_8bit
+from srfer.core.weights import Weights
+from srfer.data.degradations import bicubic_resize
 from srfer.data.fer import class_names, project_probs
 from srfer.faces.align import align_face, centred_landmarks
 from srfer.faces.annotate import save_annotations
-from srfer.faces.detect import FRAME_MARGIN, FaceDetector, cut_face, whole_image_face
+from srfer.faces.detect import Face, FaceDetector, cut_face, whole_image_face
 from srfer.faces.gallery import Gallery
-from srfer.infer.networks import (
-    embedder_crop_size,
-    embedder_template,
-    embedder_threshold,
-    load_classifier,
-    load_embedder,
-    load_generator,
-    make_restorer,
-    model_device,
-    model_id,
-    super_resolve,
-)
-from srfer.models import Generator
+from srfer.infer.heads import TinyFaceExpression, expression_probs, restore_crops
+from srfer.infer.load import LoadedModel, embedder_threshold, load_classifier, load_embedder, load_generator
+from srfer.infer.options import PredictOptions, PredictWeights
+from srfer.infer.results import FaceResult, ImageResult, PredictReport
+from srfer.infer.routing import ROUTING, Available, FaceRoute, Routing
+from srfer.infer.run import make_restorer, super_resolve
 
-WORK_SIZE = 128  # the recognisers' face size: the CelebA SR output and the embedder's crops
-SR_AUTO_BELOW = WORK_SIZE // 2  # --sr auto: faces with under half the working size get SR
-SR_MODES = ("auto", "always", "never")
-# Faces up to this size get their expression from the FER-domain SR + the classifier trained
-# on such faces (`train-fer --upscale`). The FER2013 val size sweeps (2026-12-02: the dlib-trunk
-# specialist vs the default ensemble) put the crossover between 20 px (that path 58.8 % vs
-# 58.1 % on ×8-SR faces) and 24 px (60.1 vs 60.7 % on ×4-SR faces): the midpoint. Through
-# `predict` with the current specialist (2026-12-03): 24 px 60.99 vs 61.21 % for the then
-# default ensemble on ×8 faces, 28 px 61.69 vs 62.72 % — the ensemble still wins from 24 px;
-# at 20 px the path's three-phase file 59.71 vs 57.56 %. The single-network default of the end
-# of 2026-12-03: 63.1 vs 60.1 % at 24 px (sweep, FER SR), 62.47 vs 60.07 % through `predict`
-# (×8 face).
-TINY_FACE_PX = 22
-# Faces under these sizes that get SR go through the ×8 model (the face at its own pixels →
-# ×8 → 128 px) instead of the ×4 (the face resized to 32 px → 128), per head, as measured
-# (weights/README.md, sr_celeba_x8). Expression, FER2013 val, HR classifier on ×8 vs ×4 faces:
-# 49.0 vs 47.8 % at 16 px, 54.1 vs 53.3 at 20, 58.2 vs 57.2 at 24, 60.2 vs 59.7 at 28 (2026-12-02).
-# The sweep of the end of 2026-12-03 gives the ×4 the face at its own pixels (24 → 96 px), not
-# as predict does, so its lead there (64.8 vs 63.6 % at 24 px) does not transfer: through
-# `predict` (benchmarks/predict_fer_accuracy.py) the ×4 path answers 56.4 % at 24 px, the ×8
-# 62.5 %. Verification, CelebA val, ×8 vs the PSNR ×4 shipped 2026-12-03: 78.8 vs 77.4 % at
-# 12 px, 85.0 vs 86.5 at 16, 88.8 vs 90.3 at 20, so 14 px, the midpoint; the identity-aware ×4
-# beats the ×8 at every size (79.1 / 85.9 / 89.9), so where it serves the embedder the ×8 does not.
-X8_BELOW = {"expression": 29, "identity": 14}
-
-
-@dataclass
-class PredictOptions:
-    sr: str = "auto"
-    detect: bool = True
-    min_face: int = 20
-    det_threshold: float = 0.9
-    margin: float = FRAME_MARGIN
-    batch_size: int = 16
-    threshold: float | None = None  # τ override for the gallery
-    embeddings: bool = False  # put the embedding into each result
-    tiny_expression: bool = True  # faces ≤ TINY_FACE_PX: FER SR + upscale-trained classifier
-    runtime: str = "torch"  # or "onnx": the networks run in ONNX Runtime (srfer.accel.onnx)
-    x8: bool = True  # faces under X8_BELOW px through the ×8 SR (when shipped or given)
-
-    def __post_init__(self) -> None:
-        if self.sr not in SR_MODES:
-            raise SrferError(f"--sr {self.sr!r}: use one of {', '.join(SR_MODES)}")
-        check_runtime(self.runtime)
-
-
-@dataclass
-class PredictWeights:
-    """Checkpoints for `Predictor`; None = the shipped default for that role (the optional
-    ones, sr_fer/fer_upscale/identity_sr, are left out when not shipped)."""
-
-    sr: Path | None = None
-    fer: Path | None = None
-    embed: Path | None = None
-    identity_sr: Path | None = None
-    sr_fer: Path | None = None
-    fer_upscale: Path | None = None
-    sr_x8: Path | None = None
-
-
-@dataclass
-class FaceResult:
-    """One face's answer; `to_json` is the documented --json schema."""
-
-    image: Path
-    index: int
-    box: tuple[float, float, float, float]
-    face_px: int
-    detector_score: float | None
-    sr: bool
-    sr_scale: int | None  # the SR that made the expression head's face: 4, 8, or None (bicubic)
-    expression: str
-    expression_model: str  # weights role that answered: "fer", or "fer-upscale" for tiny faces
-    confidence: float
-    probabilities: dict[str, float]
-    identity: str | None = None
-    # how the embedder's face was framed: "landmarks" (aligned by MTCNN's five points),
-    # "fallback" (no landmarks: a centred crop's mean ones), "centre-crop" (srfer's own embedders)
-    alignment: str | None = None
-    nearest: str | None = None
-    distance: float | None = None
-    threshold: float | None = None
-    embedding: list[float] | None = None
-    crop01: torch.Tensor | None = field(default=None, repr=False)  # the face as cut (RGB, [0, 1])
-    face01: torch.Tensor | None = field(default=None, repr=False)  # at WORK_SIZE (SR or bicubic)
-
-    def to_json(self) -> dict[str, Any]:
-        out = {
-            "image": str(self.image), "face": self.index, "box": [round(v, 1) for v in self.box],
-            "face_px": self.face_px, "detector_score": _round(self.detector_score), "sr": self.sr,
-            "sr_scale": self.sr_scale,
-            "expression": self.expression, "expression_model": self.expression_model,
-            "confidence": round(self.confidence, 4),
-            "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
-            "identity": self.identity, "nearest": self.nearest, "distance": _round(self.distance),
-            "threshold": _round(self.threshold), "alignment": self.alignment,
-        }  # fmt: skip
-        if self.embedding is not None:
-            out["embedding"] = [round(v, 6) for v in self.embedding]
-        return out
-
-
-def _round(value: float | None, digits: int = 4) -> float | None:
-    return None if value is None else round(value, digits)
-
-
-@dataclass
-class ImageResult:
-    path: Path
-    size: tuple[int, int]
-    faces: list[FaceResult]
-    outputs: list[Path] = field(default_factory=list)  # files written under --save-dir
-
-
-@dataclass
-class PredictReport:
-    images: list[ImageResult] = field(default_factory=list)
-    failed: list[tuple[Path, str]] = field(default_factory=list)
-
-    @property
-    def faces(self) -> int:
-        return sum(len(r.faces) for r in self.images)
-
-
-def to_gray(x01: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) → (N, 1, H, W) with ITU-R 601 luma, as PIL's convert("L") and FER2013."""
-    weights = torch.tensor([0.299, 0.587, 0.114], device=x01.device).view(1, 3, 1, 1)
-    return (x01 * weights).sum(1, keepdim=True)
+STAGES = ("load", "detect", "sr", "fer", "embed")  # where `Predictor.timings` adds the wall time
 
 
 class Predictor:
     """The main job: faces in photos → expression (and identity), super-resolving small faces.
 
-    Models load once; `run` takes any number of images, `batch_size` at a time."""
+    Models load once; `run` takes any number of images, `batch_size` at a time. `routing`
+    decides each face's route (default: `ROUTING`)."""
 
     def __init__(
         self, options: PredictOptions, device: str = "auto", weights: PredictWeights | None = None,
-        gallery: Path | None = None,
+        gallery: Path | None = None, routing: Routing = ROUTING,
     ) -> None:  # fmt: skip
-
-        self.options, self.device = options, resolve_device(device)
-        self.build_args = (device, weights, gallery)  # worker processes build theirs the same way
+        self.options, self.device, self.routing = options, resolve_device(device), routing
+        self.build_args = (device, weights, gallery, routing)  # worker processes build theirs the same way
         self._taken_names: set[str] = set()  # --save-dir stems already used (a/x.png vs b/x.png)
-        self.timings: dict[str, float] = dict.fromkeys(("load", "detect", "sr", "fer", "embed"), 0.0)
+        self.timings: dict[str, float] = dict.fromkeys(STAGES, 0.0)
         self._timings_lock = threading.Lock()
         self.gallery = Gallery(gallery) if gallery is not None else None  # fail fast: before loading models
         weights = weights or PredictWeights()
         runtime = options.runtime
-        self.classifier = load_classifier(weights.fer, self.device, runtime=runtime)
+        self.classifier = load_classifier(weights.fer_weights, self.device, runtime=runtime)
         self.emotions = class_names(self.classifier.config.num_classes)  # FER+ models add contempt
-        self.generator = (
-            None if options.sr == "never" else load_generator(weights.sr, self.device, runtime=runtime)
-        )
-        if self.generator is not None and self.generator.config.channels != 3:
-            raise SrferError(f"{self.generator.source}: predict needs an RGB SR model (the CelebA ×4 one)")
-        self.embedder = None
-        self.embedder_template = None  # the face template an aligning embedder expects
+        self.restorers: dict[Weights, LoadedModel] = {}
+        if options.sr != "never":
+            self.restorers[Weights.SR] = self._sr(weights.sr_weights)
+        self.embedder: LoadedModel | None = None
         if self.gallery is not None or options.embeddings:
-            self.embedder = load_embedder(weights.embed, self.device, runtime)
-            self.embedder_template = embedder_template(self.embedder)
-            self.embedder_id = model_id(self.embedder)
-            self.tau = (
-                options.threshold if options.threshold is not None else embedder_threshold(self.embedder)
-            )
-            if self.gallery is not None:
-                self.gallery.check_model(self.embedder_id)
-                if not self.gallery.identities():
-                    raise SrferError(f"{gallery}: the gallery is empty (srfer enroll adds people)")
-        self.identity_generator = self._identity_sr(weights.identity_sr)
-        self.x8_generator = self._x8_sr(weights.sr_x8)
+            self._load_embedder(weights.embed_weights, gallery)
+        self._add_identity_sr(weights.identity_sr_weights)
+        self._add_x8_sr(weights.sr_x8_weights)
         self.tiny_expression = self._tiny_expression(weights)
+        self.available = Available(
+            x8=Weights.SR_X8 in self.restorers, tiny_expression=self.tiny_expression is not None,
+            identity_sr=Weights.SR_IDENTITY in self.restorers,
+            aligned_embedder=self.embedder is not None and self.embedder.template is not None,
+        )  # fmt: skip
         self.detector = (
             FaceDetector(self.device, options.min_face, options.det_threshold, options.margin)
             if options.detect else None
         )  # fmt: skip
 
-    def _identity_sr(self, weights: Path | None) -> Generator | None:
-        """The SR whose faces the embedder sees: the identity-aware one (`sr-identity`) when
-        given, or when shipped and made for this embedder (`identity_sr_fits`). Else None: the
-        PSNR SR's faces serve both heads."""
-        if self.embedder is None or self.generator is None:
-            return None
-        path = optional_weights("sr-identity", weights)
-        if path is None:
-            return None
-        generator = load_generator(path, self.device, role="sr-identity", runtime=self.options.runtime)
-        if weights is None and not identity_sr_fits(generator.meta, self.embedder_id, self.embedder_template):
-            return None
-        if generator.config.to_dict() != self.generator.config.to_dict():
+    # ------------------------------------------------------------------------------ loading
+    def _sr(self, path: Path | None) -> LoadedModel:
+        generator = load_generator(path, self.device, runtime=self.options.runtime)
+        if generator.config.channels != 3:
+            raise SrferError(f"{generator.source}: predict needs an RGB SR model (the CelebA ×4 one)")
+        return generator
+
+    def _load_embedder(self, path: Path | None, gallery: Path | None) -> None:
+        self.embedder = load_embedder(path, self.device, self.options.runtime)
+        self.embedder_id = self.embedder.model_id
+        given = self.options.threshold
+        self.tau = given if given is not None else embedder_threshold(self.embedder)
+        if self.gallery is not None:
+            self.gallery.check_model(self.embedder_id)
+            if not self.gallery.identities():
+                raise SrferError(f"{gallery}: the gallery is empty (srfer enroll adds people)")
+
+    def _add_identity_sr(self, path: Path | None) -> None:
+        """The SR whose faces the embedder sees: the identity-aware one when given, or when
+        shipped and made for this embedder (`identity_sr_fits`). Else the PSNR SR's faces serve
+        both heads."""
+        if self.embedder is None or Weights.SR not in self.restorers:
+            return
+        found = Weights.SR_IDENTITY.optional(path)
+        if found is None:
+            return
+        generator = load_generator(found, self.device, Weights.SR_IDENTITY, self.options.runtime)
+        if path is None and not identity_sr_fits(generator.meta, self.embedder_id, self.embedder.template):
+            return
+        if generator.config.to_dict() != self.restorers[Weights.SR].config.to_dict():
             raise SrferError(f"{generator.source}: the identity-aware SR must match the SR's architecture")
-        return generator
+        self.restorers[Weights.SR_IDENTITY] = generator
 
-    def _x8_sr(self, weights: Path | None) -> Generator | None:
-        """The ×8 SR for the smallest faces (`X8_BELOW`), when SR is on and it is shipped or given."""
-        if not self.options.x8 or self.generator is None:
-            return None
-        path = optional_weights("sr-x8", weights)
-        if path is None:
-            return None
-        generator = load_generator(path, self.device, role="sr-x8", runtime=self.options.runtime)
-        if generator.config.channels != 3 or WORK_SIZE % generator.config.scale:
-            raise SrferError(
-                f"{generator.source}: the ×8 SR must be an RGB model whose scale divides {WORK_SIZE}"
-            )
-        return generator
-
-    def _sr_groups(self, idx: list[int], faces: list, head: str, generator: Generator) -> list[tuple]:
-        """(generator, face indices) for the faces in `idx`: `generator`, and the ×8 for the
-        faces under `X8_BELOW[head]` (not for the embedder when the identity-aware SR serves
-        it: it measured better at every size); empty groups left out."""
-        below = 0 if head == "identity" and self.identity_generator is not None else X8_BELOW[head]
-        small = [i for i in idx if self.x8_generator is not None and faces[i].size_px < below]
-        groups = [(generator, [i for i in idx if i not in small]), (self.x8_generator, small)]
-        return [(g, chosen) for g, chosen in groups if chosen]
+    def _add_x8_sr(self, path: Path | None) -> None:
+        """The ×8 SR for the smallest faces, when SR is on and it is shipped or given."""
+        if not self.options.x8 or Weights.SR not in self.restorers:
+            return
+        found = Weights.SR_X8.optional(path)
+        if found is None:
+            return
+        generator = load_generator(found, self.device, Weights.SR_X8, self.options.runtime)
+        work = self.routing.work_size
+        if generator.config.channels != 3 or work % generator.config.scale:
+            raise SrferError(f"{generator.source}: the ×8 SR must be an RGB model whose scale divides {work}")
+        self.restorers[Weights.SR_X8] = generator
 
     def _tiny_expression(self, weights: PredictWeights) -> TinyFaceExpression | None:
         """The tiny-face expression path when SR is on and its two models are shipped or given."""
         if not self.options.tiny_expression or self.options.sr == "never":
             return None
-        classifier_path = optional_weights("fer-upscale", weights.fer_upscale)
-        sr_path = optional_weights("sr-fer", weights.sr_fer)
+        classifier_path = Weights.FER_UPSCALE.optional(weights.upscale_fer_weights)
+        sr_path = Weights.SR_FER.optional(weights.fer_sr_weights)
         if classifier_path is None or sr_path is None:
             return None
         runtime = self.options.runtime
-        classifier = load_classifier(classifier_path, self.device, role="fer-upscale", runtime=runtime)
-        restore = make_restorer("sr", self.device, sr_path, role="sr-fer", runtime=runtime)
+        classifier = load_classifier(classifier_path, self.device, Weights.FER_UPSCALE, runtime)
+        restore = make_restorer("sr", self.device, sr_path, Weights.SR_FER, runtime)
         return TinyFaceExpression(classifier, restore)
 
     def close(self) -> None:
@@ -282,6 +145,7 @@ class Predictor:
         with self._timings_lock:  # several photos may be in flight (srfer.accel.workers.in_flight)
             self.timings[stage] += time.perf_counter() - start
 
+    # ---------------------------------------------------------------------------------- run
     def run(
         self, paths: list[Path], save_dir: Path | None = None, progress=None, on_image=None,
         stems: list[str] | None = None,
@@ -337,151 +201,129 @@ class Predictor:
             results.append(result)
         return results
 
+    def plan(self, faces: list[Face]) -> list[FaceRoute]:
+        """Each face's route, decided by `routing` from its size and what is loaded."""
+        return [self.routing.route(face.size_px, self.options.sr, self.available) for face in faces]
+
     @torch.no_grad()
-    def _recognise(self, path: Path, img, faces: list) -> list[FaceResult]:
+    def _recognise(self, path: Path, img, faces: list[Face]) -> list[FaceResult]:
         if not faces:
             return []
         crops = [pil_to_tensor(cut_face(img, f)) for f in faces]
         for crop in crops:  # the admission rule every reader of faces applies
             admit_face(path, crop.shape[-1], crop.shape[-2])
-        use_sr = [self._wants_sr(f.size_px) for f in faces]
-        work = torch.empty(len(crops), 3, WORK_SIZE, WORK_SIZE)
-        for i in (i for i, s in enumerate(use_sr) if not s):
-            work[i] = bicubic_resize(crops[i], WORK_SIZE)
-        idx = [i for i, s in enumerate(use_sr) if s]
-        scales: list[int | None] = [None] * len(faces)
+        routes = self.plan(faces)
         with self._timed("sr"):
-            for generator, chosen in self._sr_groups(idx, faces, "expression", self.generator):
-                own_pixels = generator is self.x8_generator  # as the sweeps measured it
-                work[chosen] = _super_resolve_crops(generator, [crops[i] for i in chosen], own_pixels)
-                for i in chosen:
-                    scales[i] = generator.config.scale
-        tiny = [i for i, f in enumerate(faces) if self.tiny_expression and f.size_px <= TINY_FACE_PX]
-        others = [i for i in range(len(faces)) if i not in tiny]
-        with self._timed("fer"):  # each face through one classifier: the tiny path's or the HR one
-            probs = torch.empty(len(faces), len(self.emotions))
-            if others:
-                probs[others] = self._expressions(work[others])
-            if tiny:
-                probs[tiny] = project_probs(
-                    self.tiny_expression([crops[i] for i in tiny]), len(self.emotions)
-                )
+            work = self._restored(crops, [r.expression_sr for r in routes])
+        with self._timed("fer"):
+            probs = self._expressions(crops, work, routes)
         out = []
-        for i, face in enumerate(faces):
+        for i, (face, route) in enumerate(zip(faces, routes, strict=True)):
             top = int(probs[i].argmax())
+            scale = self.restorers[route.expression_sr].config.scale if route.expression_sr else None
             out.append(FaceResult(
                 image=path, index=i, box=tuple(float(v) for v in face.box), face_px=face.size_px,
-                detector_score=face.score, sr=use_sr[i], sr_scale=scales[i], expression=self.emotions[top],
-                expression_model="fer-upscale" if i in tiny else "fer",
-                confidence=float(probs[i, top]),
+                detector_score=face.score, sr=route.sr, sr_scale=scale, expression=self.emotions[top],
+                expression_model=route.expression_model.value, confidence=float(probs[i, top]),
                 probabilities={e: float(p) for e, p in zip(self.emotions, probs[i].tolist(), strict=True)},
                 crop01=crops[i], face01=work[i],
             ))  # fmt: skip
         if self.embedder is not None:
-            identity_faces = self._identity_faces(img, faces, crops, work, use_sr)  # times its own SR
+            chips = self._identity_faces(img, faces, crops, work, routes)  # times its own SR
             with self._timed("embed"):
-                self._identities(identity_faces, out, faces)
+                self._identities(chips, out, faces)
         return out
 
+    def _restored(self, crops: list[torch.Tensor], restorers: list[Weights | None]) -> torch.Tensor:
+        """Each crop at the working size: through the SR `restorers` names for it (one batch
+        per SR), or a bicubic resize where it names none."""
+        size = self.routing.work_size
+        out = torch.empty(len(crops), 3, size, size)
+        for i, restorer in enumerate(restorers):
+            if restorer is None:
+                out[i] = bicubic_resize(crops[i], size)
+        for restorer in dict.fromkeys(r for r in restorers if r is not None):
+            chosen = [i for i, r in enumerate(restorers) if r is restorer]
+            own = restorer in self.routing.own_pixels
+            out[chosen] = restore_crops(self.restorers[restorer], [crops[i] for i in chosen], size, own)
+        return out
+
+    def _expressions(
+        self, crops: list[torch.Tensor], work: torch.Tensor, routes: list[FaceRoute]
+    ) -> torch.Tensor:
+        """Each face through the classifier its route names: the tiny-face path's or the HR one."""
+        tiny = [i for i, r in enumerate(routes) if r.expression_model is Weights.FER_UPSCALE]
+        others = [i for i in range(len(routes)) if i not in tiny]
+        probs = torch.empty(len(routes), len(self.emotions))
+        if others:
+            probs[others] = expression_probs(self.classifier, work[others])
+        if tiny:
+            assert self.tiny_expression is not None  # the route names it only when it is loaded
+            probs[tiny] = project_probs(self.tiny_expression([crops[i] for i in tiny]), len(self.emotions))
+        return probs
+
     def _identity_faces(
-        self, img, faces: list, crops: list[torch.Tensor], work: torch.Tensor, use_sr: list[bool]
+        self, img, faces: list[Face], crops: list[torch.Tensor], work: torch.Tensor, routes: list[FaceRoute]
     ) -> torch.Tensor:
         """The faces the embedder sees. An aligning embedder (its input contract names a
         template): each face warped by its landmarks (or the centred-crop fallback) onto the
-        template, at the embedder's crop size, or at the SR's input size and super-resolved
-        (the identity-aware SR when there is one, else the ×8 under `X8_BELOW["identity"]`).
-        Otherwise the square crops of `work`, small ones re-super-resolved by the
-        identity-aware SR."""
-        generator = self.identity_generator or self.generator
-        idx = [i for i, s in enumerate(use_sr) if s]
-        if self.embedder_template is None:
-            if not idx or self.identity_generator is None:
+        template at the embedder's crop size, or, where its route names an SR, at that SR's
+        input size and super-resolved. A centre-crop embedder: the expression head's faces,
+        re-restored where the identity route names another SR."""
+        assert self.embedder is not None
+        template = self.embedder.template
+        if template is None:
+            differ = [i for i, r in enumerate(routes) if r.identity_sr != r.expression_sr]
+            if not differ:
                 return work
-            out = work.clone()  # (the ×8 never serves beside an identity-aware SR: `_sr_groups`)
+            out = work.clone()
             with self._timed("sr"):
-                out[idx] = _super_resolve_crops(self.identity_generator, [crops[i] for i in idx])
+                out[differ] = self._restored(
+                    [crops[i] for i in differ], [routes[i].identity_sr for i in differ]
+                )
             return out
         marks = [f.landmarks if f.landmarks is not None else centred_landmarks(f.crop) for f in faces]
-        size = embedder_crop_size(self.embedder)
+        size = self.embedder.contract["crop_size"]
         with self._timed("embed"):  # the warps count as the embedder's work
-            chips = [align_face(img, m, size, self.embedder_template) for m in marks]
-        for sr_net, chosen in self._sr_groups(idx, faces, "identity", generator):
-            lr_size = WORK_SIZE // sr_net.config.scale
+            chips = [align_face(img, m, size, template) for m in marks]
+        for restorer in dict.fromkeys(r.identity_sr for r in routes if r.identity_sr is not None):
+            chosen = [i for i, r in enumerate(routes) if r.identity_sr is restorer]
+            generator = self.restorers[restorer]
+            lr_size = self.routing.work_size // generator.config.scale
             with self._timed("embed"):
-                lr = [align_face(img, marks[i], lr_size, self.embedder_template) for i in chosen]
+                lr = [align_face(img, marks[i], lr_size, template) for i in chosen]
             with self._timed("sr"):
-                restored = bicubic_resize(super_resolve(sr_net, torch.stack(lr)).cpu(), size)
+                restored = bicubic_resize(super_resolve(generator, torch.stack(lr)).cpu(), size)
             for k, i in enumerate(chosen):
                 chips[i] = restored[k]
         return torch.stack(chips)
 
-    def _wants_sr(self, face_px: int) -> bool:
-        mode = self.options.sr
-        return mode == "always" or (mode == "auto" and face_px < SR_AUTO_BELOW)
-
-    def _expressions(self, faces01: torch.Tensor) -> torch.Tensor:
-        size = self.classifier.config.input_size
-        x = to_gray(faces01) if self.classifier.config.in_channels == 1 else faces01
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        return self.classifier(x.to(self.device)).float().softmax(1).cpu()
-
-    def _identities(self, faces01: torch.Tensor, results: list[FaceResult], faces: list) -> None:
+    def _identities(self, faces01: torch.Tensor, results: list[FaceResult], faces: list[Face]) -> None:
+        assert self.embedder is not None
         embeddings = self.embedder(faces01.to(self.device)).float().cpu()
         matches = self.gallery.identify(embeddings, self.embedder_id, self.tau) if self.gallery else None
+        aligned = self.embedder.template is not None
         for i, result in enumerate(results):
             result.alignment = (
-                "centre-crop" if self.embedder_template is None
-                else "landmarks" if faces[i].landmarks is not None else "fallback"
-            )  # fmt: skip
+                "centre-crop"
+                if not aligned
+                else "landmarks"
+                if faces[i].landmarks is not None
+                else "fallback"
+            )
             if self.options.embeddings:
                 result.embedding = embeddings[i].tolist()
             if matches is not None:
                 m = matches[i]
                 result.identity, result.nearest, result.distance, result.threshold = (
-                    m.name,
-                    m.nearest,
-                    m.distance,
-                    m.threshold,
-                )
+                    m.name, m.nearest, m.distance, m.threshold
+                )  # fmt: skip
 
 
-def _super_resolve_crops(
-    generator: Generator, crops01: list[torch.Tensor], own_pixels: bool = False
-) -> torch.Tensor:
-    """Square face crops of any size → the generator's input size (bicubic) → WORK_SIZE; with
-    `own_pixels` each crop goes in as it is and its output is resized to WORK_SIZE (one at a
-    time: the sizes differ; the faces this serves are few and small)."""
-    if own_pixels:
-        return torch.cat(
-            [bicubic_resize(super_resolve(generator, c[None]).cpu(), WORK_SIZE) for c in crops01]
-        )
-    lr_size = WORK_SIZE // generator.config.scale
-    return super_resolve(generator, torch.stack([bicubic_resize(c, lr_size) for c in crops01])).cpu()
-
-
-def identity_sr_fits(sr_meta: dict, embedder_id: str, embedder_template) -> bool:
+def identity_sr_fits(sr_meta: Mapping[str, Any], embedder_id: str, embedder_template) -> bool:
     """Whether a shipped identity-aware SR serves this embedder by default: its file records
     the recogniser its identity loss went through (`identity_embedder.sha256`, a gallery's
-    model id); files from before that record were made through srfer's own centre-crop
-    embedder, so they serve centre-crop embedders only."""
+    model id); files without that record were made through srfer's own centre-crop embedder,
+    so they serve centre-crop embedders only."""
     made_for = sr_meta.get("identity_embedder", {}).get("sha256")
     return made_for == embedder_id if made_for else embedder_template is None
-
-
-class TinyFaceExpression:
-    """Expression of a face of at most TINY_FACE_PX: its gray crop at its own pixels →
-    the FER-domain SR (×4) → the classifier's input size → the classifier trained on such
-    super-resolved faces. This is the sweep's third column, applied to one face at a time."""
-
-    def __init__(self, classifier: nn.Module, restore) -> None:
-        self.classifier, self.restore = classifier, restore
-        self.device = model_device(classifier)
-
-    @torch.no_grad()
-    def __call__(self, crops01: list[torch.Tensor]) -> torch.Tensor:
-        size = self.classifier.config.input_size
-        restored = []
-        for crop in crops01:  # square crops of differing sizes; tiny faces are few
-            lr = quantize_8bit(to_gray(crop[None]))
-            restored.append(bicubic_resize(self.restore(lr.to(self.device)), size))
-        return self.classifier(torch.cat(restored)).float().softmax(1).cpu()

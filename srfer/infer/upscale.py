@@ -19,7 +19,9 @@ from srfer.core.imageio import (
 from srfer.core.runtime import resolve_device
 from srfer.core.weights import sr_model_weights
 from srfer.faces.annotate import comparison_strip
-from srfer.infer.networks import load_generator, super_resolve
+from srfer.infer.load import load_generator
+from srfer.infer.options import UpscaleOptions
+from srfer.infer.run import super_resolve
 
 MAX_UPSCALE_SIDE = 1024  # face crops; beyond this the 4× feature maps need many GB
 
@@ -42,21 +44,21 @@ def check_upscale_size(path: Path, width: int, height: int) -> None:
 
 
 def upscale_files(
-    paths: list[Path], out_dir: Path, weights: Path | None = None, device: str = "auto", progress=None,
-    compare: bool = False, flip_tta: bool = False, runtime: str = "torch", workers: int = 1,
-    model: str = "psnr",
+    paths: list[Path], out_dir: Path, options: UpscaleOptions | None = None, device: str = "auto",
+    progress=None, workers: int = 1,
 ) -> UpscaleReport:  # fmt: skip
     """Super-resolve every image (see `expand_inputs`) into out_dir (PNG, input stem kept, clashes
-    renamed); bad files are reported in `failed` and skipped. `model` picks a shipped SR
-    (`weights.SR_MODELS`: psnr, identity-aware or GAN ×4, or x8) unless `weights` names a
-    file. `compare` also writes <stem>_compare.png strips. `runtime`: torch or onnx (ONNX
-    Runtime). One process keeps a file per core in flight (threads); `workers` > 1 adds spawned
-    processes (`srfer.accel.workers`). The outputs are those of one file at a time."""
-    weights = weights or sr_model_weights(model)
+    renamed); bad files are reported in `failed` and skipped. `options.model` picks a shipped SR
+    (`SR_MODELS`: psnr, identity-aware or GAN ×4, or x8) unless `options.weights` names a file;
+    `compare` also writes <stem>_compare.png strips. One process keeps a file per core in flight
+    (threads); `workers` > 1 adds spawned processes (`srfer.accel.workers`). The outputs are those
+    of one file at a time."""
+    options = options or UpscaleOptions()
+    weights = options.weights or sr_model_weights(options.model)
     make_folder(out_dir)
     taken: set[str] = set()
     jobs = [(path, unique_output(out_dir, path.stem, taken)) for path in paths]
-    settings = (weights, device, runtime, compare, flip_tta)
+    settings = (weights, device, options.runtime, options.compare, options.flip_tta)
     report = UpscaleReport()
     upscaler = _Upscaler(*settings)
 

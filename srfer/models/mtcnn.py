@@ -4,8 +4,8 @@ Source: Zhang et al., "Joint Face Detection and Alignment using Multi-task Casca
 Convolutional Networks" (IEEE SPL 2016), figure 2. Weights: the ones facenet-pytorch 2.5.3
 ships in its wheel (`facenet_pytorch/data/{pnet,rnet,onet}.pt`, ported from the authors'
 Caffe models; MIT licence), read as plain state dicts (`weights_only=True`) without importing
-facenet-pytorch: its package imports torchvision, whose ops import torch._dynamo, which made
-every process start 2.5 s slower here. Layer names follow facenet-pytorch's so its files load
+facenet-pytorch: its package imports torchvision, whose ops import torch._dynamo, which slows
+every process start by seconds (docs/performance.md). Layer names follow facenet-pytorch's so its files load
 (P-Net's two heads, stored apart there, are one `conv4` here: `merge_pnet_heads`).
 
 Shapes (inputs normalised as (pixel − 127.5) / 128):
@@ -33,9 +33,8 @@ class CeilMaxPool(nn.Module):
     maximum of `kernel` stride-2 row views, then of `kernel` column views, written into
     preallocated outputs (a partial last window is its own small maximum, so nothing is
     padded). PyTorch's CPU kernel also builds the index map and vectorises poorly over few
-    channels in channels-last. One thread, 2026-12-03: P-Net's 2×2 on a 10 × 957 × 637 level
-    4.2 → 1.4 ms; R-Net's 3×3 on 300 windows (28 × 22 × 22) 4.8 → 2.0 ms. Tensors under
-    SMALL values (or smaller than a window) keep PyTorch's kernel: its fixed cost is lower."""
+    channels in channels-last (docs/performance.md). Tensors under SMALL values (or smaller
+    than a window) keep PyTorch's kernel: its fixed cost is lower."""
 
     SMALL = 32768
 

@@ -14,13 +14,11 @@ workshops, figure 4: three 5-conv dense blocks with `growth` channels per conv, 
 residuals scaled by 0.2); head, PixelShuffle upsampling and tail stay SRResNet's so the two
 arches differ only in the trunk. One RRDB costs about ten residual blocks.
 
-`Generator.switch_to_deploy()` (inference on CPU only; the RepVGG/timm name for a
-re-parameterisation that keeps the function) computes the 9×9 tail conv as `PhaseSplitConv`.
+`srfer.accel.sr_phases.deploy_generator` re-parameterises a trained generator for CPU inference.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import asdict, dataclass
 
@@ -122,78 +120,6 @@ class UpsampleBlock(nn.Module):
         return self.act(self.shuffle(self.conv(x)))
 
 
-class UpsampleToPhases(nn.Module):
-    """An `UpsampleBlock` whose output stays as its 2×2 phases: `pixel_unshuffle(block(x), 2)`,
-    computed without the shuffle: PReLU is per element, so its per-channel slopes, each
-    repeated over the channel's four phases, act on the convolution's output directly.
-    (N, C, H, W) → (N, 4·C, H, W), bit-identical to shuffling and unshuffling."""
-
-    def __init__(self, block: UpsampleBlock) -> None:
-        super().__init__()
-        self.conv = block.conv
-        slopes = block.act.weight.detach()
-        self.register_buffer("slopes", slopes.repeat_interleave(4) if slopes.numel() > 1 else slopes.clone())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.prelu(self.conv(x), self.slopes)
-
-
-class PhaseSplitConv(nn.Module):
-    """A stride-1 k×k convolution (odd k, 'same' padding) computed on the 2×2 space-to-depth of
-    its padded input: a (k//2 + 1)² kernel, 4× the input and 4× the output channels (one per
-    output phase, zero taps where a phase does not reach), then depth-to-space. The same
-    function (to float rounding: ~4e-6 on the SR tail) for even output sizes. Why: oneDNN runs
-    the SR tail (64 → 3 channels, 9×9, 128²) at about a fifth of its usual rate, as 3 output
-    channels fill none of its vector blocks; as 12 outputs it takes 4.7 instead of 10.4 ms per
-    face (CPU, one thread), for 24 % more multiply-adds.
-
-    Shapes: (N, C_in, H, W) → (N, C_out, H, W), H and W even (else the plain convolution)."""
-
-    def __init__(self, conv: nn.Conv2d) -> None:
-        super().__init__()
-        k = conv.kernel_size[0]
-        if conv.kernel_size != (k, k) or k % 2 == 0 or conv.stride != (1, 1) or conv.padding != (k // 2,) * 2:
-            raise ValueError("PhaseSplitConv takes a stride-1, odd-square-kernel, same-padded Conv2d")
-        if conv.dilation != (1, 1) or conv.groups != 1:
-            raise ValueError("PhaseSplitConv takes an undilated, ungrouped Conv2d")
-        weight = conv.weight.detach()
-        bias = conv.bias.detach() if conv.bias is not None else weight.new_zeros(weight.shape[0])
-        self.pad = k // 2
-        self.register_buffer("plain_weight", weight.clone())
-        self.register_buffer("plain_bias", bias.clone())
-        self.register_buffer("weight", phase_kernel(weight).contiguous(memory_format=torch.channels_last))
-        self.register_buffer("bias", bias.repeat_interleave(4))
-        self.takes_phases = False  # set by Generator.switch_to_deploy: the input is already unshuffled
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.takes_phases:
-            phases, pad = x, self.pad // 2
-        elif x.shape[-2] % 2 or x.shape[-1] % 2:
-            return F.conv2d(x, self.plain_weight, self.plain_bias, padding=self.pad)
-        elif self.pad % 2:
-            phases, pad = F.pixel_unshuffle(F.pad(x, (self.pad,) * 4), 2), 0
-        else:  # an even pad is a pad of half as much on every phase: the convolution pads
-            phases, pad = F.pixel_unshuffle(x, 2), self.pad // 2
-        return F.pixel_shuffle(F.conv2d(phases, self.weight, self.bias, padding=pad), 2)
-
-
-def phase_kernel(weight: torch.Tensor) -> torch.Tensor:
-    """(C_out, C_in, k, k) → (4·C_out, 4·C_in, k//2 + 1, k//2 + 1): output channel c·4 + 2a + b
-    is output phase (a, b) of channel c (`pixel_shuffle`'s order), input channel i·4 + 2u + v
-    the (u, v) phase of input channel i (`pixel_unshuffle`'s). Tap (m, n) of that pair is
-    the original tap (2m + u − a, 2n + v − b), or zero outside the k×k kernel."""
-    c_out, c_in, k, _ = weight.shape
-    half = k // 2 + 1
-    split = weight.new_zeros(c_out, 2, 2, c_in, 2, 2, half, half)
-    for a, b, u, v, m, n in itertools.product(
-        range(2), range(2), range(2), range(2), range(half), range(half)
-    ):
-        dy, dx = 2 * m + u - a, 2 * n + v - b
-        if 0 <= dy < k and 0 <= dx < k:
-            split[:, a, b, :, u, v, m, n] = weight[:, :, dy, dx]
-    return split.reshape(4 * c_out, 4 * c_in, half, half)
-
-
 class Generator(nn.Module):
     """SRResNet: head 9×9 → residual (or RRDB) trunk + global skip → log2(scale) ×2 steps → 9×9 → tanh."""
 
@@ -211,21 +137,6 @@ class Generator(nn.Module):
         if config.bicubic_skip:
             nn.init.zeros_(self.tail.weight)
             nn.init.zeros_(self.tail.bias)
-
-    def switch_to_deploy(self) -> Generator:
-        """For CPU inference only (the tail's weights become buffers; not for training or
-        saving): the 9×9 tail as a `PhaseSplitConv`, the same function, 2× faster there; and,
-        since that tail starts by unshuffling what the last ×2 step has just shuffled, that
-        step hands over its phases (`UpsampleToPhases`): a 128 px face's pixel shuffle and
-        unshuffle (5 ms of 27 on one thread) are skipped, bit-identical."""
-        if isinstance(self.tail, nn.Conv2d):
-            self.tail = PhaseSplitConv(self.tail)
-        last = self.upsample[-1] if len(self.upsample) else None
-        even_pad = isinstance(self.tail, PhaseSplitConv) and self.tail.pad % 2 == 0
-        if isinstance(last, UpsampleBlock) and even_pad:
-            self.upsample[-1] = UpsampleToPhases(last)
-            self.tail.takes_phases = True
-        return self
 
     @staticmethod
     def _block(config: GeneratorConfig) -> nn.Module:

@@ -16,10 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from srfer.core.errors import SrferError
-from srfer.core.options import REQUIRED, option
+from srfer.core.options import DEVICE_HELP, REQUIRED, SEED_HELP, option
 
-DEVICE_HELP = "auto (cuda → mps → cpu), cpu, cuda or mps."
-SEED_HELP = "Seed for data order, augmentation and initialisation."
 RUN_FOLDER_HELP = "Run folder: checkpoints, metrics.jsonl, curves.png."
 ACCURACY_PATIENCE_HELP = "Early stop after N epochs without val accuracy gain."
 

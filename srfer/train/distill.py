@@ -25,7 +25,8 @@ from srfer.core.console import info
 from srfer.core.errors import SrferError
 from srfer.core.weights import sha256
 from srfer.data.fer import FerDataset, FerSamples
-from srfer.infer.networks import ensemble_paths, inference_context, load_classifier, predict_probs
+from srfer.infer.load import ensemble_paths, load_classifier
+from srfer.infer.run import inference_context, predict_probs
 
 CACHE_NAME = "teacher_probs.safetensors"
 CACHE_KIND = "fer-teacher-probs"

@@ -19,11 +19,13 @@ from torch.utils.data import DataLoader
 
 from srfer.core.errors import SrferError
 from srfer.core.plots import plot_training_curves
+from srfer.core.weights import Weights
 from srfer.data.degradations import LowResPath
 from srfer.data.identity import FaceIdentityDataset, discover_identities, generate_pairs
 from srfer.data.samplers import PKBatchSampler
 from srfer.eval.metrics import verification_report
-from srfer.infer.networks import embed_all, embedder_aligner, load_embedder, make_restorer, pair_distances
+from srfer.infer.load import embedder_aligner, load_embedder
+from srfer.infer.run import embed_all, make_restorer, pair_distances
 from srfer.models.embedder import Embedder, EmbedderConfig, load_facenet_weights
 from srfer.train import distributed
 from srfer.train.args import EmbedTrainArgs, parse_lr_sizes
@@ -106,7 +108,7 @@ def train_embed(args: EmbedTrainArgs) -> dict[str, Any]:
         raise SrferError(str(exc)) from None
     low_res = None
     if args.upscale:
-        restore = make_restorer(args.upscaler, device, args.sr_weights, role="sr")
+        restore = make_restorer(args.upscaler, device, args.sr_weights, role=Weights.SR)
         low_res = LowResPath(parse_lr_sizes(args.lr_size, 8, 128), restore, args.upscaler)
     starting = load_embedder(args.init, torch.device("cpu"), deploy=False) if args.init is not None else None
     contract = starting.meta.get("input") if starting is not None else None  # framing the start expects
@@ -118,7 +120,7 @@ def train_embed(args: EmbedTrainArgs) -> dict[str, Any]:
     train_set = FaceIdentityDataset(train_src, args.size, augment=True, aligner=aligner)
     val_set = FaceIdentityDataset(val_src, args.size, aligner=aligner)
     val_pairs = generate_pairs(val_set.labels.tolist(), VAL_PAIRS, seed=args.seed)
-    teacher = starting if args.distill_weight else None
+    teacher = starting.network if starting is not None and args.distill_weight else None
     recipe = EmbedRecipe(config, args.lr, loss, val_pairs, low_res, teacher, args.distill_weight)
     if facenet:
         load_facenet_weights(recipe.model, args.pretrained or "vggface2", args.backbone_weights)

@@ -14,13 +14,11 @@ every RNG state and the number of batches already done in the interrupted epoch.
 from __future__ import annotations
 
 import json
-import math
 import signal
 import threading
 import time
 import warnings
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -34,7 +32,6 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
 from srfer.core.checkpoint import flatten, load_checkpoint, save_checkpoint, unflatten
@@ -42,10 +39,11 @@ from srfer.core.console import err_console, info
 from srfer.core.errors import SrferError, TrainingInterrupted
 from srfer.core.imageio import make_folder
 from srfer.core.runtime import amp_dtype, resolve_device, rng_state, seed_everything, set_rng_state
-from srfer.infer.networks import RunContext, load_network
 from srfer.train import distributed
 from srfer.train.args import EngineConfig, RunArgs, check_run_folder
 from srfer.train.distributed import RankBatches
+from srfer.train.recipe import Recipe, SingleNetworkRecipe, StepContext, start_from
+from srfer.train.schedule import MIN_LR_FACTOR, EpochSampler, auto_workers, cosine_factor
 
 __all__ = [
     "Engine",
@@ -56,22 +54,6 @@ __all__ = [
     "StepContext",
     "TrainingInterrupted",
 ]
-
-MIN_LR_FACTOR = 0.01  # the cosine schedule's floor, as a fraction of the base lr
-
-
-@dataclass
-class StepContext(RunContext):
-    """Where and how a training step runs, and which step it is."""
-
-    epoch: int = 0
-    step: int = 0
-    wrappers: dict[int, nn.Module] = field(default_factory=dict)  # id(network) → its DDP wrapper
-
-    def synced(self, net: nn.Module) -> nn.Module:
-        """`net` as a training step calls it: through its DistributedDataParallel wrapper under
-        torchrun (gradients averaged over ranks in backward), else `net` itself."""
-        return self.wrappers.get(id(net), net)
 
 
 @dataclass
@@ -84,110 +66,6 @@ class EpochState:
     best: float | None = None
     best_epoch: int = -1
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-class Recipe(ABC):
-    """What a stage gives the engine."""
-
-    kind: str  # checkpoint kind of the primary network
-    monitor: str  # validation metric that picks `best`
-    monitor_mode: str = "max"
-
-    @abstractmethod
-    def networks(self) -> dict[str, nn.Module]:
-        """Named networks; the first is the primary one, saved under `model.`."""
-
-    @abstractmethod
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
-
-    @abstractmethod
-    def train_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, float]:
-        """One optimisation step; returns scalar logs (the first is shown as `loss`)."""
-
-    @abstractmethod
-    def validate(self, loader: DataLoader, ctx: StepContext) -> dict[str, float]: ...
-
-    def restart_epochs(self) -> list[int]:
-        """Epochs where the cosine schedule restarts (e.g. when a new training phase begins)."""
-        return [0]
-
-    def on_epoch_end(self, epoch: int, history: list[dict[str, Any]], out_dir: Path) -> None:  # noqa: B027
-        """Artefacts such as sample grids and curves; `history` holds every epoch's record."""
-
-    def describe(self) -> dict[str, Any]:
-        """Architecture/loss/data description stored in every checkpoint."""
-        return {}
-
-
-class SingleNetworkRecipe(Recipe):
-    """A recipe with one network trained by one Adam optimizer (classifier, embedder)."""
-
-    network_name = "model"
-
-    def __init__(self, model: nn.Module, lr: float, param_groups: list[dict] | None = None) -> None:
-        self.model = model  # `param_groups`: per-group learning rates (e.g. a pretrained trunk's)
-        self.opt = torch.optim.Adam(param_groups if param_groups is not None else model.parameters(), lr=lr)
-
-    def networks(self) -> dict[str, nn.Module]:
-        return {self.network_name: self.model}
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {self.network_name: self.opt}
-
-
-def start_from(network: nn.Module, weights: Path, kind: str) -> None:
-    """Copy a trained network's weights into `network` (`--init`, fine-tuning): the file must
-    hold a `kind` network built from the same config as this run's."""
-    source = load_network("", weights, kind)
-    theirs, ours = source.config.to_dict(), network.config.to_dict()
-    if theirs != ours:
-        differ = ", ".join(f"{k} {theirs.get(k)}≠{ours.get(k)}" for k in ours if theirs.get(k) != ours[k])
-        raise SrferError(f"--init {weights}: its network differs from this run's ({differ}); match options")
-    network.load_state_dict(source.state_dict())
-
-
-class EpochSampler(Sampler[tuple[int, int]]):
-    """`size` (index, sample_seed) keys from seeded permutations of range(n) (or, with
-    `weights`, seeded draws with replacement ∝ weights), minus the first `skip`.
-
-    The per-sample seed makes augmentation independent of loader workers and of where a
-    resumed epoch starts, which is what makes mid-epoch resume exact."""
-
-    def __init__(self, n: int, size: int, seed: int, skip: int = 0, weights: torch.Tensor | None = None):
-        self.n, self.size, self.seed, self.skip, self.weights = n, size, seed, skip, weights
-
-    def _order(self) -> torch.Tensor:
-        gen = torch.Generator().manual_seed(self.seed)
-        if self.weights is not None:
-            return torch.multinomial(self.weights.double(), self.size, replacement=True, generator=gen)
-        rounds = math.ceil(self.size / self.n)
-        return torch.cat([torch.randperm(self.n, generator=gen) for _ in range(rounds)])
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        order = self._order()
-        for position in range(self.skip, self.size):
-            yield int(order[position]), self.seed * 1_000_003 + position
-
-    def __len__(self) -> int:
-        return self.size - self.skip
-
-
-def cosine_factor(step: int, restarts: list[int], total: int, floor: float) -> float:
-    """Cosine from 1 to `floor` inside each segment [restart, next restart)."""
-    starts = [s for s in restarts if s <= step] or [0]
-    start = max(starts)
-    later = [s for s in restarts if s > step]
-    end = min(later) if later else total
-    progress = (step - start) / max(1, end - start)
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-def auto_workers(requested: int) -> int:
-    if requested >= 0:
-        return requested
-    import os
-
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
 
 
 def _raise_interrupt(signum, frame) -> None:

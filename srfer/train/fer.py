@@ -22,7 +22,7 @@ from srfer.core.plots import plot_training_curves
 from srfer.data.degradations import LowResPath
 from srfer.data.fer import FerDataset, FerSamples, class_names, describe_balance, load_fer
 from srfer.eval.metrics import classification_report
-from srfer.infer.networks import make_restorer, predict_probs
+from srfer.infer.run import make_restorer, predict_probs
 from srfer.models.fer import FerConfig, build_fer
 from srfer.train.args import FerTrainArgs, parse_lr_sizes
 from srfer.train.distill import distillation_targets, teacher_probabilities
@@ -204,14 +204,15 @@ def start_from_dlib_trunk(model: nn.Module, args: FerTrainArgs) -> dict[str, Any
     """Fill the dlib trunk from a face-embedder file (default: the shipped recogniser) or from
     another dlib-resnet29 expression classifier's trunk (e.g. FER2013 → FER+: the head, whose
     classes may differ, starts new)."""
-    from srfer.infer.networks import load_network
+    from srfer.core.weights import Weights
+    from srfer.infer.load import load_network
 
-    source = load_network("embed", args.backbone_weights, tuple(TRUNK_SOURCES))
+    source = load_network(args.backbone_weights, tuple(TRUNK_SOURCES), role=Weights.EMBED)
     if source.kind == "fer-classifier" and source.config.arch != "dlib-resnet29":
         raise SrferError(f"{source.source}: a {source.config.arch} classifier has no dlib trunk to copy")
     prefix, meta_key = TRUNK_SOURCES[source.kind]
     try:
-        copied = model.load_face_recogniser(source.state_dict(), prefix)  # type: ignore[operator]
+        copied = model.load_face_recogniser(source.network.state_dict(), prefix)  # type: ignore[operator]
     except ValueError as exc:
         raise SrferError(f"{source.source}: {exc}") from None
     return {meta_key: str(source.source), "tensors_copied": copied}

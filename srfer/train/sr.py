@@ -35,7 +35,8 @@ from srfer.data.degradations import bicubic_resize, quantize_8bit, to_signed, to
 from srfer.data.faces import SRPairDataset, collate_skipping_failures, discover_faces
 from srfer.eval.metrics import PROTOCOL, frechet_distance, psnr_per_image, sr_vs_bicubic
 from srfer.faces.align import FaceAligner
-from srfer.infer.networks import bicubic_baseline, embedder_aligner, load_embedder, super_resolve
+from srfer.infer.load import embedder_aligner, load_embedder
+from srfer.infer.run import bicubic_baseline, super_resolve
 from srfer.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from srfer.train import distributed
 from srfer.train.args import SRTrainArgs, parse_lr_sizes

@@ -1,0 +1,90 @@
+"""Which network serves which face: the one routing policy of `predict`, by face size.
+
+A face's size is its detector box's longer side in the photo's own pixels. Every value here
+was chosen by measurement on validation data; docs/routing.md gives each one's measurements.
+The CLI's help texts and the docs read these values; nothing else writes them. Imports no
+torch, so the CLI can show them cheaply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from srfer.core.weights import Weights
+
+SR_MODES = ("auto", "always", "never")
+
+
+@dataclass(frozen=True)
+class PerHead:
+    """A size per head: the expression classifier's and the embedder's."""
+
+    expression: int
+    identity: int
+
+
+@dataclass(frozen=True)
+class Available:
+    """What a predictor has loaded that the routes can use."""
+
+    x8: bool = False  # the ×8 SR
+    tiny_expression: bool = False  # the FER-domain SR + the classifier trained on its faces
+    identity_sr: bool = False  # the identity-aware ×4 SR for the embedder's faces
+    aligned_embedder: bool = True  # the embedder takes faces aligned onto a template
+
+
+@dataclass(frozen=True)
+class FaceRoute:
+    """One face's way through `predict`.
+
+    `expression_sr`, `identity_sr`: the SR that restores the face each head sees (a `Weights`
+    role), or None for a bicubic resize; `expression_model`: the classifier that answers."""
+
+    sr: bool
+    expression_sr: Weights | None
+    expression_model: Weights
+    identity_sr: Weights | None
+
+
+@dataclass(frozen=True)
+class Routing:
+    """`predict`'s routing, by face size in px.
+
+    - `work_size`: the face size the recognisers see (the CelebA SR's output, the embedder's crops).
+    - `sr_below`: `--sr auto` super-resolves faces under this.
+    - `x8_below`: per head, faces under this that get SR go through the ×8 model (the face at its own
+      pixels → 128 px) instead of the ×4 (the face resized to 32 px → 128), per head; the
+      identity-aware SR serves the embedder at every size where it is loaded.
+    - `tiny_up_to`: faces up to this get their expression from the tiny-face path (the gray
+      FER-domain ×4 at the face's own pixels + the classifier trained on such faces).
+    - `own_pixels`: the SRs that take a square face crop at its own pixels (their output then
+      resized to `work_size`); the others take it resized to their input size."""
+
+    work_size: int = 128
+    sr_below: int = 64
+    x8_below: PerHead = PerHead(expression=29, identity=14)
+    tiny_up_to: int = 22
+    own_pixels: frozenset[Weights] = frozenset({Weights.SR_X8})
+
+    def wants_sr(self, face_px: int, mode: str) -> bool:
+        return mode == "always" or (mode == "auto" and face_px < self.sr_below)
+
+    def route(self, face_px: int, mode: str, have: Available) -> FaceRoute:
+        """The route of a face of `face_px` under `--sr mode` with what is loaded."""
+        sr = self.wants_sr(face_px, mode)
+        expression_sr = self._sr_for("expression", face_px, have) if sr else None
+        if not sr:
+            identity_sr = None
+        elif have.identity_sr:
+            identity_sr = Weights.SR_IDENTITY
+        elif have.aligned_embedder:
+            identity_sr = self._sr_for("identity", face_px, have)
+        else:  # a centre-crop embedder sees the expression head's face
+            identity_sr = expression_sr
+        tiny = have.tiny_expression and face_px <= self.tiny_up_to
+        return FaceRoute(sr, expression_sr, Weights.FER_UPSCALE if tiny else Weights.FER, identity_sr)
+
+    def _sr_for(self, head: str, face_px: int, have: Available) -> Weights:
+        return Weights.SR_X8 if have.x8 and face_px < getattr(self.x8_below, head) else Weights.SR
+
+
+ROUTING = Routing()

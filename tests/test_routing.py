@@ -1,0 +1,84 @@
+"""`predict`'s routing policy: one face's route from its size and what is loaded, decided in one
+place (`srfer.infer.routing.Routing`), with its values read by the CLI's help."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from srfer.core.weights import Weights
+from srfer.infer.routing import ROUTING, Available, PerHead, Routing
+
+EVERYTHING = Available(x8=True, tiny_expression=True, identity_sr=False, aligned_embedder=True)
+ROUTES = Routing(sr_below=64, x8_below=PerHead(expression=29, identity=14), tiny_up_to=22)
+
+
+@pytest.mark.parametrize(
+    ("px", "expression_sr", "model", "identity_sr"),
+    [
+        (10, Weights.SR_X8, Weights.FER_UPSCALE, Weights.SR_X8),
+        (13, Weights.SR_X8, Weights.FER_UPSCALE, Weights.SR_X8),
+        (14, Weights.SR_X8, Weights.FER_UPSCALE, Weights.SR),  # the embedder's ×8 ends at 14 px
+        (22, Weights.SR_X8, Weights.FER_UPSCALE, Weights.SR),  # the tiny path ends at 22 px, inclusive
+        (23, Weights.SR_X8, Weights.FER, Weights.SR),
+        (29, Weights.SR, Weights.FER, Weights.SR),  # the expression head's ×8 ends at 29 px
+        (63, Weights.SR, Weights.FER, Weights.SR),
+        (64, None, Weights.FER, None),  # no SR from 64 px
+    ],
+)
+def test_a_face_is_routed_by_its_size(px: int, expression_sr, model, identity_sr) -> None:
+    route = ROUTES.route(px, "auto", EVERYTHING)
+    assert (route.expression_sr, route.expression_model, route.identity_sr) == (
+        expression_sr,
+        model,
+        identity_sr,
+    )
+    assert route.sr is (expression_sr is not None)
+
+
+def test_what_is_not_loaded_is_not_routed_to() -> None:
+    bare = Available(x8=False, tiny_expression=False, aligned_embedder=True)
+    route = ROUTES.route(10, "auto", bare)
+    assert (route.expression_sr, route.expression_model, route.identity_sr) == (
+        Weights.SR,
+        Weights.FER,
+        Weights.SR,
+    )
+
+
+def test_the_identity_aware_sr_serves_the_embedder_at_every_size() -> None:
+    have = dataclasses.replace(EVERYTHING, identity_sr=True)
+    for px in (10, 20, 40):
+        assert ROUTES.route(px, "auto", have).identity_sr is Weights.SR_IDENTITY
+    assert ROUTES.route(80, "auto", have).identity_sr is None
+
+
+def test_a_centre_crop_embedder_sees_the_expression_heads_face() -> None:
+    have = dataclasses.replace(EVERYTHING, aligned_embedder=False)
+    for px in (10, 20, 40):
+        route = ROUTES.route(px, "auto", have)
+        assert route.identity_sr is route.expression_sr
+
+
+def test_sr_modes() -> None:
+    assert ROUTES.route(200, "always", EVERYTHING).expression_sr is Weights.SR
+    never = ROUTES.route(10, "never", EVERYTHING)
+    assert never.sr is False and never.expression_sr is None and never.identity_sr is None
+
+
+def test_the_help_prints_the_routing_values() -> None:
+    from srfer.infer.options import PredictOptions
+
+    helps = {f.name: f.metadata["help"] for f in dataclasses.fields(PredictOptions)}
+    assert f"{ROUTING.sr_below} px" in helps["sr"] and f"{ROUTING.x8_below.expression} px" in helps["sr"]
+    assert (
+        f"{ROUTING.x8_below.identity} px" in helps["sr"]
+        and f"≤ {ROUTING.tiny_up_to} px" in helps["tiny_expression"]
+    )
+
+
+def test_routing_travels_to_worker_processes() -> None:
+    import pickle
+
+    assert pickle.loads(pickle.dumps(ROUTING)) == ROUTING
