@@ -124,9 +124,12 @@ def load_network(
 ) -> LoadedModel:  # fmt: skip
     """A trained network of `kind` (or of one of several kinds) from `weights` (or `role`'s
     shipped file), eval mode, as trained (no re-parameterisation)."""
-    if weights is None and role is None:
+    if role is not None:
+        path = role.resolve(weights)
+    elif weights is not None:
+        path = weights_file(weights)
+    else:
         raise SrferError("no weights file given")
-    path = role.resolve(weights) if role is not None else weights_file(weights)  # type: ignore[arg-type]
     ckpt = load_checkpoint(path, expect_kind=kind)
     network = build_model(ckpt.kind, ckpt.config)
     try:

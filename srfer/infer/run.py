@@ -4,10 +4,12 @@ faces into expression probabilities or embeddings. Training validation, the eval
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
 from srfer.core.errors import SrferError
@@ -109,18 +111,12 @@ def predict_probs(
     """Softmax probabilities and labels over a loader (model in eval mode, no grad).
     `flip_tta` averages them with the mirrored face's (training flips faces too); `step`
     picks the size of a several-size `low_res` (as a training step would)."""
-    network = as_network(model).eval()
+    network = as_network(model)
     classifier = FlipAveraged(network) if flip_tta else network
     probs, labels = [], []
-    with torch.no_grad():
-        for batch in loader:
-            x = batch["image"].to(ctx.device)
-            if low_res is not None:
-                x = low_res(x, step)
-            with ctx.autocast():
-                p = classifier(x).float().softmax(1)
-            probs.append(p.cpu())
-            labels.append(batch["label"])
+    for logits, batch in _answers(classifier, loader, ctx, low_res, step):
+        probs.append(logits.softmax(1).cpu())
+        labels.append(batch["label"])
     return torch.cat(probs), torch.cat(labels)
 
 
@@ -128,16 +124,23 @@ def embed_all(
     model: Network, loader: DataLoader, ctx: RunContext, low_res: LowResPath | None = None, step: int = 0
 ) -> torch.Tensor:
     """Embeddings of every image a loader yields, in order (eval mode, no grad)."""
-    network = as_network(model).eval()
-    out = []
+    return torch.cat([out.cpu() for out, _ in _answers(as_network(model), loader, ctx, low_res, step)])
+
+
+def _answers(
+    network: nn.Module, loader: DataLoader, ctx: RunContext, low_res: LowResPath | None, step: int
+) -> Iterator[tuple[torch.Tensor, dict]]:
+    """The network's float answer to each batch's images (degraded by `low_res` first) and the
+    batch; eval mode, no grad."""
+    network.eval()
     with torch.no_grad():
         for batch in loader:
             x = batch["image"].to(ctx.device)
             if low_res is not None:
                 x = low_res(x, step)
             with ctx.autocast():
-                out.append(network(x).float().cpu())
-    return torch.cat(out)
+                out = network(x).float()
+            yield out, batch
 
 
 def pair_distances(
