@@ -117,6 +117,14 @@ def assert_names_every_bad_file(text: str) -> None:
         assert reason in line, f"{name}: expected {reason!r} in the line naming it; got {line!r}"
 
 
+def assert_summarised(stderr: str) -> None:
+    """One line: the first five skipped files with their reasons, then a count (README)."""
+    lines = [ln for ln in stderr.splitlines() if f"skipped {len(BAD)} file(s)" in ln]
+    assert len(lines) == 1, stderr
+    assert lines[0].count(": ") >= 5 and f"and {len(BAD) - 5} more" in lines[0], lines[0]
+    assert sum(name in stderr for name in BAD) == 5, stderr
+
+
 def assert_skipped_json(skipped: list[dict], folder_names=BAD) -> None:
     reasons = {Path(s["path"]).name: s["reason"] for s in skipped}
     assert set(reasons) == set(folder_names), reasons
@@ -141,21 +149,28 @@ def test_predict_skips_bad_files_with_their_reason(battery, tmp_path: Path) -> N
                "--upscale-fer-weights", w["fer_up"]]  # fmt: skip
     result = run("predict", w["faces"], "--no-detect", "--json", *weights)
     assert_clean(result, 0)
-    answered = {Path(json.loads(line)["image"]).name for line in result.stdout.splitlines()}
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    answered = {Path(line["image"]).name for line in lines if "skipped" not in line}
     assert set(ODD_BUT_GOOD) <= answered and not answered & set(BAD)
-    assert_names_every_bad_file(result.stderr)
+    skipped = [{"path": line["image"], "reason": line["skipped"]} for line in lines if "skipped" in line]
+    assert_skipped_json(skipped)  # --json lists every skipped file with its reason
+    assert_summarised(result.stderr)
 
 
 def test_enroll_and_identify_skip_bad_files(battery, tmp_path: Path) -> None:
     gallery = tmp_path / "g.sqlite"
     enrolled = run("enroll", "bob", battery["faces"], "--gallery", gallery, "--weights", battery["embed"])
     assert_clean(enrolled, 0)
-    assert_names_every_bad_file(enrolled.stderr)
+    assert_summarised(enrolled.stderr)
     identified = run(
         "identify", battery["faces"], "--gallery", gallery, "--weights", battery["embed"], "--json"
     )
     assert_clean(identified, 0)
-    assert_names_every_bad_file(identified.stderr)
+    assert_summarised(identified.stderr)
+    lines = [json.loads(line) for line in identified.stdout.splitlines()]
+    assert_skipped_json(
+        [{"path": line["image"], "reason": line["skipped"]} for line in lines if "skipped" in line]
+    )
     nothing = run(
         "enroll", "eve", battery["faces"] / "one.png", "--gallery", gallery, "--weights", battery["embed"]
     )

@@ -10,7 +10,8 @@ contract and τ) travels in the model's `metadata_props` under `srfer`.
 module it came from (a float tensor in, a tensor out) and carries the same `kind` and
 `config`, so `predict` and `upscale` use it unchanged (`--runtime onnx`). The
 graph for a checkpoint is exported once and cached by the checkpoint's sha256 in
-`$SRFER_CACHE/onnx` (default `~/.cache/srfer/onnx`).
+`$SRFER_CACHE/onnx` (default `~/.cache/srfer/onnx`); a cached graph ONNX Runtime cannot load
+(junk, truncated, empty) is exported again, once, with a warning.
 
 onnx, onnxscript and onnxruntime are an optional extra: `pip install 'srfer[onnx]'`.
 """
@@ -28,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from srfer.core.console import info
+from srfer.core.console import info, warn
 from srfer.core.errors import SrferError, writing
 from srfer.core.options import check_runtime
 from srfer.core.weights import sha256
@@ -114,6 +115,10 @@ def cached_export(model: nn.Module, source: Path, meta: Mapping[str, Any], side:
 _SESSIONS_LOCK = threading.Lock()
 
 
+class UnreadableGraph(SrferError):
+    """ONNX Runtime cannot load a graph file."""
+
+
 class OnnxNetwork(nn.Module):
     """An ONNX Runtime session in a torch module's place: same `kind` and `config`, called with
     a float tensor (any device; run where the session runs)."""
@@ -145,9 +150,15 @@ class OnnxNetwork(nn.Module):
                 # no spin-waiting between runs: spinning threads would take the cores from the
                 # torch work (MTCNN) in between
                 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                self._sessions[threads] = self._ort.InferenceSession(
-                    str(self.graph), options, providers=self._providers
-                )
+                try:
+                    self._sessions[threads] = self._ort.InferenceSession(
+                        str(self.graph), options, providers=self._providers
+                    )
+                except Exception as exc:  # noqa: BLE001 - onnxruntime's error types are not public
+                    if not type(exc).__module__.startswith("onnxruntime"):
+                        raise
+                    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    raise UnreadableGraph(f"{self.graph}: ONNX Runtime cannot load it ({reason})") from None
             return self._sessions[threads]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -164,4 +175,10 @@ def on_runtime(
     check_runtime(runtime)
     if runtime == "torch":
         return model
-    return OnnxNetwork(model, cached_export(model, source, meta, side), device)
+    graph = cached_export(model, source, meta, side)
+    try:
+        return OnnxNetwork(model, graph, device)
+    except UnreadableGraph as exc:  # a damaged cache entry (junk, truncated, empty): made again, once
+        warn(f"{exc}; the cached graph is exported again")
+        graph.unlink(missing_ok=True)
+        return OnnxNetwork(model, cached_export(model, source, meta, side), device)

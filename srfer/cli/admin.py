@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from srfer.cli.common import AsJson, Device, app, command_group, friendly_errors, print_json, stdout
+from srfer.cli.common import AsJson, Device, app, command_group, friendly_errors, literal, print_json, stdout
+from srfer.core.errors import SrferError
 
 pipeline_app = command_group("pipeline", "All stages in order (SR → expression → identity).")
 
@@ -52,12 +53,21 @@ def pipeline_train_command(
 @friendly_errors
 def weights_command(as_json: AsJson = False) -> None:
     """The default weights: where each was found, its sha256 check and the metrics recorded for it."""
-    from srfer.core.weights import weights_report
+    from srfer.core.weights import mismatched, weights_report
 
     rows = weights_report()
+    damaged = mismatched(rows)
     if as_json:
         print_json(rows)
-        return
+    else:
+        _print_weights(rows)
+    if damaged:
+        raise SrferError(
+            f"{len(damaged)} file(s) fail their sha256 check (damaged or replaced): " + ", ".join(damaged)
+        )
+
+
+def _print_weights(rows: list[dict]) -> None:
     table = Table(
         title="default weights (CLI option → $SRFER_WEIGHTS → shipped weights/)", title_justify="left"
     )
@@ -103,8 +113,10 @@ def export_command(
     onnx: bool = typer.Option(
         False,
         "--onnx",
-        help="Write an ONNX graph instead (fp32; dynamic batch, and dynamic height/width for SR "
-        "generators; srfer's header in its metadata). Needs pip install 'srfer[onnx]'.",
+        help=literal(
+            "Write an ONNX graph instead (fp32; dynamic batch, and dynamic height/width for SR "
+            "generators; srfer's header in its metadata). Needs pip install 'srfer[onnx]'."
+        ),
     ),
 ) -> None:
     """Write a weights-only copy of a checkpoint (no optimizer state), e.g. for weights/, or

@@ -24,6 +24,7 @@ from srfer.core.console import err_console, labelled
 from srfer.core.errors import SrferError, TrainingInterrupted
 from srfer.core.options import DEVICE_HELP, WORKERS_HELP
 from srfer.core.process import keep_freed_memory
+from srfer.core.weights import ALLOW_MODIFIED
 
 app = typer.Typer(
     name="srfer",
@@ -36,9 +37,18 @@ stdout = Console(highlight=False)
 
 
 @app.callback()
-def _process_setup() -> None:
-    # Runs before every command: the CLI owns its process (srfer.core.process.keep_freed_memory).
+def _process_setup(
+    allow_modified_weights: bool = typer.Option(
+        False,
+        "--allow-modified-weights",
+        help="Load shipped weights files even when they fail their sha256 check (damaged or replaced).",
+    ),
+) -> None:
+    # Runs before every command: the CLI owns its process (srfer.core.process.keep_freed_memory);
+    # the override reaches worker processes through the environment.
     keep_freed_memory()
+    if allow_modified_weights:
+        os.environ[ALLOW_MODIFIED] = "1"
 
 
 def command_group(name: str, help: str) -> typer.Typer:
@@ -121,11 +131,16 @@ class RegistryHelpCommand(TyperCommand):
         return super().format_help(ctx, formatter)
 
 
+def literal(help: str) -> str:
+    """A help text as written: rich would read `srfer[onnx]` as markup and print `srfer`."""
+    return escape(help)
+
+
 def _option_of(f: dataclasses.Field, annotation: Any) -> inspect.Parameter:
     meta = f.metadata
     default = ... if f.default is dataclasses.MISSING else f.default
-    info = typer.Option(default, *meta.get("flags", ()), help=meta.get("help") or None, min=meta.get("min"),
-                        max=meta.get("max"))  # fmt: skip
+    info = typer.Option(default, *meta.get("flags", ()), help=literal(meta.get("help") or "") or None,
+                        min=meta.get("min"), max=meta.get("max"))  # fmt: skip
     return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)
 
 
@@ -196,8 +211,12 @@ def print_json(payload: Any) -> None:
 
 
 def report_skipped(failed: list[tuple[Path, str]]) -> None:
-    for _path, why in failed:
-        labelled("skipped", why, "red")
+    """What a command skipped, in one line on stderr: the first files with their reasons, then
+    a count (`--json` lists them all)."""
+    from srfer.core.imageio import Skipped, skip_summary
+
+    if failed:
+        labelled("note", skip_summary([Skipped(path, why) for path, why in failed]), "red")
 
 
 def report_fallbacks(fallbacks: list[Path]) -> None:

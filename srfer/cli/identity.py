@@ -127,6 +127,9 @@ def identify_command(
                 f"{path}: {match.name} (nearest {match.nearest}, d = {match.distance:.4f}, "
                 f"τ = {report.threshold:.4f})"
             )
+    if as_json:
+        for path, why in report.failed:
+            typer.echo(json.dumps({"image": str(path), "skipped": why}))
     if not report.matches:
         raise typer.Exit(1)
 

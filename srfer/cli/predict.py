@@ -63,7 +63,10 @@ def predict_command(
     finally:
         predictor.close()
     report_skipped(report.failed)
-    if not as_json:
+    if as_json:
+        for path, why in report.failed:
+            typer.echo(json.dumps({"image": str(path), "skipped": why}))
+    else:
         for result in report.images:
             _print_faces(result)
         stdout.print(f"{len(report.images)} image(s), {report.faces} face(s), {len(report.failed)} skipped"

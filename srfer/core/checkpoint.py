@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,12 +84,24 @@ def save_checkpoint(
     tmp = path.with_name(f".{path.name}.tmp")
     with writing(path, partial=tmp):
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(body, str(tmp), metadata={"srfer": json.dumps(header)})
+        _save_file(body, tmp, {"srfer": json.dumps(header)})
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # safetensors writes 0600; exported weights are meant to be shared
         os.replace(tmp, path)
     return path
+
+
+def _save_file(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    """safetensors' `save_file`, its I/O failures as the `OSError`s they are (safetensors
+    reports them as `SafetensorError`s naming its own temporary file)."""
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except SafetensorError as exc:
+        found = re.search(r"I/O error: (.+?) \(os error (\d+)\)", str(exc))
+        if found is None:
+            raise OSError(str(exc)) from None
+        raise OSError(int(found.group(2)), found.group(1)) from None
 
 
 def _umask() -> int:

@@ -143,7 +143,7 @@ def make_folder(path: str | Path) -> Path:
 
 
 def unique_output(out_dir: Path, stem: str, taken: set[str]) -> Path:
-    """OUT/<stem>.png, or OUT/<stem>-1.png, … when another input had the same stem."""
+    """OUT/<stem>.png, or OUT/<stem>-1.png, … when another input of the same run had the same stem."""
     name, n = f"{stem}.png", 0
     while name in taken:
         n += 1
@@ -155,8 +155,9 @@ def unique_output(out_dir: Path, stem: str, taken: set[str]) -> Path:
 def expand_inputs(inputs: Iterable[str]) -> list[Path]:
     """Files, folders (recursive) and glob patterns → sorted unique image paths.
 
-    A named file is kept whatever its suffix (so a bad file is reported, not silently
-    dropped); folder and glob members are filtered by image suffix.
+    A named file is kept whatever its suffix, and so is a named file that does not exist: like
+    a corrupt one, it is reported and skipped when read, and the rest still run. Folder and
+    glob members are filtered by image suffix.
     """
     found: list[Path] = []
     for item in inputs:
@@ -169,7 +170,7 @@ def expand_inputs(inputs: Iterable[str]) -> list[Path]:
             matches = sorted(Path(p) for p in glob.glob(item, recursive=True))
             found += [p for p in matches if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
         else:
-            raise SrferError(f"{item}: no such file or folder")
+            found.append(path)  # missing: `load_image` says so, and the rest still run
     unique = list(dict.fromkeys(found))
     if not unique:
         raise SrferError(f"no images found in {', '.join(map(str, inputs))}")

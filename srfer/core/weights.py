@@ -18,6 +18,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -224,7 +225,17 @@ def read_state_dict(path: Path, what: str) -> dict:
 
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any decoding failure is the same user error
-        raise SrferError(f"{path}: cannot read {what} weights ({str(exc)[:160]})") from None
+        raise SrferError(f"{path}: cannot read {what} weights: {_unreadable_because(path, exc)}") from None
+
+
+def _unreadable_because(path: Path, exc: Exception) -> str:
+    """Why a weights file could not be read, in a sentence (torch's own messages run for lines)."""
+    if isinstance(exc, pickle.UnpicklingError) and "GLOBAL" in str(exc):  # torch's weights-only refusal
+        return "it holds pickled Python objects, not only tensors, and srfer never unpickles them"
+    if path.suffix == ".safetensors":
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return f"not a valid safetensors file ({first[:120]})"
+    return "neither a safetensors file nor a torch file of plain tensors"
 
 
 def imagenet_state_dict(weights_enum, path: Path | None, what: str, offline_hint: str) -> dict:
@@ -248,11 +259,36 @@ def imagenet_state_dict(weights_enum, path: Path | None, what: str, offline_hint
 
 
 def sha256(path: Path) -> str:
+    stat = Path(path).stat()
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    """A file's digest, computed once per process for one version of the file (size, mtime)."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+ALLOW_MODIFIED = "SRFER_ALLOW_MODIFIED_WEIGHTS"  # "1": load shipped files that fail their sha256 check
+
+
+def check_shipped(path: Path, entry: WeightsEntry) -> None:
+    """A shipped file must be the one its entry describes: a damaged or replaced file (a flipped
+    bit keeps its size) would answer wrongly without a word. Refused unless ALLOW_MODIFIED is
+    set (`srfer --allow-modified-weights …`)."""
+    if os.environ.get(ALLOW_MODIFIED) == "1":
+        return
+    digest = sha256(path)
+    if digest != entry.sha256:
+        raise SrferError(
+            f"{path}: its sha256 ({digest[:12]}…) is not that of the shipped {entry.file} "
+            f"({entry.sha256[:12]}…): the file is damaged or was replaced. Reinstall srfer or restore "
+            f"the file; to use it anyway, run srfer --allow-modified-weights … (or set {ALLOW_MODIFIED}=1)"
+        )
 
 
 def weights_report() -> list[dict[str, Any]]:
@@ -267,6 +303,11 @@ def weights_report() -> list[dict[str, Any]]:
             row.update(path=str(path), status=f"sha256 {check}", metrics=dict(entry.metrics))
         rows.append(row)
     return rows
+
+
+def mismatched(report: list[dict[str, Any]]) -> list[str]:
+    """The files of a `weights_report` that fail their sha256 check."""
+    return [row["path"] for row in report if row["status"] == "sha256 MISMATCH"]
 
 
 def weights_status() -> dict[str, str]:

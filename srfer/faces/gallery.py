@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS embeddings (
 );
 CREATE INDEX IF NOT EXISTS embeddings_name ON embeddings (name);
 """
+TABLES = {"gallery_meta", "embeddings"}
 
 
 @dataclass
@@ -54,11 +55,32 @@ class Gallery:
             # check_same_thread off: `predict` identifies faces from several threads; sqlite
             # itself serialises the calls (threadsafety 3, the default build)
             self.db = sqlite3.connect(self.path, check_same_thread=False)
-            self.db.executescript(SCHEMA)
+            self._open(create)
         except sqlite3.OperationalError as exc:  # cannot open or write: the file system's word
+            self.db.close()
             raise SrferError(f"{self.path}: cannot open or write the gallery ({exc})") from None
         except sqlite3.DatabaseError as exc:  # opened, but not a database
+            self.db.close()
             raise SrferError(f"{self.path}: not a srfer gallery ({exc})") from None
+        except SrferError:
+            self.db.close()
+            raise
+
+    def _open(self, create: bool) -> None:
+        """Another program's SQLite file is refused untouched: srfer's tables are only ever
+        added to a database that has no tables yet (a new file), and only when enrolling."""
+        tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables >= TABLES:
+            return
+        if tables:
+            found = ", ".join(sorted(tables - {"sqlite_sequence"})) or "none of srfer's"
+            raise SrferError(
+                f"{self.path}: an SQLite database, but not a srfer gallery (its tables: {found}); "
+                "name a new file, or one `srfer enroll` made"
+            )
+        if not create:
+            raise SrferError(f"{self.path}: an empty database, not a srfer gallery (srfer enroll makes one)")
+        self.db.executescript(SCHEMA)
 
     def close(self) -> None:
         self.db.close()

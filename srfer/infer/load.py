@@ -22,7 +22,7 @@ from srfer.accel.onnx import on_runtime
 from srfer.accel.sr_phases import deploy_generator
 from srfer.core.checkpoint import load_checkpoint
 from srfer.core.errors import SrferError
-from srfer.core.weights import Weights, WeightsEntry, entry_for, sha256, weights_file
+from srfer.core.weights import Weights, WeightsEntry, check_shipped, entry_for, sha256, weights_file
 from srfer.data.fer import class_names
 from srfer.faces.align import FaceAligner, FaceTemplate, template_from_json
 from srfer.models import build_model
@@ -130,6 +130,9 @@ def load_network(
         path = weights_file(weights)
     else:
         raise SrferError("no weights file given")
+    entry = entry_for(path)
+    if entry is not None:
+        check_shipped(path, entry)
     ckpt = load_checkpoint(path, expect_kind=kind)
     network = build_model(ckpt.kind, ckpt.config)
     try:
@@ -137,7 +140,7 @@ def load_network(
     except RuntimeError as exc:
         raise SrferError(f"{path}: weights do not match their config ({str(exc)[:160]})") from None
     network = network.eval().to(device or torch.device("cpu"))
-    return LoadedModel(network, (path,), ckpt.kind, ckpt.meta, entry_for(path))
+    return LoadedModel(network, (path,), ckpt.kind, ckpt.meta, entry)
 
 
 def _ready(model: LoadedModel, runtime: str, deploy: bool = True, side: int | None = None) -> LoadedModel:

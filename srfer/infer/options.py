@@ -82,6 +82,10 @@ class UpscaleOptions:
     )
     compare: bool = option(False, "Also write <stem>_compare.png: input | bicubic | SR.")
     flip_tta: bool = option(False, "Average with the mirrored face's result (2× the compute).")
+    overwrite: bool = option(
+        False,
+        "Replace files an earlier run left in --out (without it, such a run is refused before any work).",
+    )
     runtime: str = option("torch", RUNTIME_HELP)
 
     def __post_init__(self) -> None:

@@ -60,7 +60,9 @@ def upscale_files(
     jobs = [(path, unique_output(out_dir, path.stem, taken)) for path in paths]
     settings = (weights, device, options.runtime, options.compare, options.flip_tta)
     report = UpscaleReport()
-    upscaler = _Upscaler(*settings)
+    upscaler = _Upscaler(*settings)  # a wrong checkpoint is said first
+    if not options.overwrite:
+        _refuse_overwriting([target for _, target in jobs], options.compare)
 
     def here(chunk) -> UpscaleReport:
         part = UpscaleReport()
@@ -81,6 +83,23 @@ def upscale_files(
     chunks = chunked(jobs, workers, 64)
     map_in_workers(_upscale_chunk, chunks, workers, _start_worker, settings, collect, here)
     return report
+
+
+def _refuse_overwriting(targets: list[Path], compare: bool) -> None:
+    """An earlier run's outputs are kept: refused before any work unless --overwrite."""
+    names = [t for t in targets if t.exists()]
+    if compare:
+        names += [s for t in targets if (s := _strip_path(t)).exists()]
+    if names:
+        more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+        raise SrferError(
+            f"{names[0]}{more} already exist(s) from an earlier run: pass --overwrite to replace them, "
+            "or choose another --out"
+        )
+
+
+def _strip_path(target: Path) -> Path:
+    return target.with_name(f"{target.stem}_compare.png")
 
 
 class _Upscaler:
@@ -108,7 +127,7 @@ class _Upscaler:
                 save_image_atomic(tensor_to_pil(sr), target)
                 if self.compare:
                     strip = comparison_strip(pil_to_tensor(img), sr)
-                    save_image_atomic(tensor_to_pil(strip), target.with_name(f"{target.stem}_compare.png"))
+                    save_image_atomic(tensor_to_pil(strip), _strip_path(target))
                 report.written.append((path, target, img.size, (sr.shape[2], sr.shape[1])))
             if progress is not None:
                 progress()

@@ -265,14 +265,16 @@ class Engine:
             info(text)
 
     def _write_epoch(self, epoch: int, record: dict[str, Any], improved: bool) -> None:
-        """Rank 0's end of an epoch: metrics line, artefacts, checkpoints, the summary line."""
-        self._log(record)
-        self.recipe.on_epoch_end(epoch, self.state.history, self.out_dir)
+        """Rank 0's end of an epoch: checkpoints first, then the metrics line and artefacts (so
+        no metrics or plots ever describe an epoch whose checkpoint failed to write), then the
+        summary line."""
         self.save(self.last_path, record)
         if improved:
             self.save(self.out_dir / "best.safetensors", record)
         if self.cfg.save_every and epoch % self.cfg.save_every == 0:
             self.save(self.out_dir / f"epoch-{epoch:04d}.safetensors", record)
+        self._log(record)
+        self.recipe.on_epoch_end(epoch, self.state.history, self.out_dir)
         shown = " · ".join(
             f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float) and not k.startswith("lr")
         )
