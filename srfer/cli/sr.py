@@ -1,4 +1,4 @@
-"""SR commands: `train-sr`, `eval-sr`, `upscale`."""
+"""SR commands: `train-sr`, `eval-sr`, `compare-sr`, `upscale`, `enhance`."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from srfer.cli.common import (
     with_progress,
 )
 from srfer.eval.options import CompareSrOptions, SrEvalOptions
-from srfer.infer.options import UpscaleOptions
+from srfer.infer.options import EnhanceOptions, UpscaleOptions
 from srfer.train.args import SRTrainArgs
 
 training_command(
@@ -173,4 +173,44 @@ def upscale_command(
             stdout.print(f"{src} ({size_in[0]}×{size_in[1]}) → {dst} ({size_out[0]}×{size_out[1]})")
         stdout.print(f"{len(report.written)} upscaled, {len(report.failed)} failed")
     if not report.written:
+        raise typer.Exit(1)
+
+
+@app.command("enhance")
+@friendly_errors
+@with_options(options=EnhanceOptions)
+def enhance_command(
+    inputs: list[str] = typer.Argument(..., help="Photos: files, folders (recursive) or glob patterns."),
+    out_dir: Path = typer.Option(
+        ..., "-o", "--out", help="Output folder; each photo becomes OUT/<stem>.png."
+    ),
+    device: Device = "auto",
+    as_json: bool = typer.Option(
+        False, "--json", help="One JSON object per photo (its faces, where it went)."
+    ),
+    *,
+    options: EnhanceOptions,
+) -> None:
+    """Upscale whole photos ×2 or ×4, every face super-resolved by the face SR and pasted back."""
+    from srfer.core.imageio import expand_inputs
+    from srfer.infer import enhance
+
+    paths = expand_inputs(inputs)
+    report = with_progress("enhancing", len(paths), lambda advance: enhance.enhance_files(
+        paths, out_dir, options, device, lambda n: advance()
+    ))  # fmt: skip
+    report_skipped(report.failed)
+    for result, target in report.done:
+        if as_json:
+            typer.echo(json.dumps({**result.to_dict(), "output": str(target)}))
+        else:
+            w, h = result.size
+            ow, oh = result.image.size
+            stdout.print(
+                f"{result.source} ({w}×{h}) → {target} ({ow}×{oh}), {len(result.faces)} face(s) restored"
+            )
+    if as_json:
+        for path, why in report.failed:
+            typer.echo(json.dumps({"image": str(path), "skipped": why}))
+    if not report.done:
         raise typer.Exit(1)

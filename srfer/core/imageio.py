@@ -37,9 +37,30 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     return img
 
 
-def load_image(path: str | Path, mode: str = "RGB") -> Image.Image:
-    """Decode `path` fully into a PIL image in `mode` ("RGB" or "L")."""
-    path = Path(path)
+ImageSource = str | Path | Image.Image | np.ndarray  # a file, a PIL image, or an RGB uint8 array
+
+
+def source_label(source: ImageSource) -> str:
+    """How messages and answers name an image: its path, or what it is in memory."""
+    if isinstance(source, Image.Image):
+        return f"<{source.width}×{source.height} PIL image>"
+    if isinstance(source, np.ndarray):
+        return f"<{'×'.join(map(str, source.shape))} array>"
+    return str(source)
+
+
+def load_image(source: ImageSource, mode: str = "RGB") -> Image.Image:
+    """Decode an image fully into a PIL image in `mode` ("RGB" or "L"): a file (`path`), a PIL
+    image, or an RGB (H, W, 3) / gray (H, W) uint8 array. Every failure is one `SrferError`."""
+    if isinstance(source, Image.Image):
+        _check_pixels(source_label(source), source.width, source.height)
+        return _normalised(source, mode)
+    if isinstance(source, np.ndarray):
+        return _normalised(_from_array(source), mode)
+    if not isinstance(source, str | Path):
+        kind = type(source).__name__
+        raise SrferError(f"{kind}: give an image as a path, a PIL image or an RGB uint8 array")
+    path = Path(source)
     if not path.exists():
         raise SrferError(f"{path}: no such file")
     if path.is_dir():
@@ -48,20 +69,9 @@ def load_image(path: str | Path, mode: str = "RGB") -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                if img.width * img.height > MAX_IMAGE_PIXELS:
-                    raise SrferError(
-                        f"{path}: {img.width}×{img.height} px is over the "
-                        f"{MAX_IMAGE_PIXELS:,} px limit (decompression-bomb guard)"
-                    )
+                _check_pixels(str(path), img.width, img.height)
                 img.load()
-                img = ImageOps.exif_transpose(img)
-                img = _to_8bit(img)
-                if img.mode in ("P", "LA", "PA") or "transparency" in img.info:
-                    img = img.convert("RGBA")
-                if img.mode == "RGBA":  # flatten transparency on white, not black
-                    background = Image.new("RGBA", img.size, (255, 255, 255, 255))
-                    img = Image.alpha_composite(background, img)
-                return img.convert(mode)
+                return _normalised(ImageOps.exif_transpose(img), mode)
     except SrferError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -70,6 +80,38 @@ def load_image(path: str | Path, mode: str = "RGB") -> Image.Image:
         raise SrferError(f"{path}: not an image file (or an unsupported format)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise SrferError(f"{path}: corrupt or truncated image ({exc})") from None
+
+
+def _check_pixels(label: str, width: int, height: int) -> None:
+    if width * height > MAX_IMAGE_PIXELS:
+        raise SrferError(
+            f"{label}: {width}×{height} px is over the {MAX_IMAGE_PIXELS:,} px limit "
+            "(decompression-bomb guard)"
+        )
+
+
+def _normalised(img: Image.Image, mode: str) -> Image.Image:
+    """8-bit, transparency flattened on white (not black), in `mode`."""
+    img = _to_8bit(img)
+    if img.mode in ("P", "LA", "PA") or "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode == "RGBA":
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img)
+    return img.convert(mode)
+
+
+def _from_array(array: np.ndarray) -> Image.Image:
+    label = source_label(array)
+    if array.dtype != np.uint8:
+        raise SrferError(f"{label}: an image array must be uint8 (0–255), not {array.dtype}")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise SrferError(f"{label}: an image array must be (H, W, 3) RGB, (H, W, 4) RGBA or (H, W) gray")
+    _check_pixels(label, array.shape[1], array.shape[0])
+    mode = "L" if array.ndim == 2 else "RGB" if array.shape[2] == 3 else "RGBA"
+    return Image.fromarray(np.ascontiguousarray(array), mode)
 
 
 def admit_face(path: str | Path, width: int, height: int) -> None:
@@ -81,10 +123,10 @@ def admit_face(path: str | Path, width: int, height: int) -> None:
         )
 
 
-def load_face(path: str | Path, mode: str = "RGB") -> Image.Image:
+def load_face(source: ImageSource, mode: str = "RGB") -> Image.Image:
     """`load_image` for face data: decoded, then admitted by `admit_face`."""
-    img = load_image(path, mode)
-    admit_face(path, *img.size)
+    img = load_image(source, mode)
+    admit_face(source_label(source), *img.size)
     return img
 
 
@@ -150,6 +192,18 @@ def unique_output(out_dir: Path, stem: str, taken: set[str]) -> Path:
         name = f"{stem}-{n}.png"
     taken.add(name)
     return out_dir / name
+
+
+def refuse_overwriting(targets: list[Path]) -> None:
+    """Files an earlier run left where this run would write are kept: the run is refused before
+    any work (commands offer --overwrite)."""
+    existing = [t for t in targets if t.exists()]
+    if existing:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise SrferError(
+            f"{existing[0]}{more} already exist(s) from an earlier run: pass --overwrite to replace them, "
+            "or choose another --out"
+        )
 
 
 def expand_inputs(inputs: Iterable[str]) -> list[Path]:

@@ -46,6 +46,7 @@ class Gallery:
     def __init__(self, path: Path, create: bool = False) -> None:
         self.path = Path(path)
         self._matrix: tuple[list[str], torch.Tensor] | None = None
+        self._version: int | None = None
         if not create and not self.path.is_file():
             raise SrferError(f"{self.path}: gallery not found (srfer enroll creates one)")
         if create:
@@ -135,8 +136,11 @@ class Gallery:
         return self.db.execute("SELECT name, COUNT(*) FROM embeddings GROUP BY name ORDER BY name").fetchall()
 
     def matrix(self) -> tuple[list[str], torch.Tensor]:
-        """All names and embeddings, read once and kept until the gallery changes."""
-        if self._matrix is None:
+        """All names and embeddings, read once and kept until the gallery changes (here, or
+        through another connection: sqlite's `data_version` says so)."""
+        version = self.db.execute("PRAGMA data_version").fetchone()[0]
+        if self._matrix is None or version != self._version:
+            self._version = version
             rows = self.db.execute("SELECT name, embedding FROM embeddings ORDER BY id").fetchall()
             embeddings = (
                 np.stack([np.frombuffer(r[1], np.float32) for r in rows]) if rows else np.empty((0, 0))

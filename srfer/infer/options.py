@@ -1,4 +1,4 @@
-"""The options of `predict` and `upscale`, declared once: each field carries its default, help
+"""The options of `predict`, `upscale` and `enhance`, declared once: each field carries its default, help
 and bounds; the CLI is generated from these classes (`srfer.cli.common.with_options`) and the
 jobs read them. Imports no torch."""
 
@@ -13,6 +13,9 @@ from srfer.faces.framing import DET_THRESHOLD, FRAME_MARGIN, MIN_FACE, PNET_WIND
 from srfer.infer.routing import ROUTING, SR_MODES
 
 _X8 = ROUTING.x8_below
+OVERWRITE_HELP = (
+    "Replace files an earlier run left in --out (without it, such a run is refused before any work)."
+)
 
 
 @dataclass(kw_only=True)
@@ -82,10 +85,28 @@ class UpscaleOptions:
     )
     compare: bool = option(False, "Also write <stem>_compare.png: input | bicubic | SR.")
     flip_tta: bool = option(False, "Average with the mirrored face's result (2× the compute).")
-    overwrite: bool = option(
-        False,
-        "Replace files an earlier run left in --out (without it, such a run is refused before any work).",
+    overwrite: bool = option(False, OVERWRITE_HELP)
+    runtime: str = option("torch", RUNTIME_HELP)
+
+    def __post_init__(self) -> None:
+        check_runtime(self.runtime)
+
+
+@dataclass(kw_only=True)
+class EnhanceOptions:
+    """How `enhance` upscales whole photos and restores their faces."""
+
+    scale: int = option(4, "Upscaling factor of the photo: 2 or 4.")
+    model: str = option(
+        "psnr", "Shipped face SR: psnr (×4, MSE: closest to the truth), gan (×4, sharper), identity or x8."
     )
+    weights: Path | None = option(None, "Face SR checkpoint (instead of a shipped --model).")
+    min_face: int = option(
+        PNET_WINDOW, "Smallest face MTCNN looks for, in px of the input photo.", min=PNET_WINDOW
+    )
+    det_threshold: float = option(DET_THRESHOLD, "MTCNN's final-stage face probability threshold.")
+    save_faces: bool = option(False, "Also write each restored face: <stem>_face<i>.png.")
+    overwrite: bool = option(False, OVERWRITE_HELP)
     runtime: str = option("torch", RUNTIME_HELP)
 
     def __post_init__(self) -> None:

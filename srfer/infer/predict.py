@@ -14,7 +14,15 @@ from typing import Any
 import torch
 
 from srfer.core.errors import SrferError
-from srfer.core.imageio import admit_face, load_image, make_folder, pil_to_tensor, unique_output
+from srfer.core.imageio import (
+    ImageSource,
+    admit_face,
+    load_image,
+    make_folder,
+    pil_to_tensor,
+    source_label,
+    unique_output,
+)
 from srfer.core.runtime import resolve_device
 from srfer.core.weights import Weights
 from srfer.data.degradations import bicubic_resize
@@ -147,10 +155,11 @@ class Predictor:
 
     # ---------------------------------------------------------------------------------- run
     def run(
-        self, paths: list[Path], save_dir: Path | None = None, progress=None, on_image=None,
+        self, paths: list[ImageSource], save_dir: Path | None = None, progress=None, on_image=None,
         stems: list[str] | None = None,
     ) -> PredictReport:  # fmt: skip
-        """Every image in `paths`; a bad file lands in `failed` and the rest still run.
+        """Every image in `paths` (files, or images in memory: `srfer.core.imageio.ImageSource`);
+        a bad one lands in `failed` and the rest still run.
         `on_image(ImageResult)` is called as each image is done (streaming output). `stems`:
         the --save-dir file stems, one per path (default: each path's stem, clashes renamed)."""
         report = PredictReport()
@@ -168,20 +177,22 @@ class Predictor:
                 progress(len(paths[chunk]))
         return report
 
-    def output_stems(self, paths: list[Path], save_dir: Path) -> list[str]:
+    def output_stems(self, paths: list[ImageSource], save_dir: Path) -> list[str]:
         """Each image's --save-dir stem: its own, or renamed where two inputs share one (a/x.png, b/x.png)."""
-        return [unique_output(save_dir, path.stem, self._taken_names).stem for path in paths]
+        stems = [Path(p).stem if isinstance(p, str | Path) else f"image{i}" for i, p in enumerate(paths)]
+        return [unique_output(save_dir, stem, self._taken_names).stem for stem in stems]
 
     def _run_batch(
-        self, paths: list[Path], report: PredictReport, save_dir: Path | None, stems: list[str] | None
+        self, paths: list[ImageSource], report: PredictReport, save_dir: Path | None, stems: list[str] | None
     ) -> list[ImageResult]:
         loaded = []
         with self._timed("load"):
-            for path, stem in zip(paths, stems or [None] * len(paths), strict=True):
+            for source, stem in zip(paths, stems or [None] * len(paths), strict=True):
+                label = Path(source) if isinstance(source, str | Path) else source_label(source)
                 try:
-                    loaded.append((path, stem, load_image(path, "RGB")))
+                    loaded.append((label, stem, load_image(source, "RGB")))
                 except SrferError as exc:
-                    report.failed.append((path, str(exc)))
+                    report.failed.append((label, str(exc)))
         if not loaded:
             return []
         images = [img for _, _, img in loaded]
@@ -206,7 +217,7 @@ class Predictor:
         return [self.routing.route(face.size_px, self.options.sr, self.available) for face in faces]
 
     @torch.no_grad()
-    def _recognise(self, path: Path, img, faces: list[Face]) -> list[FaceResult]:
+    def _recognise(self, path: Path | str, img, faces: list[Face]) -> list[FaceResult]:
         if not faces:
             return []
         crops = [pil_to_tensor(cut_face(img, f)) for f in faces]

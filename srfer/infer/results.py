@@ -14,7 +14,7 @@ import torch
 class FaceResult:
     """One face's answer; `to_json` is the documented --json schema."""
 
-    image: Path
+    image: Path | str  # the file, or a label for an image given in memory
     index: int
     box: tuple[float, float, float, float]
     face_px: int
@@ -35,6 +35,10 @@ class FaceResult:
     embedding: list[float] | None = None
     crop01: torch.Tensor | None = field(default=None, repr=False)  # the face as cut (RGB, [0, 1])
     face01: torch.Tensor | None = field(default=None, repr=False)  # at WORK_SIZE (SR or bicubic)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The documented --json schema (`to_json`)."""
+        return self.to_json()
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -58,7 +62,7 @@ def _round(value: float | None, digits: int = 4) -> float | None:
 
 @dataclass
 class ImageResult:
-    path: Path
+    path: Path | str
     size: tuple[int, int]
     faces: list[FaceResult]
     outputs: list[Path] = field(default_factory=list)  # files written under --save-dir
@@ -67,7 +71,7 @@ class ImageResult:
 @dataclass
 class PredictReport:
     images: list[ImageResult] = field(default_factory=list)
-    failed: list[tuple[Path, str]] = field(default_factory=list)
+    failed: list[tuple[Path | str, str]] = field(default_factory=list)
 
     @property
     def faces(self) -> int:

@@ -12,6 +12,7 @@ from srfer.core.imageio import (
     load_image,
     make_folder,
     pil_to_tensor,
+    refuse_overwriting,
     save_image_atomic,
     tensor_to_pil,
     unique_output,
@@ -62,7 +63,8 @@ def upscale_files(
     report = UpscaleReport()
     upscaler = _Upscaler(*settings)  # a wrong checkpoint is said first
     if not options.overwrite:
-        _refuse_overwriting([target for _, target in jobs], options.compare)
+        targets = [target for _, target in jobs]
+        refuse_overwriting(targets + ([_strip_path(t) for t in targets] if options.compare else []))
 
     def here(chunk) -> UpscaleReport:
         part = UpscaleReport()
@@ -83,19 +85,6 @@ def upscale_files(
     chunks = chunked(jobs, workers, 64)
     map_in_workers(_upscale_chunk, chunks, workers, _start_worker, settings, collect, here)
     return report
-
-
-def _refuse_overwriting(targets: list[Path], compare: bool) -> None:
-    """An earlier run's outputs are kept: refused before any work unless --overwrite."""
-    names = [t for t in targets if t.exists()]
-    if compare:
-        names += [s for t in targets if (s := _strip_path(t)).exists()]
-    if names:
-        more = f" and {len(names) - 1} more" if len(names) > 1 else ""
-        raise SrferError(
-            f"{names[0]}{more} already exist(s) from an earlier run: pass --overwrite to replace them, "
-            "or choose another --out"
-        )
 
 
 def _strip_path(target: Path) -> Path:
