@@ -210,13 +210,16 @@ def print_json(payload: Any) -> None:
     typer.echo(json.dumps(payload, indent=2, default=str))
 
 
-def report_skipped(failed: list[tuple[Path, str]]) -> None:
+def report_skipped(failed: list[tuple[Path, str]], as_json: bool = False) -> None:
     """What a command skipped, in one line on stderr: the first files with their reasons, then
-    a count (`--json` lists them all)."""
+    a count; with `as_json` also one line `{"image": …, "skipped": reason}` each on stdout."""
     from srfer.core.imageio import Skipped, skip_summary
 
     if failed:
         labelled("note", skip_summary([Skipped(path, why) for path, why in failed]), "red")
+    if as_json:
+        for path, why in failed:
+            typer.echo(json.dumps({"image": str(path), "skipped": why}))
 
 
 def report_fallbacks(fallbacks: list[Path]) -> None:

@@ -116,7 +116,7 @@ def identify_command(
     from srfer.infer.identify import identify
 
     report = identify(expand_inputs(images), gallery, weights, threshold, device)
-    report_skipped(report.failed)
+    report_skipped(report.failed, as_json)
     report_fallbacks(report.fallbacks)
     for path, match in report.matches:
         if as_json:
@@ -127,9 +127,6 @@ def identify_command(
                 f"{path}: {match.name} (nearest {match.nearest}, d = {match.distance:.4f}, "
                 f"τ = {report.threshold:.4f})"
             )
-    if as_json:
-        for path, why in report.failed:
-            typer.echo(json.dumps({"image": str(path), "skipped": why}))
     if not report.matches:
         raise typer.Exit(1)
 

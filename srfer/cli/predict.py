@@ -62,11 +62,8 @@ def predict_command(
             report = run_in_workers(predictor, paths, workers, save_dir, advance, stream)
     finally:
         predictor.close()
-    report_skipped(report.failed)
-    if as_json:
-        for path, why in report.failed:
-            typer.echo(json.dumps({"image": str(path), "skipped": why}))
-    else:
+    report_skipped(report.failed, as_json)
+    if not as_json:
         for result in report.images:
             _print_faces(result)
         stdout.print(f"{len(report.images)} image(s), {report.faces} face(s), {len(report.failed)} skipped"

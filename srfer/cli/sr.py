@@ -199,7 +199,6 @@ def enhance_command(
     report = with_progress("enhancing", len(paths), lambda advance: enhance.enhance_files(
         paths, out_dir, options, device, lambda n: advance()
     ))  # fmt: skip
-    report_skipped(report.failed)
     for result, target in report.done:
         if as_json:
             typer.echo(json.dumps({**result.to_dict(), "output": str(target)}))
@@ -209,8 +208,6 @@ def enhance_command(
             stdout.print(
                 f"{result.source} ({w}×{h}) → {target} ({ow}×{oh}), {len(result.faces)} face(s) restored"
             )
-    if as_json:
-        for path, why in report.failed:
-            typer.echo(json.dumps({"image": str(path), "skipped": why}))
+    report_skipped(report.failed, as_json)
     if not report.done:
         raise typer.Exit(1)
