@@ -43,6 +43,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_recognition.py --fer-archs
 	$(BIN)/python benchmarks/bench_predict.py --folder $(DATA)/samples/wild
 	$(BIN)/python benchmarks/bench_speed.py --folder $(DATA)/samples/wild --celeba $(DATA)/celeba
+	$(BIN)/python benchmarks/bench_enhance.py --folder $(DATA)/samples/wild --celeba $(DATA)/celeba
 
 # Every stage in order (SR → FER-domain SR → expression on SR-restored faces → embedder),
 # resumable, ending with the evaluation numbers. PROFILE=cpu|full|smoke (auto: full on CUDA).
@@ -57,7 +58,7 @@ train-sr: install
 	$(BIN)/srfer train-sr --data $(DATA)/celeba --out $(RUNS)/sr_celeba_x4 $(SR_ARGS)
 
 # The shipped ×4 file is a second cosine cycle on top of train-sr's best (pixel MSE, bf16
-# autocast; 118 min of epochs on 2 cores, 2026-12-03): weights/README.md.
+# autocast; 118 min of epochs on 2 cores, 2026-12-03): docs/weights-history.md.
 SR_CYCLE2_ARGS ?= --epochs 36 --pretrain-epochs 36 --epoch-size 6016 --val-limit 320 --lr 2e-4 --seed 2
 train-sr-cycle2: install
 	$(BIN)/srfer train-sr --data $(DATA)/celeba --out $(RUNS)/sr_celeba_x4_cycle2 \

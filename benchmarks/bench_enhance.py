@@ -5,6 +5,7 @@ original, and over the whole photo — beside the bicubic upscale of the same sm
 
     python benchmarks/bench_enhance.py --folder ../shared/data/samples/wild
     python benchmarks/bench_enhance.py --celeba ../shared/data/celeba --celeba-n 100
+    python benchmarks/bench_enhance.py --folder ../shared/data/samples/wild --figure docs/enhance.png
 
 Prints one JSON object per photo set; numbers are measured each run, never stored.
 """
@@ -48,7 +49,26 @@ def box_scores(out: torch.Tensor, ref: torch.Tensor, boxes: list) -> list[tuple[
     return rows
 
 
-def measure(paths: list[Path], enhancer: Enhancer, detector: FaceDetector, scale: int) -> dict:
+FIGURE_SIDE = 192  # px a picture of the figure is drawn at
+FIGURE_ROWS = 3
+
+
+def figure_row(small: torch.Tensor, outputs: dict[str, torch.Tensor], ref: torch.Tensor, box) -> list:
+    """The area around a face: the small photo (nearest), bicubic, enhance, the original."""
+    x1, y1, x2, y2 = box
+    half = max(x2 - x1, y2 - y1)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    left, top = max(0, round(cx - half)), max(0, round(cy - half))
+    right, bottom = min(ref.shape[2], round(cx + half)), min(ref.shape[1], round(cy + half))
+    scale = ref.shape[1] // small.shape[1]
+    nearest = torch.nn.functional.interpolate(small[None], scale_factor=scale, mode="nearest")[0]
+    views = [nearest, outputs["bicubic"], outputs["enhance"], ref]
+    return [bicubic_resize(v[:, top:bottom, left:right], FIGURE_SIDE) for v in views]
+
+
+def measure(
+    paths: list[Path], enhancer: Enhancer, detector: FaceDetector, scale: int, figure: list | None = None
+) -> dict:
     faces: dict[str, list] = {"enhance": [], "bicubic": []}
     whole: dict[str, list] = {"enhance": [], "bicubic": []}
     seconds, restored, sizes = [], 0, []
@@ -63,6 +83,9 @@ def measure(paths: list[Path], enhancer: Enhancer, detector: FaceDetector, scale
         restored += len(result.faces)
         sizes += [f.face_px for f in result.faces]
         outputs = {"enhance": pil_to_tensor(result.image), "bicubic": bicubic_resize(small, ref.shape[1:])}
+        if figure is not None and boxes:  # the picture shows the smallest faces
+            x1, y1, x2, y2 = boxes[0]
+            figure.append((max(x2 - x1, y2 - y1), figure_row(small, outputs, ref, boxes[0])))
         for name, out in outputs.items():
             faces[name] += box_scores(out, ref, boxes)
             whole[name].append(float(psnr_per_image(out[None], ref[None])))
@@ -95,6 +118,7 @@ def main() -> None:
     parser.add_argument(
         "--min-face", type=int, default=None, help="Smallest face searched (default: enhance's)."
     )
+    parser.add_argument("--figure", type=Path, help="Also draw small | bicubic | enhance | original here.")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     extra = {"min_face": args.min_face} if args.min_face else {}
@@ -106,9 +130,21 @@ def main() -> None:
     if args.celeba:
         paths = discover_faces(args.celeba, "val").paths
         sets[f"{args.celeba} val"] = paths[:: max(1, len(paths) // args.celeba_n)][: args.celeba_n]
+    figure: list | None = [] if args.figure else None
     for name, paths in sets.items():
         row = {"set": name, "scale": args.scale, "model": args.model}
-        print(json.dumps({**row, **measure(paths, enhancer, detector, args.scale)}), flush=True)
+        print(json.dumps({**row, **measure(paths, enhancer, detector, args.scale, figure)}), flush=True)
+    if args.figure and figure:
+        from srfer.core.plots import plot_image_grid
+
+        columns = [
+            f"the photo ÷{args.scale}",
+            f"bicubic ×{args.scale}",
+            f"srfer enhance ×{args.scale}",
+            "original",
+        ]
+        rows = [row for _, row in sorted(figure, key=lambda item: item[0])[:FIGURE_ROWS]]
+        print(plot_image_grid(rows, columns, args.figure))
 
 
 if __name__ == "__main__":

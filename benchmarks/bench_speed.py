@@ -58,8 +58,9 @@ if job["task"] == "predict":
         from srfer.infer.predict import Predictor
         weights, x8 = None, True
         if job["same_models"]:  # the expression files the baseline shipped, and no ×8 (it had none)
-            weights = PredictWeights(fer_weights=Path("weights/fer_mcnn.safetensors"),
-                                     upscale_fer_weights=Path("weights/fer_mcnn_upscale_sr12.safetensors"))
+            shipped = Path(job["baseline_weights"])
+            weights = PredictWeights(fer_weights=shipped / "fer_mcnn.safetensors",
+                                     upscale_fer_weights=shipped / "fer_mcnn_upscale_sr12.safetensors")
             x8 = False
         predictor = Predictor(PredictOptions(embeddings=True, runtime=runtime, x8=x8), "cpu", weights)
         run = lambda ps: run_in_workers(predictor, ps, job["workers"])
@@ -157,8 +158,10 @@ PATHS = {
 def bench_task(task: str, inputs: list[Path], trees: dict[str, Path], scratch: Path, rounds: int) -> dict:
     """Every path `rounds` times, round-robin (so that a slow spell of this shared machine hits
     all paths alike); a path's rate is its best round, as `timeit` takes the best repeat."""
+    like_for_like = task == "predict" and "baseline" in trees  # the baseline's files come from its tree
     paths = {name: spec for name, spec in PATHS.items()
-             if spec[0] in trees and not (spec[3] and task != "predict")}  # fmt: skip
+             if spec[0] in trees and (like_for_like or not spec[3])}  # fmt: skip
+    baseline_weights = str(trees["baseline"] / "weights") if "baseline" in trees else None
     runs: dict[str, list[dict]] = {name: [] for name in paths}
     for round_ in range(rounds):
         for index, (name, (which, runtime, workers, same_models)) in enumerate(paths.items()):
@@ -166,7 +169,7 @@ def bench_task(task: str, inputs: list[Path], trees: dict[str, Path], scratch: P
                 # answers are its files, compared after all rounds
                 trees[which], task=task, inputs=[str(p.resolve()) for p in inputs], runtime=runtime,
                 workers=workers, out=str(scratch / f"{task}-path{index}-round{round_}"),
-                same_models=same_models, baseline=which == "baseline",
+                same_models=same_models, baseline=which == "baseline", baseline_weights=baseline_weights,
             ))  # fmt: skip
     out: dict = {"inputs": len(inputs), "rounds": rounds}
     base = None

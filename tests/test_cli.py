@@ -296,3 +296,14 @@ def test_unexpected_errors_are_one_line_too(monkeypatch, tmp_path: Path) -> None
     result = run("upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"))
     assert result.exit_code == 2 and "internal error: ZeroDivisionError: boom" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_command_reference_is_in_step_with_the_cli() -> None:
+    """docs/cli.md is written from the Typer app (python tools/cli_docs.py)."""
+    from srfer.cli.reference import markdown
+
+    reference = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
+    assert reference.read_text() == markdown(), "run python tools/cli_docs.py"
+    assert (
+        "## `srfer enhance`" in reference.read_text() and "## `srfer gallery list`" in reference.read_text()
+    )

@@ -42,3 +42,71 @@ def write_manifest(manifest: dict[str, dict[str, Any]], path: Path) -> None:
     with writing(path, partial=tmp):
         tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------- model cards
+CARD_HEADER = """# Shipped weights: model cards
+
+One card per file in this folder, written from `manifest.json` (`tools/sync_manifest.py`; a
+test keeps the two in step), so the card and the facts the code reads cannot disagree. The
+numbers are validation numbers, measured on this project's CPU: `docs/results.md` has every
+table with its date and command, `docs/weights-history.md` the full history of each file
+(training curves, ablations, what was tried and not shipped). Every file is a srfer
+checkpoint: safetensors tensors plus a JSON header (architecture, training arguments, data,
+metrics); loading never unpickles anything.
+"""
+DEFAULT_LICENCE = "trained here; the training data's own research-use terms apply (CelebA, FER2013, FER+)"
+PERCENT_WORDS = ("accuracy", "f1", "auc", "tar", "eer", "verification")
+
+
+def model_cards(manifest: dict[str, dict[str, Any]]) -> str:
+    """weights/README.md: a short card per shipped file."""
+    return "\n".join([CARD_HEADER, *(_card(name, entry) for name, entry in manifest.items())])
+
+
+def _card(name: str, e: dict[str, Any]) -> str:
+    role = f"role `{e['role']}`" if e.get("role") else "no role"
+    rows = [
+        ("what", e.get("architecture", "")),
+        ("input", _contract(e["kind"], e["contract"])),
+        ("data", e.get("data", "")),
+        ("measured", _metrics(e.get("metrics", {}))),
+        ("licence", e.get("license", DEFAULT_LICENCE)),
+        ("made by", f"`{e['command']}`" if e.get("command") else ""),
+        ("sha256", f"`{e['sha256']}` ({e['bytes'] / 1e6:.1f} MB)"),
+    ]
+    status = f"\n{e['status'][0].upper()}{e['status'][1:]}.\n" if e.get("status") else ""
+    table = "\n".join(f"| {k} | {str(v).replace('|', '/')} |" for k, v in rows if v)
+    return f"## `{name}` — {role}\n{status}\n| | |\n| --- | --- |\n{table}\n"
+
+
+def _contract(kind: str, c: dict[str, Any]) -> str:
+    framing = (
+        "centre crops" if c.get("framing") == "centre-crop" else f"faces aligned onto `{c.get('framing')}`"
+    )
+    if kind == "sr-generator":
+        colour = "RGB" if c["channels"] == 3 else "gray"
+        lr = c["hr_size"] // c["scale"]
+        return f"{colour} faces ×{c['scale']} (trained {lr} → {c['hr_size']} px on {framing}); any size in"
+    if kind == "fer-classifier":
+        colour = "gray" if c["channels"] == 1 else "RGB"
+        return f"{colour} {c['input_size']} px faces → {len(c['classes'])} classes: {', '.join(c['classes'])}"
+    if kind == "face-embedder":
+        return (f"{c['crop_size']} px {framing} (resized to {c['input_size']} inside) → L2-normalised "
+                f"embedding; τ {c['threshold']:.4g} on squared L2")  # fmt: skip
+    return kind
+
+
+def _metrics(metrics: dict[str, Any]) -> str:
+    where = ", ".join(str(metrics[k]) for k in ("split", "protocol") if isinstance(metrics.get(k), str))
+    numbers = [f"{k.replace('_', ' ')} {_number(k, v)}" for k, v in metrics.items()
+               if isinstance(v, int | float) and not isinstance(v, bool)][:8]  # fmt: skip
+    return "; ".join(numbers) + (f" ({where})" if where else "")
+
+
+def _number(key: str, value: float) -> str:
+    if any(word in key for word in PERCENT_WORDS) and 0 <= value <= 1:
+        return f"{value:.2%}"
+    if "psnr" in key:
+        return f"{value:.2f} dB"
+    return f"{value:g}"

@@ -5,7 +5,7 @@ input dlib's ResNet-29 recogniser was trained on), expressed in MTCNN's five poi
 eye centres, the nose tip and the mouth corners of dlib's mean face shape (dlib's
 `mean_face_shape_x/y`, points 36–41, 42–47, 30, 48 and 54 of the 68-point scheme), with
 padding p mapped as (p + m) / (1 + 2p). The padding was chosen by measurement on CelebA
-val pairs (weights/README.md, "Alignment").
+val pairs (docs/weights-history.md, "Alignment").
 
 Faces with no landmarks (a pre-cropped face MTCNN finds nothing in, or one too small to
 search) fall back to `CENTRED_FACE`: the mean MTCNN landmarks of srfer's usual crops (CelebA's
@@ -71,7 +71,7 @@ def dlib_template(padding: float = 0.25) -> FaceTemplate:
 DLIB_TEMPLATE = dlib_template(0.25)
 
 # Mean MTCNN landmarks in CelebA's centre 128×128 crop (fractions of its side), measured on
-# 1,995 of 2,000 CelebA train images (every 6th of partition 0; weights/README.md,
+# 1,995 of 2,000 CelebA train images (every 6th of partition 0; docs/weights-history.md,
 # "Alignment"): the fallback for a face crop without landmarks.
 CENTRED_FACE = FaceTemplate(
     "celeba-centre-crop-mean-mtcnn",
