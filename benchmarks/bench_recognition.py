@@ -66,9 +66,9 @@ def every_fer_arch(device: torch.device) -> dict[str, dict[str, float]]:
 
 def identify_latency(identities: int, dim: int, queries: int = 50) -> dict[str, float]:
     """Milliseconds per single-face query against `identities` enrolled embeddings (SQLite)."""
-    from srfer.faces.gallery import Gallery
+    from srfer.faces.galleries import open_gallery
 
-    with tempfile.TemporaryDirectory() as tmp, Gallery(Path(tmp) / "g.sqlite", create=True) as gallery:
+    with tempfile.TemporaryDirectory() as tmp, open_gallery(Path(tmp) / "g.sqlite", create=True) as gallery:
         embeddings = torch.nn.functional.normalize(torch.randn(identities, dim), dim=1)
         gallery.add("x", embeddings[:1], ["-"], "bench")  # warm the schema, then bulk insert
         with gallery.db:

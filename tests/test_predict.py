@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from srfer.cli import app
 from srfer.core.errors import SrferError
 from srfer.faces.detect import FaceDetector, square_crop
-from srfer.faces.gallery import Gallery
+from srfer.faces.galleries import open_gallery
 
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -149,7 +149,7 @@ def test_gallery_names_faces(weights, crops: Path, tmp_path: Path) -> None:
 
 def test_gallery_of_another_model_is_refused(weights, crops: Path, tmp_path: Path) -> None:
     gallery = tmp_path / "g.sqlite"
-    with Gallery(gallery, create=True) as g:
+    with open_gallery(gallery, create=True) as g:
         g.add("bob", torch.nn.functional.normalize(torch.randn(1, 16), dim=1), ["x"], "another-model")
     result = predict(weights, str(crops), "--gallery", str(gallery))
     assert result.exit_code == 1 and "another-model"[:12] in result.stderr

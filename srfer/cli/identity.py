@@ -28,6 +28,7 @@ from srfer.cli.common import (
     with_progress,
 )
 from srfer.core.errors import SrferError
+from srfer.core.options import GALLERY_HELP
 from srfer.eval.options import EmbedEvalOptions
 from srfer.train.args import EmbedTrainArgs
 
@@ -85,7 +86,7 @@ def eval_embed_command(
 def enroll_command(
     name: str = typer.Argument(..., help="The identity's name."),
     images: list[str] = typer.Argument(..., help="Face crops of that person: files, folders or globs."),
-    gallery: Path = typer.Option(..., help="SQLite gallery file (created if missing)."),
+    gallery: str = typer.Option(..., help=GALLERY_HELP + " Created if missing."),
     weights: Path | None = typer.Option(None, help="Embedder checkpoint (default: the shipped one)."),
     device: Device = "auto",
 ) -> None:
@@ -105,7 +106,7 @@ def enroll_command(
 @friendly_errors
 def identify_command(
     images: list[str] = typer.Argument(..., help="Face crops to identify: files, folders or globs."),
-    gallery: Path = typer.Option(..., help="SQLite gallery file made by `srfer enroll`."),
+    gallery: str = typer.Option(..., help=GALLERY_HELP),
     weights: Path | None = typer.Option(None, help="Embedder checkpoint (must be the gallery's model)."),
     threshold: float | None = typer.Option(None, help="τ on squared L2 distance (default: the model's)."),
     device: Device = "auto",
@@ -137,13 +138,13 @@ gallery_app = command_group("gallery", "List or remove gallery identities.")
 @gallery_app.command("list")
 @friendly_errors
 def gallery_list_command(
-    gallery: Path = typer.Option(..., help="SQLite gallery file."),
+    gallery: str = typer.Option(..., help=GALLERY_HELP),
     as_json: AsJson = False,
 ) -> None:
     """Enrolled identities and how many embeddings each has."""
-    from srfer.faces.gallery import Gallery
+    from srfer.faces.galleries import open_gallery
 
-    with Gallery(gallery) as g:
+    with open_gallery(gallery) as g:
         rows, mid = g.identities(), g.model_id
     if as_json:
         print_json({"model_id": mid, "identities": dict(rows)})
@@ -160,11 +161,11 @@ def gallery_list_command(
 @friendly_errors
 def gallery_remove_command(
     name: str = typer.Argument(..., help="Identity to remove."),
-    gallery: Path = typer.Option(..., help="SQLite gallery file."),
+    gallery: str = typer.Option(..., help=GALLERY_HELP),
 ) -> None:
     """Remove an identity (all its embeddings) from a gallery."""
-    from srfer.faces.gallery import Gallery
+    from srfer.faces.galleries import open_gallery
 
-    with Gallery(gallery) as g:
+    with open_gallery(gallery) as g:
         removed = g.remove(name)
     stdout.print(f"removed {name!r} ({removed} embedding(s))")

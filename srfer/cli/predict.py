@@ -19,6 +19,7 @@ from srfer.cli.common import (
     stdout,
     with_options,
 )
+from srfer.core.options import GALLERY_HELP
 from srfer.infer.options import PredictOptions, PredictWeights
 
 
@@ -33,7 +34,7 @@ def predict_command(
     save_dir: Path | None = typer.Option(
         None, help="Write <stem>_annotated.png (boxes + labels) and <stem>_face<i>_sr.png strips here."
     ),
-    gallery: Path | None = typer.Option(None, help="SQLite gallery (srfer enroll) to name the faces."),
+    gallery: str | None = typer.Option(None, help=GALLERY_HELP + " Names the faces."),
     device: Device = "auto",
     workers: Workers = 1,
     *,

@@ -15,6 +15,11 @@ class SrferError(Exception):
     """
 
 
+class ServiceUnavailable(SrferError):
+    """A service srfer depends on (the gallery's database) cannot be reached: not the input's
+    fault, so a batch stops instead of skipping the input, and a server answers 503."""
+
+
 class TrainingInterrupted(Exception):
     """Raised after Ctrl-C (or SIGTERM) once the interrupted run's state is safely on disk."""
 

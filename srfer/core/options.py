@@ -53,5 +53,10 @@ WORKERS_HELP = (
 )
 
 
+GALLERY_HELP = (
+    "The gallery: a SQLite file, or a postgresql://user:password@host/database URL (srfer enroll fills it)."
+)
+
+
 def device_option(default: str = "auto") -> Any:
     return option(default, DEVICE_HELP)

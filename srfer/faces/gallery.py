@@ -1,15 +1,20 @@
-"""A face gallery: enrolled identity embeddings in one SQLite file (seed: precompute the
-database's embeddings offline, then answer 1:N queries by nearest neighbour).
+"""A face gallery: enrolled identity embeddings, and 1:N search by nearest neighbour (seed:
+precompute the database's embeddings offline, then answer queries).
 
-Every embedding records the model it came from; a gallery holds one model's embeddings
-only, because distances between different models' embeddings mean nothing.
+Every embedding records the model it came from; a gallery holds one model's embeddings only,
+because distances between different models' embeddings mean nothing. Two stores: one SQLite
+file (embedded, the default) and PostgreSQL (`postgresql://…`, `srfer.faces.gallery_pg`), which
+any number of `srfer serve` replicas share. Both answer queries from a matrix of every
+embedding, read once and read again only when the store says it changed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,11 +47,98 @@ class Match:
     threshold: float
 
 
-class Gallery:
-    def __init__(self, path: Path, create: bool = False) -> None:
-        self.path = Path(path)
+class Gallery(ABC):
+    """What every gallery store does: enrol, remove, list, and identify against a cached matrix."""
+
+    location: str  # how messages name it (a password in a URL is never shown)
+
+    def __init__(self) -> None:
         self._matrix: tuple[list[str], torch.Tensor] | None = None
-        self._version: int | None = None
+        self._version: object = None
+        self._lock = threading.Lock()
+
+    # --------------------------------------------------------------------- a store's own
+    @property
+    @abstractmethod
+    def model_id(self) -> str | None: ...
+
+    @abstractmethod
+    def identities(self) -> list[tuple[str, int]]: ...
+
+    @abstractmethod
+    def add(self, name: str, embeddings: torch.Tensor, sources: list[str], model_id: str) -> int:
+        """Adds one person's embeddings, all or nothing; returns how many."""
+
+    @abstractmethod
+    def remove(self, name: str) -> int: ...
+
+    @abstractmethod
+    def _version_now(self) -> object:
+        """A value that changes whenever anyone changes the embeddings."""
+
+    @abstractmethod
+    def _rows(self) -> list[tuple[str, bytes]]:
+        """(name, float32 embedding bytes) of every enrolled embedding."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # ------------------------------------------------------------------------- shared
+    def __enter__(self) -> Gallery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def check_model(self, model_id: str) -> None:
+        if self.model_id is not None and self.model_id != model_id:
+            raise SrferError(
+                f"{self.location} holds embeddings of model {self.model_id[:12]}…, not {model_id[:12]}…; "
+                "use that model or a new gallery"
+            )
+
+    def matrix(self) -> tuple[list[str], torch.Tensor]:
+        """All names and embeddings, read once and kept until the gallery changes (here, or
+        through another connection or replica)."""
+        version = self._version_now()
+        with self._lock:
+            if self._matrix is None or version != self._version:
+                rows = self._rows()
+                embeddings = (
+                    np.stack([np.frombuffer(r[1], np.float32) for r in rows]) if rows else np.empty((0, 0))
+                )
+                self._matrix = [r[0] for r in rows], torch.from_numpy(embeddings.astype(np.float32))
+                self._version = version
+            return self._matrix
+
+    def identify(self, embeddings: torch.Tensor, model_id: str, threshold: float) -> list[Match]:
+        """Nearest enrolled embedding per query (squared L2); 'unknown' when d > τ."""
+        self.check_model(model_id)
+        names, gallery = self.matrix()
+        if not names:
+            raise SrferError(f"{self.location}: the gallery is empty (srfer enroll adds people)")
+        dist = torch.cdist(embeddings.float().cpu(), gallery).pow(2)
+        best_d, best_i = dist.min(1)
+        return [
+            Match(names[i] if d <= threshold else "unknown", names[i], float(d), threshold)
+            for d, i in zip(best_d.tolist(), best_i.tolist(), strict=True)
+        ]
+
+
+def embedding_rows(name: str, embeddings: torch.Tensor, sources: list[str], model_id: str) -> list[tuple]:
+    """(name, float32 bytes, source, model id, time) per embedding, as both stores keep them."""
+    now = time.time()
+    return [(name, e.float().cpu().numpy().tobytes(), s, model_id, now)
+            for e, s in zip(embeddings, sources, strict=True)]  # fmt: skip
+
+
+class SqliteGallery(Gallery):
+    """A gallery in one SQLite file."""
+
+    def __init__(self, path: Path, create: bool = False) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.location = str(self.path)
         if not create and not self.path.is_file():
             raise SrferError(f"{self.path}: gallery not found (srfer enroll creates one)")
         if create:
@@ -86,35 +178,20 @@ class Gallery:
     def close(self) -> None:
         self.db.close()
 
-    def __enter__(self) -> Gallery:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     @property
     def model_id(self) -> str | None:
         row = self.db.execute("SELECT value FROM gallery_meta WHERE key = 'model_id'").fetchone()
         return row[0] if row else None
 
-    def check_model(self, model_id: str) -> None:
-        if self.model_id is not None and self.model_id != model_id:
-            raise SrferError(
-                f"{self.path} holds embeddings of model {self.model_id[:12]}…, not {model_id[:12]}…; "
-                "use that model or a new gallery"
-            )
-
     def add(self, name: str, embeddings: torch.Tensor, sources: list[str], model_id: str) -> int:
         self.check_model(model_id)
-        self._matrix = None
-        now = time.time()
         with self._writing(), self.db:
             self.db.execute("INSERT OR IGNORE INTO gallery_meta VALUES ('model_id', ?)", (model_id,))
             self.db.executemany(
                 "INSERT INTO embeddings (name, embedding, source, model_id, created) VALUES (?, ?, ?, ?, ?)",
-                [(name, e.float().cpu().numpy().tobytes(), s, model_id, now)
-                 for e, s in zip(embeddings, sources, strict=True)],
-            )  # fmt: skip
+                embedding_rows(name, embeddings, sources, model_id),
+            )
+        self._matrix = None
         return len(sources)
 
     @contextlib.contextmanager
@@ -125,9 +202,9 @@ class Gallery:
             raise SrferError(f"{self.path}: cannot write the gallery ({exc})") from None
 
     def remove(self, name: str) -> int:
-        self._matrix = None
         with self._writing(), self.db:
             removed = self.db.execute("DELETE FROM embeddings WHERE name = ?", (name,)).rowcount
+        self._matrix = None
         if not removed:
             raise SrferError(f"{self.path}: no identity named {name!r}")
         return removed
@@ -135,28 +212,10 @@ class Gallery:
     def identities(self) -> list[tuple[str, int]]:
         return self.db.execute("SELECT name, COUNT(*) FROM embeddings GROUP BY name ORDER BY name").fetchall()
 
-    def matrix(self) -> tuple[list[str], torch.Tensor]:
-        """All names and embeddings, read once and kept until the gallery changes (here, or
-        through another connection: sqlite's `data_version` says so)."""
-        version = self.db.execute("PRAGMA data_version").fetchone()[0]
-        if self._matrix is None or version != self._version:
-            self._version = version
-            rows = self.db.execute("SELECT name, embedding FROM embeddings ORDER BY id").fetchall()
-            embeddings = (
-                np.stack([np.frombuffer(r[1], np.float32) for r in rows]) if rows else np.empty((0, 0))
-            )
-            self._matrix = [r[0] for r in rows], torch.from_numpy(embeddings.astype(np.float32))
-        return self._matrix
+    def _version_now(self) -> object:
+        # sqlite's data_version moves when another connection commits; this one's own writes
+        # reset the matrix themselves
+        return self.db.execute("PRAGMA data_version").fetchone()[0]
 
-    def identify(self, embeddings: torch.Tensor, model_id: str, threshold: float) -> list[Match]:
-        """Nearest enrolled embedding per query (squared L2); 'unknown' when d > τ."""
-        self.check_model(model_id)
-        names, gallery = self.matrix()
-        if not names:
-            raise SrferError(f"{self.path}: the gallery is empty")
-        dist = torch.cdist(embeddings.float().cpu(), gallery).pow(2)
-        best_d, best_i = dist.min(1)
-        return [
-            Match(names[i] if d <= threshold else "unknown", names[i], float(d), threshold)
-            for d, i in zip(best_d.tolist(), best_i.tolist(), strict=True)
-        ]
+    def _rows(self) -> list[tuple[str, bytes]]:
+        return self.db.execute("SELECT name, embedding FROM embeddings ORDER BY id").fetchall()

@@ -35,7 +35,7 @@ from srfer.core.errors import SrferError
 from srfer.core.imageio import ImageSource, load_image, pil_to_tensor, source_label, tensor_to_pil
 from srfer.core.runtime import resolve_device
 from srfer.core.weights import SR_MODELS
-from srfer.faces.gallery import Gallery as _GalleryFile
+from srfer.faces.galleries import open_gallery
 from srfer.faces.gallery import Match
 from srfer.infer.enhance import Enhancement, Enhancer
 from srfer.infer.identify import embed_face_files
@@ -100,8 +100,11 @@ def _once(key: tuple, build: Callable[[], T]) -> T:
 
 
 def _predictor(options: PredictOptions, device: str, weights: PredictWeights | None, gallery) -> Predictor:
-    key = ("predict", repr(options), resolve_device(device), repr(weights), str(gallery) if gallery else None)
-    return _once(key, lambda: Predictor(options, device, weights, Path(gallery) if gallery else None))
+    """A predictor per set of options; a gallery is named by path or URL, or is an open `Gallery`."""
+    store = gallery.store if isinstance(gallery, Gallery) else gallery
+    which = store if store is None or isinstance(store, str | Path) else id(store)
+    key = ("predict", repr(options), resolve_device(device), repr(weights), str(which) if which else None)
+    return _once(key, lambda: Predictor(options, device, weights, store))
 
 
 def _many(images: Images) -> tuple[list[ImageSource], bool]:
@@ -132,11 +135,12 @@ def _options(**given: Any) -> PredictOptions:
 
 # ------------------------------------------------------------------------------- the API
 def analyze(
-    images: Images, *, gallery: str | Path | None = None, device: str = "auto",
+    images: Images, *, gallery: str | Path | Gallery | None = None, device: str = "auto",
     weights: PredictWeights | None = None, **options: Any,
 ) -> list[Face] | list[list[Face]]:  # fmt: skip
     """Every face of an image: its box, size, whether SR restored it, its expression and
-    probabilities, and with `gallery` (a file `srfer enroll` or `Gallery` made) its identity.
+    probabilities, and with `gallery` (a file or `postgresql://` URL `srfer enroll` filled, or an
+    open `Gallery`) its identity.
     `options`: `PredictOptions`' fields (`sr="never"`, `detect=False` for a face crop,
     `embeddings=True`, `runtime="onnx"`, …). One image → its faces; a list → faces per image."""
     many, single = _many(images)
@@ -214,7 +218,8 @@ def enhance(
 
 
 class Gallery:
-    """A gallery of enrolled people in one SQLite file, for 1:N identification.
+    """A gallery of enrolled people, for 1:N identification: a SQLite file, or PostgreSQL
+    (`postgresql://user:password@host/database`), which many processes and machines share.
 
     >>> import srfer, tempfile, os
     >>> with srfer.Gallery(os.path.join(tempfile.mkdtemp(), "staff.sqlite")) as staff:
@@ -229,29 +234,29 @@ class Gallery:
     faces of whole photos); faces are aligned as the embedder expects."""
 
     def __init__(self, path: str | Path, *, device: str = "auto", weights: Path | None = None) -> None:
-        self.path, self.device = Path(path), resolve_device(device)
-        self._file = _GalleryFile(self.path, create=True)
+        self.device = resolve_device(device)
+        self.store = open_gallery(path, create=True)
         key = ("embed", str(weights), self.device)
         self.embedder: LoadedModel = _once(key, lambda: load_embedder(weights, self.device))
 
     def enroll(self, name: str, faces: Images) -> int:
         """Adds `name`'s face embeddings; returns how many. A bad image raises, nothing is added."""
         embeddings, labels = self._embed(faces)
-        return self._file.add(name, embeddings, labels, self.embedder.model_id)
+        return self.store.add(name, embeddings, labels, self.embedder.model_id)
 
     def identify(self, faces: Images, threshold: float | None = None) -> list[Match]:
         """The nearest enrolled person of each face, or "unknown" beyond τ (the embedder's)."""
         embeddings, _ = self._embed(faces)
         tau = threshold if threshold is not None else embedder_threshold(self.embedder)
-        return self._file.identify(embeddings, self.embedder.model_id, tau)
+        return self.store.identify(embeddings, self.embedder.model_id, tau)
 
     def list(self) -> dict[str, int]:
         """Enrolled people and how many embeddings each has."""
-        return dict(self._file.identities())
+        return dict(self.store.identities())
 
     def remove(self, name: str) -> int:
         """Removes a person (all their embeddings); returns how many."""
-        return self._file.remove(name)
+        return self.store.remove(name)
 
     def _embed(self, faces: Images) -> tuple[torch.Tensor, list[str]]:
         many, _ = _many(faces)
@@ -261,7 +266,7 @@ class Gallery:
         return embeddings, [source_label(g) for g in good]
 
     def close(self) -> None:
-        self._file.close()
+        self.store.close()
 
     def __enter__(self) -> Gallery:
         return self

@@ -16,7 +16,8 @@ from srfer.core.errors import SrferError
 from srfer.core.imageio import Skipped
 from srfer.core.runtime import resolve_device
 from srfer.data.faces import center_crop_hr
-from srfer.faces.gallery import Gallery, Match
+from srfer.faces.galleries import open_gallery
+from srfer.faces.gallery import Match
 from srfer.infer.load import LoadedModel, embedder_aligner, embedder_threshold, load_embedder
 
 
@@ -56,7 +57,7 @@ class EnrollReport:
 
 
 def enroll(
-    name: str, paths: list[Path], gallery: Path, weights: Path | None = None, device: str = "auto"
+    name: str, paths: list[Path], gallery: str | Path, weights: Path | None = None, device: str = "auto"
 ) -> EnrollReport:
     """Add `name`'s face embeddings to `gallery` (created if missing). With no readable
     face, nothing is written and `added` is 0."""
@@ -65,7 +66,7 @@ def enroll(
     embeddings, good, failed, fallbacks = embed_face_files(paths, model, dev)
     if not good:
         return EnrollReport(0, failed)
-    with Gallery(gallery, create=True) as g:
+    with open_gallery(gallery, create=True) as g:
         added = g.add(name, embeddings, [str(p) for p in good], model.model_id)
     return EnrollReport(added, failed, fallbacks)
 
@@ -79,13 +80,13 @@ class IdentifyReport:
 
 
 def identify(
-    paths: list[Path], gallery: Path, weights: Path | None = None, threshold: float | None = None,
+    paths: list[Path], gallery: str | Path, weights: Path | None = None, threshold: float | None = None,
     device: str = "auto",
 ) -> IdentifyReport:  # fmt: skip
     """The nearest enrolled identity of each face crop, or "unknown" beyond τ (the model's
     stored τ unless `threshold` is given)."""
     dev = resolve_device(device)
-    with Gallery(gallery) as g:  # a bad gallery fails before any model is loaded
+    with open_gallery(gallery) as g:  # a bad gallery fails before any model is loaded
         model = load_embedder(weights, dev)
         tau = threshold if threshold is not None else embedder_threshold(model)
         embeddings, good, failed, fallbacks = embed_face_files(paths, model, dev)

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from srfer.core.errors import SrferError
+from srfer.core.errors import ServiceUnavailable, SrferError
 from srfer.core.imageio import (
     ImageSource,
     admit_face,
@@ -30,6 +30,7 @@ from srfer.data.fer import class_names, project_probs
 from srfer.faces.align import align_face, centred_landmarks
 from srfer.faces.annotate import save_annotations
 from srfer.faces.detect import Face, FaceDetector, cut_face, whole_image_face
+from srfer.faces.galleries import open_gallery
 from srfer.faces.gallery import Gallery
 from srfer.infer.heads import TinyFaceExpression, expression_probs, restore_crops
 from srfer.infer.load import LoadedModel, embedder_threshold, load_classifier, load_embedder, load_generator
@@ -49,14 +50,16 @@ class Predictor:
 
     def __init__(
         self, options: PredictOptions, device: str = "auto", weights: PredictWeights | None = None,
-        gallery: Path | None = None, routing: Routing = ROUTING,
+        gallery: str | Path | Gallery | None = None, routing: Routing = ROUTING,
     ) -> None:  # fmt: skip
         self.options, self.device, self.routing = options, resolve_device(device), routing
         self.build_args = (device, weights, gallery, routing)  # worker processes build theirs the same way
         self._taken_names: set[str] = set()  # --save-dir stems already used (a/x.png vs b/x.png)
         self.timings: dict[str, float] = dict.fromkeys(STAGES, 0.0)
         self._timings_lock = threading.Lock()
-        self.gallery = Gallery(gallery) if gallery is not None else None  # fail fast: before loading models
+        # fail fast, before loading models: a gallery named by path or URL is opened now (and
+        # checked once the embedder is known); an open one is the caller's (a server's), used as it is
+        self.gallery = open_gallery(gallery) if isinstance(gallery, str | Path) else gallery
         weights = weights or PredictWeights()
         runtime = options.runtime
         self.classifier = load_classifier(weights.fer_weights, self.device, runtime=runtime)
@@ -87,15 +90,15 @@ class Predictor:
             raise SrferError(f"{generator.source}: predict needs an RGB SR model (the CelebA ×4 one)")
         return generator
 
-    def _load_embedder(self, path: Path | None, gallery: Path | None) -> None:
+    def _load_embedder(self, path: Path | None, gallery: str | Path | Gallery | None) -> None:
         self.embedder = load_embedder(path, self.device, self.options.runtime)
         self.embedder_id = self.embedder.model_id
         given = self.options.threshold
         self.tau = given if given is not None else embedder_threshold(self.embedder)
-        if self.gallery is not None:
+        if isinstance(gallery, str | Path) and self.gallery is not None:
             self.gallery.check_model(self.embedder_id)
             if not self.gallery.identities():
-                raise SrferError(f"{gallery}: the gallery is empty (srfer enroll adds people)")
+                raise SrferError(f"{self.gallery.location}: the gallery is empty (srfer enroll adds people)")
 
     def _add_identity_sr(self, path: Path | None) -> None:
         """The SR whose faces the embedder sees: the identity-aware one when given, or when
@@ -140,7 +143,8 @@ class Predictor:
         return TinyFaceExpression(classifier, restore)
 
     def close(self) -> None:
-        if self.gallery is not None:
+        """Closes the gallery it opened (one it was given stays open)."""
+        if self.gallery is not None and isinstance(self.build_args[2], str | Path):
             self.gallery.close()
 
     @contextmanager
@@ -202,6 +206,8 @@ class Predictor:
         for (path, stem, img), faces in zip(loaded, found, strict=True):
             try:
                 result = ImageResult(path, img.size, self._recognise(path, img, faces))
+            except ServiceUnavailable:  # not this image's fault: the batch stops
+                raise
             except SrferError as exc:
                 report.failed.append((path, str(exc)))
                 continue
