@@ -6,7 +6,7 @@ DATA   ?= ../shared/data
 RUNS   ?= runs
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast lint demo bench train-all train-sr train-sr-cycle2 train-sr-fer train-fer train-embed clean
+.PHONY: install test test-fast lint demo bench bench-serve train-all train-sr train-sr-cycle2 train-sr-fer train-fer train-embed clean
 
 install: $(STAMP)
 
@@ -44,6 +44,11 @@ bench: install
 	$(BIN)/python benchmarks/bench_predict.py --folder $(DATA)/samples/wild
 	$(BIN)/python benchmarks/bench_speed.py --folder $(DATA)/samples/wild --celeba $(DATA)/celeba
 	$(BIN)/python benchmarks/bench_enhance.py --folder $(DATA)/samples/wild --celeba $(DATA)/celeba
+
+# `srfer serve` under load on 127.0.0.1 (1/4/16 clients), and identification at 10k/100k identities
+bench-serve: install
+	$(BIN)/python benchmarks/bench_serve.py --seconds 20
+	$(BIN)/python benchmarks/bench_gallery.py
 
 # Every stage in order (SR → FER-domain SR → expression on SR-restored faces → embedder),
 # resumable, ending with the evaluation numbers. PROFILE=cpu|full|smoke (auto: full on CUDA).

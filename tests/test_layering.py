@@ -86,7 +86,7 @@ def test_srfer_has_no_import_circle() -> None:
 
 
 # The layers, bottom up: a package imports only from its own layer and those below it.
-LAYERS = ("core", "models", "data", "accel", "faces", "infer", "eval", "train", "convert", "cli")
+LAYERS = ("core", "models", "data", "accel", "faces", "infer", "eval", "train", "convert", "serve", "cli")
 # Modules that stand on nothing of srfer's: the CLI imports them before torch.
 LEAVES = ("srfer.core.process", "srfer.core.console", "srfer.core.errors")
 

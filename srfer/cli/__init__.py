@@ -10,7 +10,7 @@ from srfer.cli.common import app
 
 # Importing a family registers its commands; --help lists them in this (stage) order.
 # isort: off
-from srfer.cli import sr, expression, identity, predict, admin  # noqa: F401, E402
+from srfer.cli import sr, expression, identity, predict, serve, admin  # noqa: F401, E402
 # isort: on
 
 __all__ = ["app"]

@@ -138,7 +138,10 @@ def literal(help: str) -> str:
 
 def _option_of(f: dataclasses.Field, annotation: Any) -> inspect.Parameter:
     meta = f.metadata
-    default = ... if f.default is dataclasses.MISSING else f.default
+    if f.default_factory is not dataclasses.MISSING:
+        default = f.default_factory()
+    else:
+        default = ... if f.default is dataclasses.MISSING else f.default
     info = typer.Option(default, *meta.get("flags", ()), help=literal(meta.get("help") or "") or None,
                         min=meta.get("min"), max=meta.get("max"))  # fmt: skip
     return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)

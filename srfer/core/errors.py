@@ -15,6 +15,10 @@ class SrferError(Exception):
     """
 
 
+class TooLarge(SrferError):
+    """An input over a size limit (pixels, bytes): a server answers 413."""
+
+
 class ServiceUnavailable(SrferError):
     """A service srfer depends on (the gallery's database) cannot be reached: not the input's
     fault, so a batch stops instead of skipping the input, and a server answers 503."""

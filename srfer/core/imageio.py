@@ -7,6 +7,7 @@ bombs (PIL's own pixel limit) instead of allocating gigabytes.
 from __future__ import annotations
 
 import glob
+import io
 import os
 import warnings
 from collections.abc import Iterable
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from srfer.core.errors import SrferError, writing
+from srfer.core.errors import SrferError, TooLarge, writing
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm"}
 # PIL's default limit (~89.5 Mpx, a 9459×9459 image); above it we refuse rather than warn.
@@ -37,7 +38,7 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     return img
 
 
-ImageSource = str | Path | Image.Image | np.ndarray  # a file, a PIL image, or an RGB uint8 array
+ImageSource = str | Path | bytes | Image.Image | np.ndarray  # a file, its bytes, a PIL image, an RGB array
 
 
 def source_label(source: ImageSource) -> str:
@@ -46,12 +47,16 @@ def source_label(source: ImageSource) -> str:
         return f"<{source.width}×{source.height} PIL image>"
     if isinstance(source, np.ndarray):
         return f"<{'×'.join(map(str, source.shape))} array>"
+    if isinstance(source, bytes):
+        return f"<{len(source):,} bytes>"
     return str(source)
 
 
 def load_image(source: ImageSource, mode: str = "RGB") -> Image.Image:
     """Decode an image fully into a PIL image in `mode` ("RGB" or "L"): a file (`path`), a PIL
     image, or an RGB (H, W, 3) / gray (H, W) uint8 array. Every failure is one `SrferError`."""
+    if isinstance(source, bytes):
+        return decode_bytes(source, source_label(source), mode)
     if isinstance(source, Image.Image):
         _check_pixels(source_label(source), source.width, source.height)
         return _normalised(source, mode)
@@ -65,26 +70,35 @@ def load_image(source: ImageSource, mode: str = "RGB") -> Image.Image:
         raise SrferError(f"{path}: no such file")
     if path.is_dir():
         raise SrferError(f"{path}: is a folder, expected an image file")
+    return _decode(path, str(path), mode)
+
+
+def decode_bytes(data: bytes, label: str, mode: str = "RGB") -> Image.Image:
+    """`load_image` for an encoded image in memory (an upload); `label` names it in messages."""
+    return _decode(io.BytesIO(data), label, mode)
+
+
+def _decode(file: Path | io.BytesIO, label: str, mode: str) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                _check_pixels(str(path), img.width, img.height)
+            with Image.open(file) as img:
+                _check_pixels(label, img.width, img.height)
                 img.load()
                 return _normalised(ImageOps.exif_transpose(img), mode)
     except SrferError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise SrferError(f"{path}: image too large ({exc})") from None
+        raise TooLarge(f"{label}: image too large ({exc})") from None
     except UnidentifiedImageError:
-        raise SrferError(f"{path}: not an image file (or an unsupported format)") from None
+        raise SrferError(f"{label}: not an image file (or an unsupported format)") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise SrferError(f"{path}: corrupt or truncated image ({exc})") from None
+        raise SrferError(f"{label}: corrupt or truncated image ({exc})") from None
 
 
 def _check_pixels(label: str, width: int, height: int) -> None:
     if width * height > MAX_IMAGE_PIXELS:
-        raise SrferError(
+        raise TooLarge(
             f"{label}: {width}×{height} px is over the {MAX_IMAGE_PIXELS:,} px limit "
             "(decompression-bomb guard)"
         )

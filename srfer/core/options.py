@@ -28,6 +28,8 @@ def option(
     `flags`: explicit option names (default: --field-name, and --x/--no-x for booleans);
     `choices`: "module:REGISTRY" whose names the help lists; `cli=False`: not an option."""
     meta = {"help": help, "flags": flags, "min": min, "max": max, "choices": choices, "cli": cli}
+    if isinstance(default, list):  # a repeatable option: each instance gets its own list
+        return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
 

@@ -54,13 +54,17 @@ def annotate(img: Image.Image, faces: list) -> Image.Image:
     return out
 
 
+def strips(faces: list) -> dict[int, Image.Image]:
+    """Face index → input | bicubic | SR, for every super-resolved face whose pixels were kept."""
+    return {face.index: tensor_to_pil(comparison_strip(face.crop01, face.face01)) for face in faces
+            if face.sr and face.crop01 is not None and face.face01 is not None}  # fmt: skip
+
+
 def save_annotations(img: Image.Image, result, save_dir: Path, stem: str) -> list[Path]:
     """<stem>_annotated.png, and <stem>_face<i>_sr.png (input | bicubic | SR) per SR face."""
     written = [save_dir / f"{stem}_annotated.png"]
     save_image_atomic(annotate(img, result.faces), written[0])
-    for face in result.faces:
-        if face.sr and face.crop01 is not None and face.face01 is not None:
-            path = save_dir / f"{stem}_face{face.index}_sr.png"
-            save_image_atomic(tensor_to_pil(comparison_strip(face.crop01, face.face01)), path)
-            written.append(path)
+    for index, strip in strips(result.faces).items():
+        written.append(save_dir / f"{stem}_face{index}_sr.png")
+        save_image_atomic(strip, written[-1])
     return written

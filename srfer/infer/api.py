@@ -1,6 +1,6 @@
 """srfer's Python API: `import srfer`, then `srfer.analyze(photo)`.
 
-An image is a path, a `PIL.Image`, or an RGB uint8 numpy array (H, W, 3); every function also
+An image is a path, a `PIL.Image`, an RGB uint8 numpy array (H, W, 3) or a file's bytes; every function also
 takes a list of them and then answers one result per image. Results are dataclasses whose
 `to_dict()` is the CLI's `--json`. Networks load lazily, once per process and per set of
 options, and are shared safely between threads. A bad image raises `srfer.SrferError` with one
@@ -109,16 +109,16 @@ def _predictor(options: PredictOptions, device: str, weights: PredictWeights | N
 
 def _many(images: Images) -> tuple[list[ImageSource], bool]:
     """The images as a list, and whether one image (not a list) was given."""
-    if isinstance(images, str | Path | Image.Image | np.ndarray):
+    if isinstance(images, str | Path | bytes | Image.Image | np.ndarray):
         return [images], True
     if isinstance(images, Sequence):
         return list(images), False
     raise SrferError(f"{type(images).__name__}: give an image (a path, a PIL image, an RGB array) or a list")
 
 
-def _answer(predictor: Predictor, images: list[ImageSource]) -> list[list[Face]]:
+def _answer(predictor: Predictor, images: list[ImageSource], keep_pixels: bool = False) -> list[list[Face]]:
     """`predictor` over the images, in order; the first bad image raises."""
-    report = predictor.run(images)
+    report = predictor.run(images, keep_pixels=keep_pixels)
     if report.failed:
         first = report.failed[0][1]
         more = f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""
@@ -136,15 +136,17 @@ def _options(**given: Any) -> PredictOptions:
 # ------------------------------------------------------------------------------- the API
 def analyze(
     images: Images, *, gallery: str | Path | Gallery | None = None, device: str = "auto",
-    weights: PredictWeights | None = None, **options: Any,
+    weights: PredictWeights | None = None, pictures: bool = False, **options: Any,
 ) -> list[Face] | list[list[Face]]:  # fmt: skip
     """Every face of an image: its box, size, whether SR restored it, its expression and
     probabilities, and with `gallery` (a file or `postgresql://` URL `srfer enroll` filled, or an
     open `Gallery`) its identity.
     `options`: `PredictOptions`' fields (`sr="never"`, `detect=False` for a face crop,
-    `embeddings=True`, `runtime="onnx"`, …). One image → its faces; a list → faces per image."""
+    `embeddings=True`, `runtime="onnx"`, …). `pictures`: each face keeps its pixels (`crop01`,
+    the crop; `face01`, what the classifier saw) for `srfer.faces.annotate`'s pictures. One image
+    → its faces; a list → faces per image."""
     many, single = _many(images)
-    faces = _answer(_predictor(_options(**options), device, weights, gallery), many)
+    faces = _answer(_predictor(_options(**options), device, weights, gallery), many, pictures)
     return faces[0] if single else faces
 
 

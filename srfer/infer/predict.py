@@ -160,12 +160,14 @@ class Predictor:
     # ---------------------------------------------------------------------------------- run
     def run(
         self, paths: list[ImageSource], save_dir: Path | None = None, progress=None, on_image=None,
-        stems: list[str] | None = None,
+        stems: list[str] | None = None, keep_pixels: bool = False,
     ) -> PredictReport:  # fmt: skip
         """Every image in `paths` (files, or images in memory: `srfer.core.imageio.ImageSource`);
         a bad one lands in `failed` and the rest still run.
         `on_image(ImageResult)` is called as each image is done (streaming output). `stems`:
-        the --save-dir file stems, one per path (default: each path's stem, clashes renamed)."""
+        the --save-dir file stems, one per path (default: each path's stem, clashes renamed).
+        `keep_pixels`: each answer keeps its face's pixels (`crop01`, `face01`) and its image
+        (`ImageResult.image`), for pictures drawn afterwards."""
         report = PredictReport()
         if save_dir is not None:  # an unwritable --save-dir fails before the first image
             make_folder(save_dir)
@@ -173,7 +175,10 @@ class Predictor:
         step = max(1, self.options.batch_size)
         for start in range(0, len(paths), step):
             chunk = slice(start, start + step)
-            for result in self._run_batch(paths[chunk], report, save_dir, stems[chunk] if stems else None):
+            batch = self._run_batch(
+                paths[chunk], report, save_dir, stems[chunk] if stems else None, keep_pixels
+            )
+            for result in batch:
                 report.images.append(result)
                 if on_image is not None:
                     on_image(result)
@@ -187,8 +192,9 @@ class Predictor:
         return [unique_output(save_dir, stem, self._taken_names).stem for stem in stems]
 
     def _run_batch(
-        self, paths: list[ImageSource], report: PredictReport, save_dir: Path | None, stems: list[str] | None
-    ) -> list[ImageResult]:
+        self, paths: list[ImageSource], report: PredictReport, save_dir: Path | None, stems: list[str] | None,
+        keep_pixels: bool = False,
+    ) -> list[ImageResult]:  # fmt: skip
         loaded = []
         with self._timed("load"):
             for source, stem in zip(paths, stems or [None] * len(paths), strict=True):
@@ -213,8 +219,11 @@ class Predictor:
                 continue
             if save_dir is not None:
                 result.outputs = save_annotations(img, result, save_dir, stem)
-            for face in result.faces:  # pixels are only needed for the strips: free them
-                face.crop01 = face.face01 = None
+            if keep_pixels:
+                result.image = img
+            else:
+                for face in result.faces:  # pixels are only needed for the strips: free them
+                    face.crop01 = face.face01 = None
             results.append(result)
         return results
 
@@ -318,7 +327,9 @@ class Predictor:
     def _identities(self, faces01: torch.Tensor, results: list[FaceResult], faces: list[Face]) -> None:
         assert self.embedder is not None
         embeddings = self.embedder(faces01.to(self.device)).float().cpu()
-        matches = self.gallery.identify(embeddings, self.embedder_id, self.tau) if self.gallery else None
+        # a gallery with nobody in it yet (a server's, before the first enrolment) names no one
+        known = self.gallery is not None and bool(self.gallery.matrix()[0])
+        matches = self.gallery.identify(embeddings, self.embedder_id, self.tau) if known else None
         aligned = self.embedder.template is not None
         for i, result in enumerate(results):
             result.alignment = (

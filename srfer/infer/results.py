@@ -66,6 +66,7 @@ class ImageResult:
     size: tuple[int, int]
     faces: list[FaceResult]
     outputs: list[Path] = field(default_factory=list)  # files written under --save-dir
+    image: Any = field(default=None, repr=False)  # the decoded image, when pixels were kept
 
 
 @dataclass
