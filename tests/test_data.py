@@ -76,3 +76,49 @@ def test_sample_seed_makes_augmentation_reproducible(face_folder: Path) -> None:
     a = dataset[(3, 1234)]["hr"]
     torch.manual_seed(99)
     assert torch.equal(a, dataset[(3, 1234)]["hr"])
+
+
+def test_the_clean_degradation_is_the_antialiased_bicubic_one() -> None:
+    from srfer.data.degradations import CLEAN, bicubic_resize, quantize_8bit
+
+    faces = torch.rand(3, 3, 64, 64)
+    assert torch.equal(CLEAN(faces, 16, [0, 1, 2]), quantize_8bit(bicubic_resize(faces, 16)))
+
+
+def test_a_realistic_degradation_is_seeded_8_bit_and_not_clean() -> None:
+    from srfer.data.degradations import CLEAN, MIXED, REALISTIC, content_seeds
+
+    faces = torch.rand(6, 3, 64, 64)
+    seeds = content_seeds(faces)
+    once, again = REALISTIC(faces, 16, seeds), REALISTIC(faces, 16, seeds)
+    assert once.shape == (6, 3, 16, 16) and torch.equal(once, again)  # the same seeds, the same faces
+    assert torch.equal(once, (once * 255).round() / 255)  # 8-bit
+    assert not torch.equal(once, CLEAN(faces, 16, seeds)) and not torch.equal(
+        REALISTIC(faces, 16, [7] * 6), once
+    )
+    mixed = MIXED(faces, 16, list(range(40, 46)))
+    clean = CLEAN(faces, 16, seeds)
+    assert 0 < sum(torch.equal(m, c) for m, c in zip(mixed, clean, strict=True)) < 6  # some of each
+    assert REALISTIC(faces[:, :1], 12, seeds).shape == (6, 1, 12, 12)  # gray faces too
+    assert REALISTIC.describe()["realistic"]["jpeg_quality"] == (30, 95) and CLEAN.describe() == {
+        "name": "clean",
+        "realistic_share": 0.0,
+    }
+
+
+def test_an_unknown_degradation_is_a_clear_error() -> None:
+    from srfer.core.errors import SrferError
+    from srfer.data.degradations import degradation
+
+    with pytest.raises(SrferError, match="--degradation 'foggy'"):
+        degradation("foggy")
+
+
+def test_sr_pairs_degrade_alike_for_an_image_and_differently_per_training_draw(face_folder: Path) -> None:
+    from srfer.data.degradations import REALISTIC
+
+    source = discover_faces(face_folder, "all")
+    clean = SRPairDataset(source, hr_size=32, scale=4, augment=False)
+    real = SRPairDataset(source, hr_size=32, scale=4, augment=False, degradation=REALISTIC)
+    assert torch.equal(real[0]["lr"], real[0]["lr"]) and not torch.equal(real[0]["lr"], clean[0]["lr"])
+    assert not torch.equal(real[(0, 1)]["lr"], real[(0, 2)]["lr"])  # each training draw its own

@@ -94,12 +94,14 @@ def test_train_and_eval_fer_end_to_end(fer_root: Path, gray_sr: Path, tmp_path: 
                                 "--save-dir", str(tmp_path / "plots"), "--device", "cpu"])  # fmt: skip
     assert sweep.exit_code == 0, sweep.output
     table = json.loads(sweep.stdout)["accuracy"]
-    assert set(table) == {"hr_classifier+bicubic", "hr_classifier+sr", "hr_classifier+x8_sr",
-                          "upscale_classifier+sr"}  # fmt: skip
+    columns = {"hr_classifier+bicubic", "hr_classifier+sr", "hr_classifier+x8_sr", "upscale_classifier+sr"}
+    assert set(table) == columns | {f"{c} (realistic)" for c in columns}  # both degradations, side by side
+    assert all(table[c][0] == table[f"{c} (realistic)"][0] for c in columns)  # 48 px is not degraded
     assert all(len(v) == 3 for v in table.values()) and (tmp_path / "plots" / "sweep.png").is_file()
     models[-1] = "none"  # --x8-weights none: the column is left out, and said so
     no_x8 = runner.invoke(app, ["eval-fer", "--data", str(fer_root), *models, "--sweep", "12", "--json",
-                                "--device", "cpu"])  # fmt: skip
+                                "--device", "cpu", "--degradation", "clean"])  # fmt: skip
+    assert set(json.loads(no_x8.stdout)["accuracy"]) == columns - {"hr_classifier+x8_sr"}
     assert "hr_classifier+x8_sr" not in json.loads(no_x8.stdout)["accuracy"]
     assert any("--x8-weights none" in n for n in json.loads(no_x8.stdout)["notes"])
     plots = ["--save-dir", str(tmp_path / "plots"), "--device", "cpu"]

@@ -102,9 +102,9 @@ def test_eval_embed_json_and_sweep(people: Path, trained: Path, tmp_path: Path) 
     assert sweep.exit_code == 0, sweep.output
     report = json.loads(sweep.stdout)
     table = report["accuracy"]
-    assert set(table) == {"bicubic", "sr", "identity_sr", "x8_sr"} and all(
-        len(v) == 3 for v in table.values()
-    )
+    columns = {"bicubic", "sr", "identity_sr", "x8_sr"}
+    assert set(table) == columns | {f"{c} (realistic)" for c in columns}
+    assert all(len(v) == 3 for v in table.values())
     assert report["x8_sr_weights"] == str(x8)
     assert (tmp_path / "sweep.png").is_file()
     missing = run(*sweep_args, "--identity-sr-weights", str(tmp_path / "none.safetensors"))

@@ -60,5 +60,11 @@ GALLERY_HELP = (
 )
 
 
+DEGRADATION_HELP = (
+    "How a low-resolution face is made: clean (antialiased bicubic, 8-bit), realistic (blur, a random "
+    "resampling kernel, noise, JPEG: srfer.data.degradations) or mixed (each face one or the other)."
+)
+
+
 def device_option(default: str = "auto") -> Any:
     return option(default, DEVICE_HELP)

@@ -23,7 +23,7 @@ from srfer.core.console import warn
 from srfer.core.errors import SrferError
 from srfer.core.imageio import IMAGE_SUFFIXES, Skipped, load_face, pil_to_tensor, skip_summary
 from srfer.data import sample_rng, split_key
-from srfer.data.degradations import downsample, to_signed
+from srfer.data.degradations import CLEAN, Degradation, downsample, to_signed
 
 SPLITS = ("train", "val", "test", "all")
 CELEBA_PARTITION = {"train": "0", "val": "1", "test": "2"}
@@ -137,12 +137,14 @@ class SRPairDataset(Dataset):
         augment: bool = True,
         cache: bool = True,
         aligner=None,
+        degradation: Degradation = CLEAN,
     ) -> None:
         if hr_size % scale:
             raise SrferError(f"--hr-size {hr_size} is not divisible by --scale {scale}")
         if aligner is not None and (channels != 3 or aligner.size != hr_size):
             raise SrferError("aligned SR faces are RGB chips of --hr-size px")
         self.source, self.hr_size, self.scale, self.channels = source, hr_size, scale, channels
+        self.degradation = degradation
         self.paths = list(source.paths)
         self.augment = augment
         jitter = dict(brightness=0.05, contrast=0.05)
@@ -192,7 +194,8 @@ class SRPairDataset(Dataset):
         if self.augment:
             with sample_rng(sample_seed):
                 hr = self._augment(hr)
-        lr = downsample(hr, self.scale)
+        # a realistic draw per sample seed when training, per image when evaluating
+        lr = downsample(hr, self.scale, self.degradation, sample_seed if sample_seed is not None else index)
         return {"lr": to_signed(lr), "hr": to_signed(hr), "index": torch.tensor(index)}
 
 

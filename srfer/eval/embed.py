@@ -11,12 +11,12 @@ from srfer.core.errors import SrferError
 from srfer.core.imageio import skip_summary
 from srfer.core.runtime import resolve_device
 from srfer.core.weights import Weights
-from srfer.data.degradations import LowResPath
+from srfer.data.degradations import CLEAN, LowResPath
 from srfer.data.identity import FaceIdentityDataset, discover_identities, generate_pairs, read_lfw_pairs
 from srfer.eval.metrics import verification_report
-from srfer.eval.options import EmbedEvalOptions
+from srfer.eval.options import EmbedEvalOptions, degradations_of
 from srfer.eval.results import EmbedEvaluation, EmbedSweep
-from srfer.eval.sweeps import check_sweep_sizes, x8_column
+from srfer.eval.sweeps import check_sweep_sizes, column, x8_column
 from srfer.infer.load import embedder_aligner, load_embedder
 from srfer.infer.run import Restorer, embed_all, inference_context, make_restorer, pair_distances
 
@@ -39,10 +39,10 @@ def _identity_eval_set(
 
 
 def _verify(
-    model, dataset, pairs, device: torch.device, lr_size: int | None, restore, batch_size: int
+    model, dataset, pairs, device: torch.device, lr_size: int | None, restore, batch_size: int, how=CLEAN
 ) -> dict:
     loader = DataLoader(dataset, batch_size=batch_size)
-    low_res = LowResPath(lr_size, restore, "") if lr_size else None
+    low_res = LowResPath(lr_size, restore, "", how) if lr_size else None
     embeddings = embed_all(model, loader, inference_context(device), low_res)
     return verification_report(*pair_distances(embeddings, pairs))
 
@@ -51,6 +51,7 @@ def evaluate_embed(options: EmbedEvalOptions) -> EmbedEvaluation:
     """LFW-protocol verification (10-fold τ) of an embedder on `data`, optionally on faces
     degraded to `lr_size` and restored (`limit`: about that many images, whole identities)."""
     o = options
+    (how,) = degradations_of(o.degradation, sweep=False)
     dev = resolve_device(o.device)
     model = load_embedder(o.weights, dev)
     size = model.contract["crop_size"]
@@ -58,8 +59,9 @@ def evaluate_embed(options: EmbedEvalOptions) -> EmbedEvaluation:
         o.data, o.split, o.pairs, o.n_pairs, size, o.seed, o.limit, embedder_aligner(model)
     )
     restore = make_restorer(o.upscaler, dev, o.sr_weights, role=Weights.SR) if o.upscale else None
-    report = _verify(model, dataset, pairs, dev, o.lr_size if o.upscale else None, restore, o.batch_size)
+    report = _verify(model, dataset, pairs, dev, o.lr_size if o.upscale else None, restore, o.batch_size, how)
     protocol = f"{o.lr_size}px → {o.upscaler} → {size}px" if o.upscale else f"{size}px input"
+    protocol += f" ({how.name} degradation)" if o.upscale and how is not CLEAN else ""
     return EmbedEvaluation(
         data=source.description, identities=len(source.names), images=len(dataset),
         skipped=[s.to_json() for s in dataset.skipped], alignment=dataset.alignment, notes=source.notes,
@@ -92,15 +94,17 @@ def sweep_embed(options: EmbedEvalOptions, sizes: list[int], progress=None) -> E
     else:
         notes.append(f"no identity-aware SR column: {Weights.SR_IDENTITY.missing_note()}")
     restorers |= x8_column(dev, o.x8_weights, notes)
-    table: dict[str, list[float]] = {name: [] for name in restorers}
+    degradations = degradations_of(o.degradation, sweep=True)
+    table: dict[str, list[float]] = {column(name, how): [] for how in degradations for name in restorers}
     for s in sizes:
-        if s >= size:  # full-size probes are not degraded: one pass serves every restorer
+        if s >= size:  # full-size probes are not degraded: one pass serves every column
             accuracy = _verify(model, dataset, pairs, dev, None, None, o.batch_size)["accuracy"]
-            results = dict.fromkeys(restorers, accuracy)
+            results = dict.fromkeys(table, accuracy)
         else:
-            results = {name: _verify(model, dataset, pairs, dev, s, restore, o.batch_size)["accuracy"]
-                       for name, restore in restorers.items()}  # fmt: skip
-        for name in restorers:
+            verified = {(name, how): _verify(model, dataset, pairs, dev, s, restore, o.batch_size, how)
+                        for how in degradations for name, restore in restorers.items()}  # fmt: skip
+            results = {column(name, how): report["accuracy"] for (name, how), report in verified.items()}
+        for name in table:
             table[name].append(results[name])
         if progress is not None:
             progress()

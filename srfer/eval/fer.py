@@ -9,12 +9,12 @@ from torch.utils.data import DataLoader
 
 from srfer.core.runtime import resolve_device
 from srfer.core.weights import Weights
-from srfer.data.degradations import LowResPath
+from srfer.data.degradations import CLEAN, LowResPath
 from srfer.data.fer import FerDataset, class_names, load_fer, project_probs
 from srfer.eval.metrics import classification_report
-from srfer.eval.options import FerEvalOptions
+from srfer.eval.options import FerEvalOptions, degradations_of
 from srfer.eval.results import FerEvaluation, FerSweep
-from srfer.eval.sweeps import check_sweep_sizes, x8_column
+from srfer.eval.sweeps import check_sweep_sizes, column, x8_column
 from srfer.infer.load import load_classifier
 from srfer.infer.run import Restorer, inference_context, make_restorer, predict_probs
 
@@ -25,13 +25,15 @@ def evaluate_fer(options: FerEvalOptions) -> FerEvaluation:
     """Accuracy, per-class P/R/F1, macro F1, confusion matrix and ROC of a classifier
     (`limit`: about that many faces, spread over the classes; 0: all)."""
     o = options
+    (how,) = degradations_of(o.degradation, sweep=False)
     dev = resolve_device(o.device)
     model = load_classifier(o.weights, dev)
     restore = make_restorer(o.upscaler, dev, o.sr_weights) if o.upscale else None
     loader, samples, skipped = _fer_loader(o.data, o.split, o.ferplus, o.batch_size, o.limit)
-    probs, labels = _fer_probs(model, loader, dev, o.lr_size if o.upscale else None, restore, o.flip_tta)
+    probs, labels = _fer_probs(model, loader, dev, o.lr_size if o.upscale else None, restore, o.flip_tta, how)
     probs, labels, classes, note = shared_classes(probs, labels, samples.classes)
     protocol = f"{o.lr_size}px → {o.upscaler} → {FULL_SIZE}px" if o.upscale else f"{FULL_SIZE}px input"
+    protocol += f" ({how.name} degradation)" if o.upscale and how is not CLEAN else ""
     protocol += " (+ flip TTA: mean of face and mirror)" if o.flip_tta else ""
     return FerEvaluation(
         data=samples.description, images=len(labels), skipped=skipped, weights=str(model.source),
@@ -47,8 +49,10 @@ def _fer_loader(data: Path, split: str, ferplus: Path | None, batch_size: int, l
     return DataLoader(FerDataset(samples), batch_size=batch_size), samples, skipped
 
 
-def _fer_probs(model, loader: DataLoader, device: torch.device, lr_size: int | None, restore, flip_tta=False):
-    low_res = LowResPath(lr_size, restore, "") if lr_size else None
+def _fer_probs(
+    model, loader: DataLoader, device: torch.device, lr_size: int | None, restore, flip_tta=False, how=CLEAN
+):
+    low_res = LowResPath(lr_size, restore, "", how) if lr_size else None
     return predict_probs(model, loader, inference_context(device), low_res, flip_tta)
 
 
@@ -92,23 +96,26 @@ def sweep_fer(options: FerEvalOptions, sizes: list[int], progress=None) -> FerSw
     if up_model is not None:
         runs["upscale_classifier+sr"] = (up_model, "sr")
     check_sweep_sizes(sizes, 4, FULL_SIZE)
-    table: dict[str, list[float]] = {name: [] for name in runs}
+    degradations = degradations_of(o.degradation, sweep=True)
+    table: dict[str, list[float]] = {column(name, how): [] for how in degradations for name in runs}
 
-    def accuracy(model, lr_size: int | None, how: str) -> float:
-        probs, labels = _fer_probs(model, loader, dev, lr_size, restorers[how])
+    def accuracy(model, lr_size: int | None, restorer: str, how=CLEAN) -> float:
+        probs, labels = _fer_probs(model, loader, dev, lr_size, restorers[restorer], how=how)
         probs, labels, _, note = shared_classes(probs, labels, samples.classes)
         if note and note not in notes:
             notes.append(note)
         return float((probs.argmax(1) == labels).float().mean())
 
     for size in sizes:
-        if size >= FULL_SIZE:  # full-size input is not degraded: one pass per model serves every restorer
+        if size >= FULL_SIZE:  # full-size input is not degraded: one pass per model serves every column
             models = {id(m): m for m, _ in runs.values()}
             per_model = {key: accuracy(m, None, "bicubic") for key, m in models.items()}
-            results = {name: per_model[id(model)] for name, (model, _) in runs.items()}
+            results = {column(name, how): per_model[id(model)] for how in degradations
+                       for name, (model, _) in runs.items()}  # fmt: skip
         else:
-            results = {name: accuracy(model, size, how) for name, (model, how) in runs.items()}
-        for name in runs:
+            results = {column(name, how): accuracy(model, size, restorer, how) for how in degradations
+                       for name, (model, restorer) in runs.items()}  # fmt: skip
+        for name in table:
             table[name].append(results[name])
         if progress is not None:
             progress()

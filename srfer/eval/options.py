@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from srfer.core.options import REQUIRED, SEED_HELP, device_option, option
+from srfer.core.options import DEGRADATION_HELP, REQUIRED, SEED_HELP, device_option, option
 
 SPLIT_HELP = "train, val, test or all."
 UPSCALE_HELP = "Evaluate on faces degraded to --lr-size and restored."
@@ -15,6 +15,10 @@ UPSCALER_HELP = "With --upscale: sr or bicubic."
 LR_SIZE_HELP = "With --upscale: the low resolution in px."
 X8_HELP = "With --sweep: the ×8 SR of the x8_sr column (default: the shipped ×8; none: leave it out)."
 RECOGNISER_HELP = "The recogniser for --identity (default: shipped)."
+SWEEP_DEGRADATION_HELP = (
+    DEGRADATION_HELP + " A sweep takes several, comma-separated, side by side (default clean,realistic; "
+    "one evaluation: clean)."
+)
 IDENTITY_HELP = (
     "Also embed HR, SR and bicubic faces with the face recogniser: Fréchet distance to the real "
     "faces and distance to each face's own HR embedding (lower is better)."
@@ -33,6 +37,7 @@ class SrEvalOptions:
     flip_tta: bool = option(False, "Average with the mirrored face's result (2× the compute).")
     identity: bool = option(False, IDENTITY_HELP)
     embed_weights: Path | None = option(None, RECOGNISER_HELP)
+    degradation: str = option("clean", DEGRADATION_HELP)
     batch_size: int = option(32, "Images per batch.", min=1)
     device: str = device_option()
 
@@ -53,6 +58,7 @@ class CompareSrOptions:
     )
     embed_weights: Path | None = option(None, RECOGNISER_HELP)
     grid_faces: int = option(6, "Rows (faces) of --grid.", min=1)
+    degradation: str = option("clean", DEGRADATION_HELP)
     batch_size: int = option(32, "Images per batch.", min=1)
     device: str = device_option()
 
@@ -75,6 +81,7 @@ class FerEvalOptions:
     x8_weights: Path | None = option(None, X8_HELP)
     flip_tta: bool = option(False, "Average each face's probabilities with its mirror's (not with --sweep).")
     limit: int = option(0, "About N faces, spread over the classes (0: all); not with --sweep.", min=0)
+    degradation: str = option("", SWEEP_DEGRADATION_HELP)
     batch_size: int = option(256, "Images per batch.", min=1)
     device: str = device_option()
 
@@ -97,6 +104,21 @@ class EmbedEvalOptions:
     )
     x8_weights: Path | None = option(None, X8_HELP)
     limit: int = option(0, "About N images, whole identities spread over all (0: all).", min=0)
+    degradation: str = option("", SWEEP_DEGRADATION_HELP)
     batch_size: int = option(128, "Images per batch.", min=1)
     device: str = device_option()
     seed: int = option(0, SEED_HELP)
+
+
+def degradations_of(spec: str, sweep: bool) -> list:
+    """`--degradation` as the models it names: one for an evaluation, one or more for a sweep
+    (both by default there, side by side)."""
+    from srfer.core.errors import SrferError
+    from srfer.data.degradations import degradation
+
+    names = [n.strip() for n in (spec or ("clean,realistic" if sweep else "clean")).split(",") if n.strip()]
+    if not sweep and len(names) != 1:
+        raise SrferError(
+            f"--degradation {spec!r}: one evaluation takes one degradation (a --sweep takes several)"
+        )
+    return [degradation(n) for n in names]

@@ -41,6 +41,7 @@ class SrEvaluation(_Result):
     hr_size: int
     lr_size: int
     protocol: str
+    degradation: str
     flip_tta: bool
     mean: dict[str, float]
     psnr_gain_db: float
@@ -59,6 +60,7 @@ class SrComparison(_Result):
     hr_size: int
     lr_size: int
     protocol: str
+    degradation: str
     mean: dict[str, dict[str, float]]
     identity: dict[str, Any] | None = None
     grid: str | None = None  # the picture grid's path, once drawn

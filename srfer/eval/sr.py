@@ -14,10 +14,10 @@ from srfer.core.errors import SrferError
 from srfer.core.imageio import skip_summary, tensor_to_pil
 from srfer.core.runtime import resolve_device
 from srfer.core.weights import sr_models_from
-from srfer.data.degradations import bicubic_resize, to_unit
+from srfer.data.degradations import CLEAN, bicubic_resize, to_unit
 from srfer.data.faces import SRPairDataset, collate_skipping_failures, discover_faces
 from srfer.eval.metrics import PROTOCOL, frechet_distance, sr_vs_bicubic
-from srfer.eval.options import CompareSrOptions, SrEvalOptions
+from srfer.eval.options import CompareSrOptions, SrEvalOptions, degradations_of
 from srfer.eval.results import SrComparison, SrEvaluation
 from srfer.faces.align import align_face
 from srfer.infer.load import LoadedModel, embedder_aligner, load_embedder, load_generator
@@ -34,8 +34,9 @@ def evaluate_sr(options: SrEvalOptions, progress=None) -> SrEvaluation:
     judge = IdentityJudge(options.embed_weights, dev) if options.identity else None
     scale = generator.config.scale
     hr_size = options.hr_size or generator.contract["hr_size"]
+    (how,) = degradations_of(options.degradation, sweep=False)
     source, dataset, loader = _sr_pairs(options.data, options.split, options.limit, hr_size, generator,
-                                        options.batch_size)  # fmt: skip
+                                        options.batch_size, how)  # fmt: skip
     rows, skipped = [], []
     for batch in loader:
         skipped += batch.pop("skipped")
@@ -60,19 +61,24 @@ def evaluate_sr(options: SrEvalOptions, progress=None) -> SrEvaluation:
     return SrEvaluation(
         data=source.description, images=len(rows), skipped=[s.to_json() for s in skipped],
         weights=str(generator.source), scale=scale, hr_size=hr_size, lr_size=hr_size // scale,
-        protocol=PROTOCOL, flip_tta=options.flip_tta, mean=mean,
+        protocol=PROTOCOL, degradation=how.name, flip_tta=options.flip_tta, mean=mean,
         psnr_gain_db=mean["psnr_sr"] - mean["psnr_bicubic"],
         identity=judge.report() if judge is not None else None, per_image=rows,
     )  # fmt: skip
 
 
-def _sr_pairs(data: Path, split: str, limit: int, hr_size: int, generator: LoadedModel, batch_size: int):
-    """(source, dataset, loader) of held-out (LR, HR) pairs made as `generator` expects."""
+def _sr_pairs(
+    data: Path, split: str, limit: int, hr_size: int, generator: LoadedModel, batch_size: int, how=CLEAN
+):
+    """(source, dataset, loader) of held-out (LR, HR) pairs made as `generator` expects, the LR
+    faces degraded by `how`."""
     source = discover_faces(data, split)
     if limit:
         source.paths = source.paths[:limit]
     cfg = generator.config
-    dataset = SRPairDataset(source, hr_size, cfg.scale, cfg.channels, augment=False, cache=False)
+    dataset = SRPairDataset(
+        source, hr_size, cfg.scale, cfg.channels, augment=False, cache=False, degradation=how
+    )
     workers = min(2, len(source.paths) // batch_size)
     loader = DataLoader(
         dataset, batch_size=batch_size, collate_fn=collate_skipping_failures, num_workers=workers
@@ -92,8 +98,9 @@ def compare_sr(options: CompareSrOptions, grid: bool = False, progress=None) -> 
         raise SrferError("compare-sr compares models of one scale and channel count: give the ×8 model alone")
     first = next(iter(generators.values()))
     scale, hr_size = first.config.scale, first.contract["hr_size"]
+    (how,) = degradations_of(options.degradation, sweep=False)
     source, _, loader = _sr_pairs(
-        options.data, options.split, options.limit, hr_size, first, options.batch_size
+        options.data, options.split, options.limit, hr_size, first, options.batch_size, how
     )
     judge = IdentityJudge(options.embed_weights, dev) if options.identity else None
     sums: dict[str, dict[str, float]] = {name: {"psnr": 0.0, "ssim": 0.0} for name in ("bicubic", *models)}
@@ -124,7 +131,7 @@ def compare_sr(options: CompareSrOptions, grid: bool = False, progress=None) -> 
     return SrComparison(
         data=source.description, images=seen, skipped=[s.to_json() for s in skipped],
         weights={name: str(g.source) for name, g in generators.items()}, scale=scale, hr_size=hr_size,
-        lr_size=hr_size // scale, protocol=PROTOCOL,
+        lr_size=hr_size // scale, protocol=PROTOCOL, degradation=how.name,
         mean={name: {k: v / seen for k, v in m.items()} for name, m in sums.items()},
         identity=judge.report() if judge is not None else None, grid_rows=rows or None,
         grid_columns=[f"LR {hr_size // scale} px", "bicubic", *models, f"HR {hr_size} px"] if rows else None,

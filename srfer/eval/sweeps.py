@@ -18,6 +18,11 @@ def check_sweep_sizes(sizes: list[int], low: int, high: int) -> None:
         raise SrferError(f"--sweep sizes {bad or sizes}: use sizes between {low} and {high} px")
 
 
+def column(name: str, how) -> str:
+    """A sweep column's name: the restorer's, and the degradation's unless it is clean."""
+    return name if how.name == "clean" else f"{name} ({how.name})"
+
+
 def x8_column(device: torch.device, weights: Path | None, notes: list[str]) -> dict[str, Restorer]:
     """The sweeps' ×8 SR column (`x8_sr`): given, or shipped, or left out with a note
     (`weights` "none": left out on request; at large sizes it is the slowest column)."""

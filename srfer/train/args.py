@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from srfer.core.errors import SrferError
-from srfer.core.options import DEVICE_HELP, REQUIRED, SEED_HELP, option
+from srfer.core.options import DEGRADATION_HELP, DEVICE_HELP, REQUIRED, SEED_HELP, option
 
 RUN_FOLDER_HELP = "Run folder: checkpoints, metrics.jsonl, curves.png."
 ACCURACY_PATIENCE_HELP = "Early stop after N epochs without val accuracy gain."
@@ -137,6 +137,7 @@ class SRTrainArgs(RunArgs):
     lr_sizes: str = option(
         "", "LR face sizes drawn per step, e.g. 32,16 (target: HR resized to size × scale)."
     )
+    degradation: str = option("clean", DEGRADATION_HELP)
     identity_weight: float = option(
         0.0,
         "Weight of ‖e(SR) − e(HR)‖² with --perceptual ckpt:<face embedder> (identity-aware SR); "
@@ -219,6 +220,7 @@ class FerTrainArgs(RunArgs):
         "With --upscale: the low resolution in px (48 px faces: ×4 → 12), or several (12,16), one per batch.",
     )
     sr_weights: Path | None = option(None, "SR checkpoint for --upscaler sr (default: shipped FER SR).")
+    degradation: str = option("clean", "With --upscale: " + DEGRADATION_HELP)
 
 
 @dataclass(kw_only=True)
@@ -246,6 +248,7 @@ class EmbedTrainArgs(RunArgs):
     upscaler: str = option("sr", "With --upscale: sr or bicubic.")
     lr_size: str = option("32", "With --upscale: px, or several (16,24,32) drawn per batch.")
     sr_weights: Path | None = option(None, "SR checkpoint (default: the shipped CelebA ×4).")
+    degradation: str = option("clean", "With --upscale: " + DEGRADATION_HELP)
     epoch_size: int = option(0, "Images per epoch (0: the training split's size).", min=0)
     distill_weight: float = option(
         0.0,

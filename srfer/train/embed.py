@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from srfer.core.errors import SrferError
 from srfer.core.plots import plot_training_curves
 from srfer.core.weights import Weights
-from srfer.data.degradations import LowResPath
+from srfer.data.degradations import LowResPath, degradation
 from srfer.data.identity import FaceIdentityDataset, discover_identities, generate_pairs
 from srfer.data.samplers import PKBatchSampler
 from srfer.eval.metrics import verification_report
@@ -109,7 +109,9 @@ def train_embed(args: EmbedTrainArgs) -> dict[str, Any]:
     low_res = None
     if args.upscale:
         restore = make_restorer(args.upscaler, device, args.sr_weights, role=Weights.SR)
-        low_res = LowResPath(parse_lr_sizes(args.lr_size, 8, 128), restore, args.upscaler)
+        low_res = LowResPath(
+            parse_lr_sizes(args.lr_size, 8, 128), restore, args.upscaler, degradation(args.degradation)
+        )
     starting = load_embedder(args.init, torch.device("cpu"), deploy=False) if args.init is not None else None
     contract = starting.meta.get("input") if starting is not None else None  # framing the start expects
     if args.distill_weight and starting is None:

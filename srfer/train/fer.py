@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from srfer.core.errors import SrferError
 from srfer.core.plots import plot_training_curves
-from srfer.data.degradations import LowResPath
+from srfer.data.degradations import LowResPath, degradation
 from srfer.data.fer import FerDataset, FerSamples, class_names, describe_balance, load_fer
 from srfer.eval.metrics import classification_report
 from srfer.infer.run import make_restorer, predict_probs
@@ -166,7 +166,8 @@ def build_low_res(args: FerTrainArgs, device: torch.device) -> LowResPath | None
     if not args.upscale:
         return None
     sizes = parse_lr_sizes(args.lr_size, 4, 48)
-    return LowResPath(sizes, make_restorer(args.upscaler, device, args.sr_weights), args.upscaler)
+    restore = make_restorer(args.upscaler, device, args.sr_weights)
+    return LowResPath(sizes, restore, args.upscaler, degradation(args.degradation))
 
 
 def parameter_groups(model: nn.Module, lr: float, trunk_lr: float) -> list[dict[str, Any]]:

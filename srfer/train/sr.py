@@ -31,7 +31,16 @@ from srfer.core.imageio import save_image_atomic, tensor_to_pil
 from srfer.core.plots import plot_training_curves
 from srfer.core.weights import sha256
 from srfer.data import evenly_spaced
-from srfer.data.degradations import bicubic_resize, quantize_8bit, to_signed, to_unit
+from srfer.data.degradations import (
+    CLEAN,
+    Degradation,
+    bicubic_resize,
+    content_seeds,
+    degradation,
+    quantize_8bit,
+    to_signed,
+    to_unit,
+)
 from srfer.data.faces import SRPairDataset, collate_skipping_failures, discover_faces
 from srfer.eval.metrics import PROTOCOL, frechet_distance, psnr_per_image, sr_vs_bicubic
 from srfer.faces.align import FaceAligner
@@ -68,9 +77,10 @@ class SRGANRecipe(Recipe):
         weights: SRLossWeights | None = None,
         discriminator: DiscriminatorConfig | None = None,
         lr_sizes: tuple[int, ...] = (),
+        how: Degradation = CLEAN,
     ) -> None:
         self.generator = Generator(generator)
-        self.lr_sizes = tuple(lr_sizes)
+        self.lr_sizes, self.how = tuple(lr_sizes), how
         self.pretrain_epochs, self.epochs = pretrain_epochs, epochs
         self.weights = weights or SRLossWeights()
         self.second_phase = epochs > pretrain_epochs
@@ -113,19 +123,26 @@ class SRGANRecipe(Recipe):
         if self.second_phase:
             losses["second_phase"] = {k: v for k, v in vars(self.weights).items() if v}
             losses["perceptual"] = type(self.gan_loss.backbone).__name__ if self.gan_loss.backbone else "none"
-        return {"stage": "sr", "losses": losses, "metric_protocol": PROTOCOL, "lr_sizes": list(self.lr_sizes)}
+        return {"stage": "sr", "losses": losses, "metric_protocol": PROTOCOL, "lr_sizes": list(self.lr_sizes),
+                "degradation": self.how.describe()}  # fmt: skip
 
-    def _pair_at(self, hr01: Tensor, size: int) -> tuple[Tensor, Tensor]:
-        """(LR of `size` px, HR resized to size × scale) from HR crops in [0, 1], both 8-bit."""
+    def _pair_at(self, hr01: Tensor, size: int, salt: int = 0) -> tuple[Tensor, Tensor]:
+        """(LR of `size` px, degraded as the run says; HR resized to size × scale, 8-bit) from
+        HR crops in [0, 1]; `salt`, the step, varies a realistic draw between steps."""
         target = size * self.generator.config.scale
-        return quantize_8bit(bicubic_resize(hr01, size)), quantize_8bit(bicubic_resize(hr01, target))
+        lr = (
+            self.how(hr01.cpu(), size, content_seeds(hr01, salt)).to(hr01.device)
+            if self.how.realistic_share
+            else (quantize_8bit(bicubic_resize(hr01, size)))
+        )
+        return lr, quantize_8bit(bicubic_resize(hr01, target))
 
     def train_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, float]:
         lr = batch["lr"].to(ctx.device, non_blocking=True)
         hr = batch["hr"].to(ctx.device, non_blocking=True)
         size = self.lr_sizes[ctx.step % len(self.lr_sizes)] if self.lr_sizes else lr.shape[-1]
         if size != lr.shape[-1]:  # deterministic in the step, so a resumed run draws the same
-            lr, hr = (to_signed(x) for x in self._pair_at(to_unit(hr), size))
+            lr, hr = (to_signed(x) for x in self._pair_at(to_unit(hr), size, ctx.step * 7919))
         lr = lr.contiguous(memory_format=torch.channels_last)
         if ctx.epoch < self.pretrain_epochs or not self.second_phase:
             return self._pixel_step(lr, hr, ctx)
@@ -313,7 +330,10 @@ def train_sr(args: SRTrainArgs) -> dict[str, Any]:
     if args.val_limit:
         val_src.paths = val_src.paths[: args.val_limit]
     aligner, framing = _aligner(args, device)
-    pair = dict(hr_size=args.hr_size, scale=args.scale, channels=args.channels, cache=args.cache)
+    how = degradation(args.degradation)
+    pair = dict(
+        hr_size=args.hr_size, scale=args.scale, channels=args.channels, cache=args.cache, degradation=how
+    )
     train_set = SRPairDataset(train_src, augment=True, aligner=aligner, **pair)
     val_set = SRPairDataset(val_src, augment=False, aligner=aligner, **pair)
     weights = SRLossWeights(
@@ -325,7 +345,7 @@ def train_sr(args: SRTrainArgs) -> dict[str, Any]:
         content_layer=_content_layer(backbone, args),
     )
     recipe = SRGANRecipe(gen_cfg, args.lr, args.pretrain_epochs, args.epochs, backbone, weights,
-                         lr_sizes=lr_sizes)  # fmt: skip
+                         lr_sizes=lr_sizes, how=how)  # fmt: skip
     data_meta = {
         "train": train_src.description,
         "val": val_src.description,
@@ -333,6 +353,7 @@ def train_sr(args: SRTrainArgs) -> dict[str, Any]:
         "val_images": len(val_set),
         "hr_size": args.hr_size,
         "lr_size": args.hr_size // args.scale,
+        "degradation": how.describe(),
     }
     if aligner is not None:
         data_meta["alignment"] = {"train": train_set.alignment, "val": val_set.alignment}
