@@ -140,7 +140,19 @@ def test_gallery_refuses_another_model(people: Path, trained: Path, tmp_path: Pa
     ckpt_bytes[-1] ^= 1  # same model, different file → a different model id
     other.write_bytes(bytes(ckpt_bytes))
     refused = run("enroll", "b", image, "--gallery", gallery, "--weights", str(other))
-    assert refused.exit_code == 1 and "holds embeddings of model" in refused.output
+    assert refused.exit_code == 1 and "'s embeddings, not" in refused.output
+    assert "enrol the people again" in refused.output
+
+
+def test_gallery_of_a_shipped_model_names_its_file(tmp_path: Path) -> None:
+    from srfer.core.weights import Weights
+    from srfer.faces.galleries import open_gallery
+
+    dlib = Weights.EMBED_DLIB.entry
+    with open_gallery(tmp_path / "g.sqlite", create=True) as gallery:
+        gallery.add("a", torch.ones(1, 128), ["a.png"], dlib.sha256)
+        with pytest.raises(SrferError, match=f"--embed-weights {dlib.file}"):
+            gallery.check_model(Weights.EMBED.entry.sha256)
 
 
 def test_identify_bad_inputs(people: Path, trained: Path, tmp_path: Path) -> None:

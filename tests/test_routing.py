@@ -75,6 +75,7 @@ def test_the_help_prints_the_routing_values() -> None:
     assert (
         f"{ROUTING.x8_below.identity} px" in helps["sr"]
         and f"≤ {ROUTING.tiny_up_to} px" in helps["tiny_expression"]
+        and f"≤ {ROUTING.soft_up_to} px" in helps["tiny_expression"]
     )
 
 
@@ -82,3 +83,54 @@ def test_routing_travels_to_worker_processes() -> None:
     import pickle
 
     assert pickle.loads(pickle.dumps(ROUTING)) == ROUTING
+
+
+@pytest.mark.parametrize(
+    ("px", "detail", "model"),
+    [
+        (23, None, Weights.FER),  # not measured: routed by size
+        (23, ROUTING.soft_detail_below - 1, Weights.FER_UPSCALE),  # soft: the path trained on degraded faces
+        (23, ROUTING.soft_detail_below + 1, Weights.FER),  # sharp: the HR classifier
+        (ROUTING.soft_up_to, 0.0, Weights.FER_UPSCALE),
+        (ROUTING.soft_up_to + 1, 0.0, Weights.FER),  # larger faces keep the HR classifier, however soft
+    ],
+)
+def test_a_soft_face_takes_the_tiny_face_path(px: int, detail: float | None, model) -> None:
+    assert ROUTING.route(px, "auto", EVERYTHING, detail).expression_model is model
+
+
+def test_a_soft_face_reaches_the_embedder_without_sr() -> None:
+    for px in (10, 20, 40):
+        assert ROUTING.route(px, "auto", EVERYTHING, 0.0).identity_sr is None
+        assert ROUTING.route(px, "auto", EVERYTHING, 99.0).identity_sr is not None
+    with_identity_sr = dataclasses.replace(EVERYTHING, identity_sr=True)
+    assert ROUTING.route(20, "auto", with_identity_sr, 0.0).identity_sr is None
+
+
+def test_detail_is_measured_only_where_it_decides() -> None:
+    def wanted(have: Available, mode: str = "auto") -> list[int]:
+        return [px for px in range(8, 80) if ROUTING.needs_detail(px, mode, have)]
+
+    no_embedder = dataclasses.replace(EVERYTHING, aligned_embedder=False)
+    assert wanted(no_embedder) == list(range(ROUTING.tiny_up_to + 1, ROUTING.soft_up_to + 1))
+    assert wanted(EVERYTHING) == list(range(8, ROUTING.sr_below))  # the embedder's SR depends on it
+    assert wanted(dataclasses.replace(no_embedder, tiny_expression=False)) == []
+    assert wanted(EVERYTHING, "never") == []
+
+
+def test_the_routing_page_states_todays_values() -> None:
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parent.parent / "docs" / "routing.md"
+    rows = {
+        cells[1].strip(): cells[-2].strip()
+        for cells in (line.split("|") for line in page.read_text().splitlines() if line.startswith("| `"))
+    }
+    x8 = ROUTING.x8_below
+    assert rows["`work_size`"] == f"{ROUTING.work_size} px"
+    assert rows["`sr_below`"].startswith(f"{ROUTING.sr_below} px")
+    assert rows["`x8_below.expression`"] == f"{x8.expression} px"
+    assert rows["`x8_below.identity`"] == f"{x8.identity} px"
+    assert rows["`tiny_up_to`"] == f"{ROUTING.tiny_up_to} px"
+    soft = f"{ROUTING.soft_up_to} px, {ROUTING.soft_detail_below:g}"
+    assert rows["`soft_up_to`, `soft_detail_below`"] == soft

@@ -79,6 +79,7 @@ class Weights(Enum):
 
     SR = "sr"  # the ×4 CelebA SR (pixel MSE): predict's and upscale's default
     SR_GAN = "sr-gan"  # the ×4 SRGAN (sharper, less faithful): upscale --model gan
+    SR_ROBUST = "sr-robust"  # the ×4 trained on blurred, noisy, JPEG faces too: upscale --model robust
     SR_X8 = "sr-x8"  # the ×8 CelebA SR for the smallest faces
     SR_IDENTITY = "sr-identity"  # the ×4 trained through the face recogniser, for its aligned chips
     SR_FER = "sr-fer"  # the gray FER-domain ×4 of the tiny-face expression path
@@ -88,8 +89,8 @@ class Weights(Enum):
     FER_MCNN = "fer-mcnn"
     FERPLUS = "ferplus"  # 8 classes (contempt)
     FER_UPSCALE = "fer-upscale"  # the classifier of the tiny-face expression path
-    EMBED = "embed"  # the face recogniser (dlib's ResNet-29)
-    EMBED_LOWRES = "embed-lowres"  # the recogniser fine-tuned on degraded faces
+    EMBED = "embed"  # the face recogniser: dlib's ResNet-29 fine-tuned on small, degraded faces
+    EMBED_DLIB = "embed-dlib"  # dlib's ResNet-29 as released: the trunk the FER classifiers start from
 
     @property
     def entry(self) -> WeightsEntry:
@@ -135,6 +136,7 @@ SR_MODELS: dict[str, Weights] = {
     "psnr": Weights.SR,
     "identity": Weights.SR_IDENTITY,
     "gan": Weights.SR_GAN,
+    "robust": Weights.SR_ROBUST,
     "x8": Weights.SR_X8,
 }
 
@@ -210,6 +212,11 @@ def entry_for(path: Path) -> WeightsEntry | None:
         if any((folder / entry.file).resolve() == path for folder in search_dirs()):
             return entry
     return None
+
+
+def entry_with_sha256(digest: str) -> WeightsEntry | None:
+    """The shipped file whose contents have this sha256 (a gallery's model identity), else None."""
+    return next((e for e in shipped_entries() if e.sha256 == digest), None)
 
 
 def read_state_dict(path: Path, what: str) -> dict:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from srfer.core.errors import SrferError, writing
+from srfer.core.weights import entry_with_sha256
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS gallery_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -91,11 +92,15 @@ class Gallery(ABC):
         self.close()
 
     def check_model(self, model_id: str) -> None:
-        if self.model_id is not None and self.model_id != model_id:
-            raise SrferError(
-                f"{self.location} holds embeddings of model {self.model_id[:12]}…, not {model_id[:12]}…; "
-                "use that model or a new gallery"
-            )
+        if self.model_id is None or self.model_id == model_id:
+            return
+        shipped = entry_with_sha256(self.model_id)
+        held = f"{shipped.file}'s" if shipped else f"model {self.model_id[:12]}…'s"
+        use = f"--embed-weights {shipped.file}" if shipped else "that model"
+        raise SrferError(
+            f"{self.location} holds {held} embeddings, not {model_id[:12]}…'s: answer with {use}, "
+            "or enrol the people again into a new gallery"
+        )
 
     def matrix(self) -> tuple[list[str], torch.Tensor]:
         """All names and embeddings, read once and kept until the gallery changes (here, or

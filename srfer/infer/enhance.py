@@ -87,7 +87,7 @@ def feather_mask(side: int, feather: float = FEATHER) -> torch.Tensor:
 
 class Enhancer:
     """The detector and the face SR, loaded once; `enhance(image)` per photo. `model`: a shipped
-    SR (`SR_MODELS`: psnr, gan, identity, x8) unless `weights` names a file."""
+    SR (`SR_MODELS`: psnr, gan, identity, x8, robust) unless `weights` names a file."""
 
     def __init__(
         self, scale: int = 4, model: str = "psnr", device: str = "auto", runtime: str = "torch",

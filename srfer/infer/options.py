@@ -38,8 +38,8 @@ class PredictOptions:
     embeddings: bool = option(False, "Add each face's embedding to --json.", flags=("--embeddings",))
     tiny_expression: bool = option(
         True,
-        f"Faces ≤ {ROUTING.tiny_up_to} px: expression from the grayscale FER SR + the "
-        "--upscale-trained classifier.",
+        f"Faces ≤ {ROUTING.tiny_up_to} px, and soft (blurred, compressed) faces ≤ {ROUTING.soft_up_to} px: "
+        "expression from the grayscale FER SR + the classifier trained on such restored faces.",
     )
     x8: bool = option(True, "--no-x8: the ×4 SR for every face, the smallest too.")
     runtime: str = option("torch", RUNTIME_HELP)
@@ -81,7 +81,8 @@ class UpscaleOptions:
     model: str = option(
         "psnr",
         "Shipped SR: psnr (CelebA ×4, MSE), identity (×4, identity-aware, for aligned chips), "
-        "gan (×4, SRGAN: sharper, less faithful) or x8 (CelebA ×8, for faces of ~16 px).",
+        "gan (×4, SRGAN: sharper, less faithful), robust (×4, also trained on blurred, noisy, "
+        "JPEG-compressed faces: for CCTV stills and thumbnails) or x8 (CelebA ×8, for faces of ~16 px).",
     )
     compare: bool = option(False, "Also write <stem>_compare.png: input | bicubic | SR.")
     flip_tta: bool = option(False, "Average with the mirrored face's result (2× the compute).")
@@ -98,7 +99,9 @@ class EnhanceOptions:
 
     scale: int = option(4, "Upscaling factor of the photo: 2 or 4.")
     model: str = option(
-        "psnr", "Shipped face SR: psnr (×4, MSE: closest to the truth), gan (×4, sharper), identity or x8."
+        "psnr",
+        "Shipped face SR: psnr (×4, MSE: closest to the truth), gan (×4, sharper), robust (×4, for "
+        "blurred, noisy or JPEG-compressed photos), identity or x8.",
     )
     weights: Path | None = option(None, "Face SR checkpoint (instead of a shipped --model).")
     min_face: int = option(

@@ -32,6 +32,7 @@ from srfer.faces.annotate import save_annotations
 from srfer.faces.detect import Face, FaceDetector, cut_face, whole_image_face
 from srfer.faces.galleries import open_gallery
 from srfer.faces.gallery import Gallery
+from srfer.faces.quality import detail
 from srfer.infer.heads import TinyFaceExpression, expression_probs, restore_crops
 from srfer.infer.load import LoadedModel, embedder_threshold, load_classifier, load_embedder, load_generator
 from srfer.infer.options import PredictOptions, PredictWeights
@@ -227,9 +228,16 @@ class Predictor:
             results.append(result)
         return results
 
-    def plan(self, faces: list[Face]) -> list[FaceRoute]:
-        """Each face's route, decided by `routing` from its size and what is loaded."""
-        return [self.routing.route(face.size_px, self.options.sr, self.available) for face in faces]
+    def plan(self, faces: list[Face], crops: list[torch.Tensor]) -> list[FaceRoute]:
+        """Each face's route, decided by `routing` from its size, what is loaded and, where the
+        route depends on it, the detail of its crop at its own pixels."""
+        mode, have, routing = self.options.sr, self.available, self.routing
+
+        def measured(face: Face, crop: torch.Tensor) -> float | None:
+            return detail(crop) if routing.needs_detail(face.size_px, mode, have) else None
+
+        pairs = zip(faces, crops, strict=True)
+        return [routing.route(face.size_px, mode, have, measured(face, crop)) for face, crop in pairs]
 
     @torch.no_grad()
     def _recognise(self, path: Path | str, img, faces: list[Face]) -> list[FaceResult]:
@@ -238,7 +246,7 @@ class Predictor:
         crops = [pil_to_tensor(cut_face(img, f)) for f in faces]
         for crop in crops:  # the admission rule every reader of faces applies
             admit_face(path, crop.shape[-1], crop.shape[-2])
-        routes = self.plan(faces)
+        routes = self.plan(faces, crops)
         with self._timed("sr"):
             work = self._restored(crops, [r.expression_sr for r in routes])
         with self._timed("fer"):

@@ -1,6 +1,8 @@
-"""Which network serves which face: the one routing policy of `predict`, by face size.
+"""Which network serves which face: the one routing policy of `predict`, by face size and,
+for the expression head, by how soft the face is.
 
-A face's size is its detector box's longer side in the photo's own pixels. Every value here
+A face's size is its detector box's longer side in the photo's own pixels; its softness, its
+`detail` score (`srfer.faces.quality`) measured on the crop at its own pixels. Every value here
 was chosen by measurement on validation data; docs/routing.md gives each one's measurements.
 The CLI's help texts and the docs read these values; nothing else writes them. Imports no
 torch, so the CLI can show them cheaply."""
@@ -56,6 +58,11 @@ class Routing:
       identity-aware SR serves the embedder at every size where it is loaded.
     - `tiny_up_to`: faces up to this get their expression from the tiny-face path (the gray
       FER-domain ×4 at the face's own pixels + the classifier trained on such faces).
+    - `soft_detail_below`: a face whose detail is under this is soft (blurred, compressed).
+      The embedder sees soft faces bicubic-resized, not super-resolved: the SRs learnt on clean
+      faces turn blur and JPEG blocks into features that are not the person's.
+    - `soft_up_to`: soft faces up to this take the tiny-face expression path too (above
+      `tiny_up_to`), because that path was trained on degraded faces and the HR classifier was not.
     - `own_pixels`: the SRs that take a square face crop at its own pixels (their output then
       resized to `work_size`); the others take it resized to their input size."""
 
@@ -63,16 +70,27 @@ class Routing:
     sr_below: int = 64
     x8_below: PerHead = PerHead(expression=29, identity=14)
     tiny_up_to: int = 22
+    soft_up_to: int = 32
+    soft_detail_below: float = 1.7
     own_pixels: frozenset[Weights] = frozenset({Weights.SR_X8})
 
     def wants_sr(self, face_px: int, mode: str) -> bool:
         return mode == "always" or (mode == "auto" and face_px < self.sr_below)
 
-    def route(self, face_px: int, mode: str, have: Available) -> FaceRoute:
-        """The route of a face of `face_px` under `--sr mode` with what is loaded."""
+    def needs_detail(self, face_px: int, mode: str, have: Available) -> bool:
+        """Whether this face's route depends on its detail score (else it need not be measured)."""
+        if not self.wants_sr(face_px, mode):
+            return False
+        soft_range = self.tiny_up_to < face_px <= self.soft_up_to
+        return have.aligned_embedder or (have.tiny_expression and soft_range)
+
+    def route(self, face_px: int, mode: str, have: Available, detail: float | None = None) -> FaceRoute:
+        """The route of a face of `face_px` (and `detail`, where measured) under `--sr mode`
+        with what is loaded."""
         sr = self.wants_sr(face_px, mode)
+        soft = detail is not None and detail < self.soft_detail_below
         expression_sr = self._sr_for("expression", face_px, have) if sr else None
-        if not sr:
+        if not sr or (soft and have.aligned_embedder):
             identity_sr = None
         elif have.identity_sr:
             identity_sr = Weights.SR_IDENTITY
@@ -80,7 +98,7 @@ class Routing:
             identity_sr = self._sr_for("identity", face_px, have)
         else:  # a centre-crop embedder sees the expression head's face
             identity_sr = expression_sr
-        tiny = have.tiny_expression and face_px <= self.tiny_up_to
+        tiny = have.tiny_expression and (face_px <= self.tiny_up_to or (soft and face_px <= self.soft_up_to))
         return FaceRoute(sr, expression_sr, Weights.FER_UPSCALE if tiny else Weights.FER, identity_sr)
 
     def _sr_for(self, head: str, face_px: int, have: Available) -> Weights:

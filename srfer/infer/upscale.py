@@ -50,7 +50,7 @@ def upscale_files(
 ) -> UpscaleReport:  # fmt: skip
     """Super-resolve every image (see `expand_inputs`) into out_dir (PNG, input stem kept, clashes
     renamed); bad files are reported in `failed` and skipped. `options.model` picks a shipped SR
-    (`SR_MODELS`: psnr, identity-aware or GAN ×4, or x8) unless `options.weights` names a file;
+    (`SR_MODELS`: psnr, identity-aware, GAN or robust ×4, or x8) unless `options.weights` names a file;
     `compare` also writes <stem>_compare.png strips. One process keeps a file per core in flight
     (threads); `workers` > 1 adds spawned processes (`srfer.accel.workers`). The outputs are those
     of one file at a time."""

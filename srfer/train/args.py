@@ -170,7 +170,7 @@ class FerTrainArgs(RunArgs):
     pretrained: bool = option(
         False,
         "Start from pretrained weights: torchvision archs from ImageNet's (hub cache or download), "
-        "dlib-resnet29 from the shipped face recogniser (weights/embed_dlib_resnet29.safetensors).",
+        "dlib-resnet29 from dlib's own face recogniser (weights/embed_dlib_resnet29.safetensors).",
         flags=("--pretrained",),
     )
     backbone_weights: Path | None = option(

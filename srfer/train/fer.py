@@ -202,13 +202,13 @@ def start_from_pretrained(model: nn.Module, args: FerTrainArgs) -> dict[str, Any
 
 
 def start_from_dlib_trunk(model: nn.Module, args: FerTrainArgs) -> dict[str, Any]:
-    """Fill the dlib trunk from a face-embedder file (default: the shipped recogniser) or from
+    """Fill the dlib trunk from a face-embedder file (default: dlib's own recogniser) or from
     another dlib-resnet29 expression classifier's trunk (e.g. FER2013 → FER+: the head, whose
     classes may differ, starts new)."""
     from srfer.core.weights import Weights
     from srfer.infer.load import load_network
 
-    source = load_network(args.backbone_weights, tuple(TRUNK_SOURCES), role=Weights.EMBED)
+    source = load_network(args.backbone_weights, tuple(TRUNK_SOURCES), role=Weights.EMBED_DLIB)
     if source.kind == "fer-classifier" and source.config.arch != "dlib-resnet29":
         raise SrferError(f"{source.source}: a {source.config.arch} classifier has no dlib trunk to copy")
     prefix, meta_key = TRUNK_SOURCES[source.kind]
