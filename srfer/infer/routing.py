@@ -70,7 +70,7 @@ class Routing:
     sr_below: int = 64
     x8_below: PerHead = PerHead(expression=29, identity=14)
     tiny_up_to: int = 22
-    soft_up_to: int = 32
+    soft_up_to: int = 40
     soft_detail_below: float = 1.7
     own_pixels: frozenset[Weights] = frozenset({Weights.SR_X8})
 
