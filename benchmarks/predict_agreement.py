@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 from predict_fer_accuracy import add_routing_arguments, add_weights_arguments, routing_from, weights_from
+from torchvision.ops import box_iou
 
 from srfer.core.imageio import expand_inputs, load_image
 from srfer.faces.galleries import open_gallery
@@ -33,10 +34,7 @@ from srfer.infer.predict import Predictor
 
 
 def iou(a, b) -> float:
-    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+    return float(box_iou(torch.tensor([a], dtype=torch.float), torch.tensor([b], dtype=torch.float))[0, 0])
 
 
 def small_copy(

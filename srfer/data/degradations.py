@@ -32,6 +32,12 @@ def quantize_8bit(x01: torch.Tensor) -> torch.Tensor:
     return x01.clamp(0, 1).mul(255).round().div(255)
 
 
+def to_gray(x01: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) → (N, 1, H, W) with ITU-R 601 luma, as PIL's convert("L") and FER2013."""
+    weights = torch.tensor([0.299, 0.587, 0.114], device=x01.device).view(1, 3, 1, 1)
+    return (x01 * weights).sum(1, keepdim=True)
+
+
 def bicubic_resize(x01: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
     """Antialiased bicubic resize of a (C, H, W) or (N, C, H, W) [0, 1] tensor, clamped."""
     batched = x01.dim() == 4

@@ -20,15 +20,16 @@ import math
 import torch
 import torch.nn.functional as F
 
+from srfer.data.degradations import to_gray
+
 _MASK = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]]).view(1, 1, 3, 3)
-_LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
 _FLAT = 1.0  # luma std (8-bit levels) below which a crop counts as flat: no division by ~0
 
 
 def detail(crop: torch.Tensor) -> float:
     """A (C, H, W) face (C 1 or 3; [0, 1] floats or uint8) → its detail score."""
     x = crop.float() / 255 if crop.dtype == torch.uint8 else crop.float()
-    gray = (x.unsqueeze(0) * _LUMA).sum(1, keepdim=True) if x.shape[0] == 3 else x.unsqueeze(0)
+    gray = to_gray(x.unsqueeze(0)) if x.shape[0] == 3 else x.unsqueeze(0)
     if min(gray.shape[-2:]) < 3:
         return 0.0
     gray = gray.clamp(0, 1).mul(255).round()

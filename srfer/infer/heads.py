@@ -6,15 +6,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from srfer.data.degradations import bicubic_resize, quantize_8bit
+from srfer.data.degradations import bicubic_resize, quantize_8bit, to_gray
 from srfer.infer.load import LoadedModel
 from srfer.infer.run import Restorer, super_resolve
-
-
-def to_gray(x01: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) → (N, 1, H, W) with ITU-R 601 luma, as PIL's convert("L") and FER2013."""
-    weights = torch.tensor([0.299, 0.587, 0.114], device=x01.device).view(1, 3, 1, 1)
-    return (x01 * weights).sum(1, keepdim=True)
 
 
 @torch.no_grad()

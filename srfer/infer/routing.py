@@ -1,5 +1,5 @@
-"""Which network serves which face: the one routing policy of `predict`, by face size and,
-for the expression head, by how soft the face is.
+"""Which network serves which face: the one routing policy of `predict`, by face size and by
+how soft the face is.
 
 A face's size is its detector box's longer side in the photo's own pixels; its softness, its
 `detail` score (`srfer.faces.quality`) measured on the crop at its own pixels. Every value here
@@ -81,8 +81,7 @@ class Routing:
         """Whether this face's route depends on its detail score (else it need not be measured)."""
         if not self.wants_sr(face_px, mode):
             return False
-        soft_range = self.tiny_up_to < face_px <= self.soft_up_to
-        return have.aligned_embedder or (have.tiny_expression and soft_range)
+        return have.aligned_embedder or (have.tiny_expression and self._softness_decides(face_px))
 
     def route(self, face_px: int, mode: str, have: Available, detail: float | None = None) -> FaceRoute:
         """The route of a face of `face_px` (and `detail`, where measured) under `--sr mode`
@@ -98,8 +97,14 @@ class Routing:
             identity_sr = self._sr_for("identity", face_px, have)
         else:  # a centre-crop embedder sees the expression head's face
             identity_sr = expression_sr
-        tiny = have.tiny_expression and (face_px <= self.tiny_up_to or (soft and face_px <= self.soft_up_to))
+        small_or_soft = face_px <= self.tiny_up_to or (soft and self._softness_decides(face_px))
+        tiny = have.tiny_expression and small_or_soft
         return FaceRoute(sr, expression_sr, Weights.FER_UPSCALE if tiny else Weights.FER, identity_sr)
+
+    def _softness_decides(self, face_px: int) -> bool:
+        """Whether softness decides this size's expression route (smaller faces take the tiny path
+        anyway, larger ones never)."""
+        return self.tiny_up_to < face_px <= self.soft_up_to
 
     def _sr_for(self, head: str, face_px: int, have: Available) -> Weights:
         return Weights.SR_X8 if have.x8 and face_px < getattr(self.x8_below, head) else Weights.SR
