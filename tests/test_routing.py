@@ -134,3 +134,4 @@ def test_the_routing_page_states_todays_values() -> None:
     assert rows["`tiny_up_to`"] == f"{ROUTING.tiny_up_to} px"
     soft = f"{ROUTING.soft_up_to} px, {ROUTING.soft_detail_below:g}"
     assert rows["`soft_up_to`, `soft_detail_below`"] == soft
+    assert rows["`head_below`"] == f"{ROUTING.head_below} px"

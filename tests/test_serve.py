@@ -76,6 +76,11 @@ def test_verify_upscale_enhance(client: TestClient) -> None:
         "astronaut.png",
         "astronaut_face_32.png",
     ]
+    assert verdict["decided_by"] == "head"  # a 32 px face: the learned head decides
+    by_tau = client.post("/v1/verify?head=tau", files={**upload(PHOTO, "a"), **upload(CROP, "b")}).json()
+    assert by_tau["decided_by"] == "tau" and by_tau["probability"] is None
+    bad = client.post("/v1/verify?head=maybe", files={**upload(PHOTO, "a"), **upload(CROP, "b")})
+    assert_error(bad, 422, "--head 'maybe'")
     big = client.post("/v1/upscale?model=x8", files=upload(CROP))
     assert big.headers["content-type"] == "image/png" and Image.open(io.BytesIO(big.content)).size == (
         256,

@@ -30,11 +30,20 @@ from srfer.cli.common import (
 from srfer.core.errors import SrferError
 from srfer.core.options import GALLERY_HELP
 from srfer.eval.options import EmbedEvalOptions
-from srfer.train.args import EmbedTrainArgs
+from srfer.infer.options import VERIFY_HEAD_HELP
+from srfer.train.args import EmbedTrainArgs, FeatureSRTrainArgs, VerifyHeadTrainArgs
 
 training_command(
     "train-embed", EmbedTrainArgs, "srfer.train.embed:train_embed",
     "Train the triplet-loss face embedder (FaceNet-style, online mining over P×K batches).",
+)  # fmt: skip
+training_command(
+    "train-feature-sr", FeatureSRTrainArgs, "srfer.train.feature_sr:train_feature_sr",
+    "Train feature-level SR: a small generator that restores a small face's maps inside the recogniser.",
+)  # fmt: skip
+training_command(
+    "train-verify-head", VerifyHeadTrainArgs, "srfer.train.verify_head:train_verify_head",
+    "Train the learned verification head: a logistic unit on two faces' embeddings and sizes.",
 )  # fmt: skip
 
 
@@ -50,12 +59,15 @@ def eval_embed_command(
 ) -> None:
     """Verification (1:1): 10-fold accuracy ± std, ROC AUC, EER, TAR@FAR; or a size sweep."""
     from srfer.core import plots
-    from srfer.eval.embed import evaluate_embed, sweep_embed
+    from srfer.eval.embed import evaluate_embed, sweep_embed, sweep_head
 
     prepare_plot_dir(save_dir)
+    if options.head and not sweep:
+        raise SrferError("--head compares τ and the head across sizes: give --sweep (e.g. 128,32,24,16)")
     if sweep:
         sizes = parse_sizes(sweep, "128,64,32")
-        result = with_progress("sweeping", len(sizes), lambda advance: sweep_embed(options, sizes, advance))
+        run = sweep_head if options.head else sweep_embed
+        result = with_progress("sweeping", len(sizes), lambda advance: run(options, sizes, advance))
         show_sweep(result, save_dir, as_json, "verification accuracy vs probe size")
         return
     result = evaluate_embed(options)
@@ -100,6 +112,39 @@ def enroll_command(
     if not report.added:
         raise SrferError(f"no usable face image for {name!r}")
     stdout.print(f"enrolled {name!r}: {report.added} embedding(s) in {gallery}")
+
+
+@app.command("verify")
+@friendly_errors
+def verify_command(
+    image_a: str = typer.Argument(..., help="A photo or face crop (its largest face is compared)."),
+    image_b: str = typer.Argument(..., help="The other photo or face crop."),
+    head: str = typer.Option("auto", help=VERIFY_HEAD_HELP),
+    threshold: float | None = typer.Option(
+        None, help="τ on squared L2 distance: τ decides (default: the model's)."
+    ),
+    head_weights: Path | None = typer.Option(
+        None, help="The learned head's file (default: the shipped one)."
+    ),
+    weights: Path | None = typer.Option(None, help="Embedder checkpoint (default: shipped)."),
+    detect: bool = typer.Option(True, help="--no-detect: each input is one face crop."),
+    device: Device = "auto",
+    as_json: AsJson = False,
+) -> None:
+    """1:1 verification: whether the largest faces of two photos are the same person."""
+    from srfer.infer.api import verify
+    from srfer.infer.options import PredictWeights
+
+    result = verify(image_a, image_b, head=head, threshold=threshold, head_weights=head_weights,
+                    device=device, weights=PredictWeights(embed_weights=weights), detect=detect)  # fmt: skip
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        a, b = result.faces
+        how = (f"head p = {result.probability:.3f}, d = {result.distance:.4f}" if result.decided_by == "head"
+               else f"d = {result.distance:.4f}, τ = {result.threshold:.4f}")  # fmt: skip
+        verdict = "same person" if result.same else "different people"
+        stdout.print(f"{verdict} ({how}; faces {a.face_px} px and {b.face_px} px)")
 
 
 @app.command("identify")

@@ -94,6 +94,8 @@ def _contract(kind: str, c: dict[str, Any]) -> str:
     if kind == "face-embedder":
         return (f"{c['crop_size']} px {framing} (resized to {c['input_size']} inside) → L2-normalised "
                 f"embedding; τ {c['threshold']:.4g} on squared L2")  # fmt: skip
+    if kind == "verify-head":
+        return f"two faces' embeddings and sizes → same person when the logit > 0 (made for {c['embedder']})"
     return kind
 
 

@@ -91,6 +91,7 @@ class Weights(Enum):
     FER_UPSCALE = "fer-upscale"  # the classifier of the tiny-face expression path
     EMBED = "embed"  # the face recogniser: dlib's ResNet-29 fine-tuned on small, degraded faces
     EMBED_DLIB = "embed-dlib"  # dlib's ResNet-29 as released: the trunk the FER classifiers start from
+    VERIFY_HEAD = "verify-head"  # the learned verification head on the embedder's pairs and face sizes
 
     @property
     def entry(self) -> WeightsEntry:

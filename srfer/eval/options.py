@@ -19,6 +19,18 @@ SWEEP_DEGRADATION_HELP = (
     DEGRADATION_HELP + " A sweep takes several, comma-separated, side by side (default clean,realistic; "
     "one evaluation: clean)."
 )
+HEAD_HELP = (
+    "With --sweep: tau or learned. Both restore each probe as predict routes it (soft faces bicubic, else "
+    "SR) and compare the shipped τ (and τ fitted on 9 folds) with, for learned, the verification head "
+    "(pairs scored from both embeddings and both faces' sizes)."
+)
+ENROL_HELP = (
+    "With --head: probe (both faces of a pair at the probe size) or full (the first at full size, as a "
+    "gallery's enrolment, the second at the probe size)."
+)
+BANKS_HELP = (
+    "With --head: keep the probes' embeddings in this folder and reuse them (train-verify-head's banks)."
+)
 IDENTITY_HELP = (
     "Also embed HR, SR and bicubic faces with the face recogniser: Fréchet distance to the real "
     "faces and distance to each face's own HR embedding (lower is better)."
@@ -103,8 +115,17 @@ class EmbedEvalOptions:
         None, "With --sweep: the identity-aware SR for a third column (default: the shipped one)."
     )
     x8_weights: Path | None = option(None, X8_HELP)
+    feature_sr_weights: Path | None = option(
+        None, "With --sweep: a feature_sr column, the trunk's maps restored by this train-feature-sr file."
+    )
     limit: int = option(0, "About N images, whole identities spread over all (0: all).", min=0)
     degradation: str = option("", SWEEP_DEGRADATION_HELP)
+    head: str = option("", HEAD_HELP)
+    head_weights: Path | None = option(
+        None, "With --head learned: the head's file (default: the shipped one)."
+    )
+    enrol: str = option("probe", ENROL_HELP)
+    banks: Path | None = option(None, BANKS_HELP)
     batch_size: int = option(128, "Images per batch.", min=1)
     device: str = device_option()
     seed: int = option(0, SEED_HELP)

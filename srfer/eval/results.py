@@ -113,7 +113,8 @@ class FerSweep(_Result):
     weights: dict[str, str | None]
     notes: list[str]
     plot: str | None = None
-    _OPTIONAL = ("plot",)
+    tar_at_far_1e3: dict[str, list[float]] | None = None  # TAR at FAR 1e-3, per column and size
+    _OPTIONAL = ("plot", "tar_at_far_1e3")
     _FLATTENED = ("weights",)
 
 
@@ -130,5 +131,6 @@ class EmbedSweep(_Result):
     weights: dict[str, str | None]
     notes: list[str]
     plot: str | None = None
-    _OPTIONAL = ("plot",)
+    tar_at_far_1e3: dict[str, list[float]] | None = None  # TAR at FAR 1e-3, per column and size
+    _OPTIONAL = ("plot", "tar_at_far_1e3")
     _FLATTENED = ("weights",)

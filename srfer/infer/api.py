@@ -38,8 +38,9 @@ from srfer.core.weights import SR_MODELS
 from srfer.faces.galleries import open_gallery
 from srfer.faces.gallery import Match
 from srfer.infer.enhance import Enhancement, Enhancer
+from srfer.infer.heads import verify_logits
 from srfer.infer.identify import embed_face_files
-from srfer.infer.load import LoadedModel, embedder_threshold, load_embedder, load_generator
+from srfer.infer.load import LoadedModel, embedder_threshold, load_embedder, load_generator, load_verify_head
 from srfer.infer.options import PredictOptions, PredictWeights
 from srfer.infer.predict import Predictor
 from srfer.infer.results import FaceResult
@@ -72,17 +73,22 @@ class Embedding:
 
 @dataclass
 class Verification:
-    """Whether two images show the same person: the squared L2 distance of their largest
-    faces' embeddings against τ (the embedder's, or the one given); each face as `analyze`
+    """Whether two images show the same person, and what decided it: the learned verification
+    head (`decided_by` "head": from both embeddings and both faces' sizes, for pairs with a small
+    face; `probability` its sigmoid) or τ (`decided_by` "tau": the squared L2 `distance` of the
+    embeddings against `threshold`, the embedder's or the one given). Each face as `analyze`
     answers it (its size, whether SR restored it, how it was aligned)."""
 
     same: bool
     distance: float
     threshold: float
     faces: tuple[Face, Face]
+    decided_by: str = "tau"
+    probability: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"same": self.same, "distance": self.distance, "threshold": self.threshold,
+                "decided_by": self.decided_by, "probability": self.probability,
                 "faces": [f.to_dict() for f in self.faces]}  # fmt: skip
 
 
@@ -169,10 +175,14 @@ def _embedding(face: Face) -> Embedding:
 
 
 def verify(
-    image_a: ImageSource, image_b: ImageSource, *, threshold: float | None = None, device: str = "auto",
-    weights: PredictWeights | None = None, **options: Any,
+    image_a: ImageSource, image_b: ImageSource, *, head: str = "auto", threshold: float | None = None,
+    head_weights: Path | None = None, device: str = "auto", weights: PredictWeights | None = None,
+    **options: Any,
 ) -> Verification:  # fmt: skip
-    """Whether the largest faces of two images are the same person."""
+    """Whether the largest faces of two images are the same person. `head`: auto (the learned
+    verification head when one made for the embedder is shipped or given as `head_weights`, else
+    τ), learned, or tau; a `threshold` given means τ decides, and so do two faces too large for
+    SR (`Routing.head_decides`)."""
     predictor = _predictor(_options(**{**options, "embeddings": True}), device, weights, None)
     pair = []
     for image in (image_a, image_b):
@@ -180,10 +190,23 @@ def verify(
         if not faces:
             raise SrferError(f"{source_label(image)}: no face found")
         pair.append(faces[0])  # the detector answers the largest face first
-    a, b = (torch.tensor(f.embedding) for f in pair)
+    a, b = (torch.tensor(f.embedding)[None] for f in pair)
     distance = float((a - b).square().sum())
     tau = threshold if threshold is not None else predictor.tau
-    return Verification(distance <= tau, distance, tau, (pair[0], pair[1]))
+    scorer = _verify_head(predictor, head_weights, "tau" if threshold is not None else head)
+    if scorer is None or not predictor.routing.head_decides(pair[0].face_px, pair[1].face_px):
+        return Verification(distance <= tau, distance, tau, (pair[0], pair[1]))
+    logit = float(verify_logits(scorer, a, b, *(torch.tensor([f.face_px]) for f in pair)))
+    probability = float(torch.sigmoid(torch.tensor(logit)))
+    return Verification(logit > 0, distance, tau, (pair[0], pair[1]), "head", probability)
+
+
+def _verify_head(predictor: Predictor, given: Path | None, how: str) -> LoadedModel | None:
+    """The verification head `how` asks for, for the predictor's embedder (loaded once)."""
+    embedder = predictor.embedder
+    assert embedder is not None
+    key = ("verify-head", predictor.embedder_id, str(given), how, str(predictor.device))
+    return _once(key, lambda: load_verify_head(embedder, predictor.device, given, how))
 
 
 def upscale(

@@ -3,11 +3,17 @@ the faces each head sees, restored by the SR its route names."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 
+from srfer.core.weights import Weights
 from srfer.data.degradations import bicubic_resize, quantize_8bit, to_gray
-from srfer.infer.load import LoadedModel
+from srfer.faces.quality import detail
+from srfer.infer.load import LoadedModel, Network, as_network, load_generator, model_device
+from srfer.infer.routing import ROUTING, Available, Routing
 from srfer.infer.run import Restorer, super_resolve
 
 
@@ -21,6 +27,16 @@ def expression_probs(classifier: LoadedModel, faces01: torch.Tensor) -> torch.Te
     return classifier(x.to(classifier.device)).float().softmax(1).cpu()
 
 
+@torch.no_grad()
+def verify_logits(
+    head: Network, a: torch.Tensor, b: torch.Tensor, px_a: torch.Tensor, px_b: torch.Tensor
+) -> torch.Tensor:
+    """The verification head's logits (> 0: the same person) for embeddings a, b (N, D) of faces
+    of px_a, px_b px (N,); `head` loaded or in training."""
+    network, device = as_network(head), model_device(head)
+    return network(a.to(device), b.to(device), px_a.to(device), px_b.to(device)).float().cpu()
+
+
 def restore_crops(
     generator: LoadedModel, crops01: list[torch.Tensor], size: int, own_pixels: bool
 ) -> torch.Tensor:
@@ -31,6 +47,23 @@ def restore_crops(
         return torch.cat([bicubic_resize(super_resolve(generator, c[None]).cpu(), size) for c in crops01])
     lr_size = size // generator.config.scale
     return super_resolve(generator, torch.stack([bicubic_resize(c, lr_size) for c in crops01])).cpu()
+
+
+def restore_by_route(
+    crops01: list[torch.Tensor], roles: list[Weights | None], generators: Mapping[Weights, LoadedModel],
+    size: int, own_pixels: frozenset[Weights] = frozenset(),
+) -> torch.Tensor:  # fmt: skip
+    """Each crop at `size` px: through the SR its role names (one batch per SR; `own_pixels`:
+    the roles that take a crop at its own pixels), or a bicubic resize where it names none."""
+    out = torch.empty(len(crops01), crops01[0].shape[0], size, size)
+    for i, role in enumerate(roles):
+        if role is None:
+            out[i] = bicubic_resize(crops01[i], size)
+    for role in dict.fromkeys(r for r in roles if r is not None):
+        chosen = [i for i, r in enumerate(roles) if r is role]
+        picked = [crops01[i] for i in chosen]
+        out[chosen] = restore_crops(generators[role], picked, size, role in own_pixels)
+    return out
 
 
 class TinyFaceExpression:
@@ -49,3 +82,43 @@ class TinyFaceExpression:
             lr = quantize_8bit(to_gray(crop[None]))
             restored.append(bicubic_resize(self.restore(lr.to(self.classifier.device)), size))
         return self.classifier(torch.cat(restored)).float().softmax(1).cpu()
+
+
+class IdentityRouteRestorer:
+    """Low-resolution aligned chips restored as `predict` routes each face for the embedder
+    (`Routing.route`'s `identity_sr`): soft faces and faces at or above `sr_below` bicubic, the
+    others through the ×4 SR (the ×8 under `x8_below.identity` when `generators` has it), each SR
+    taking the chip resized to its input size, as predict aligns it. A `Restorer` for the
+    evaluations (`LowResPath`), so they measure the route predict takes, not one SR for all."""
+
+    source = "route"
+
+    def __init__(self, generators: Mapping[Weights, LoadedModel], routing: Routing = ROUTING) -> None:
+        self.generators, self.routing = dict(generators), routing
+        self.have = Available(x8=Weights.SR_X8 in self.generators, aligned_embedder=True)
+
+    @classmethod
+    def shipped(
+        cls, device: torch.device, sr: Path | None = None, x8: Path | None = None
+    ) -> IdentityRouteRestorer:
+        """With the shipped ×4 SR (or `sr`) and, when shipped or given, the ×8."""
+        generators = {Weights.SR: load_generator(sr, device, Weights.SR)}
+        found = Weights.SR_X8.optional(x8)
+        if found is not None:
+            generators[Weights.SR_X8] = load_generator(found, device, Weights.SR_X8)
+        return cls(generators)
+
+    def describe(self) -> str:
+        return "route: " + ", ".join(
+            f"{role.value} {model.source}" for role, model in self.generators.items()
+        )
+
+    def routes(self, lr01: torch.Tensor) -> list[Weights | None]:
+        """Each chip's SR role (None: bicubic) at the chips' size, from its own detail."""
+        px, routing, have = lr01.shape[-1], self.routing, self.have
+        need = routing.needs_detail(px, "auto", have)
+        return [routing.route(px, "auto", have, detail(c.cpu()) if need else None).identity_sr for c in lr01]
+
+    @torch.no_grad()
+    def __call__(self, lr01: torch.Tensor) -> torch.Tensor:
+        return restore_by_route(list(lr01.cpu()), self.routes(lr01), self.generators, self.routing.work_size)

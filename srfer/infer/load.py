@@ -25,11 +25,14 @@ from srfer.core.errors import SrferError
 from srfer.core.weights import Weights, WeightsEntry, check_shipped, entry_for, sha256, weights_file
 from srfer.data.fer import class_names
 from srfer.faces.align import FaceAligner, FaceTemplate, template_from_json
+from srfer.infer.options import HEAD_CHOICES
 from srfer.models import build_model
+from srfer.models.feature_sr import FeatureSREmbedder
 from srfer.models.fer_ensemble import ClassifierEnsemble, FlipAveraged
 
 # the checkpoint kinds inference loads
 SR, CLASSIFIER, EMBEDDER = "sr-generator", "fer-classifier", "face-embedder"
+VERIFY_HEAD, FEATURE_SR = "verify-head", "feature-sr"
 
 
 @dataclass(eq=False)
@@ -114,6 +117,9 @@ def contract_of(kind: str, config: Mapping[str, Any], meta: Mapping[str, Any]) -
             "framing": framing,
             "threshold": tau,
         }
+    if kind == VERIFY_HEAD:
+        made_for = Path(meta.get("identity_embedder", {}).get("path", "?")).name
+        return {"dim": config["dim"], "embedder": made_for}
     return {}
 
 
@@ -215,6 +221,58 @@ def embedder_threshold(model: LoadedModel) -> float:
     if tau is None:
         raise SrferError(f"{model.source}: no verification threshold stored; pass --threshold")
     return float(tau)
+
+
+def load_verify_head(
+    embedder: LoadedModel, device: torch.device, weights: Path | None = None, how: str = "learned"
+) -> LoadedModel | None:
+    """The learned verification head (`srfer.models.verify_head`) `how` asks for: `tau` none;
+    `learned` the given or shipped head, refused when it was made for another embedder (a head
+    scores the embeddings of the network it was trained on); `auto` the given head, else the
+    shipped one when it was made for `embedder`, else none (τ decides)."""
+    if how not in HEAD_CHOICES:
+        raise SrferError(f"--head {how!r}: use one of {', '.join(HEAD_CHOICES)}")
+    if how == "tau":
+        return None
+    found = Weights.VERIFY_HEAD.optional(weights)
+    if found is None:
+        if how == "learned":
+            raise SrferError(f"--head learned: {Weights.VERIFY_HEAD.missing_note()}")
+        return None
+    head = load_network(found, VERIFY_HEAD, device, Weights.VERIFY_HEAD)
+    if made_for(head) == embedder.model_id:
+        return head
+    if how == "auto" and weights is None:
+        return None
+    raise foreign(head, embedder, "verification head", "use --head tau or train one")
+
+
+def made_for(model: LoadedModel) -> str | None:
+    """The sha256 of the embedder a head or a feature SR was trained with (`identity_embedder`)."""
+    return model.meta.get("identity_embedder", {}).get("sha256")
+
+
+def foreign(model: LoadedModel, embedder: LoadedModel, what: str, instead: str) -> SrferError:
+    """The error for a `what` trained with another embedder than `embedder`."""
+    theirs = str(made_for(model))[:12]
+    return SrferError(f"{model.source}: this {what} was trained with another embedder (sha256 {theirs}…, "
+                      f"not {embedder.source}); {instead}")  # fmt: skip
+
+
+def load_feature_sr(embedder: LoadedModel, weights: Path, device: torch.device) -> LoadedModel:
+    """`embedder` with the trained feature SR of `weights` at its branch point
+    (`srfer.models.feature_sr`): faces in, embeddings out, as the embedder. A generator works
+    inside the recogniser it was trained in; one trained in another is refused."""
+    fsr = load_network(weights, FEATURE_SR, device)
+    if made_for(fsr) != embedder.model_id:
+        raise foreign(fsr, embedder, "feature SR", "train one with srfer train-feature-sr")
+    if deploys("torch", device):
+        fsr.network = switch_to_cpu_deploy(fsr.network)
+    try:
+        whole = FeatureSREmbedder(embedder.network, fsr.network)
+    except ValueError as exc:
+        raise SrferError(f"{fsr.source}: {exc}") from None
+    return LoadedModel(whole, fsr.sources, EMBEDDER, embedder.meta)
 
 
 def embedder_aligner(model: LoadedModel, size: int | None = None) -> FaceAligner | None:

@@ -13,6 +13,11 @@ from srfer.faces.framing import DET_THRESHOLD, FRAME_MARGIN, MIN_FACE, PNET_WIND
 from srfer.infer.routing import ROUTING, SR_MODES
 
 _X8 = ROUTING.x8_below
+HEAD_CHOICES = ("auto", "learned", "tau")
+VERIFY_HEAD_HELP = (
+    "auto: the learned verification head (both embeddings and both faces' sizes) when one made for the "
+    "embedder is shipped or given, else τ; learned: the head; tau: one cut on the squared L2 distance."
+)
 OVERWRITE_HELP = (
     "Replace files an earlier run left in --out (without it, such a run is refused before any work)."
 )

@@ -33,7 +33,7 @@ from srfer.faces.detect import Face, FaceDetector, cut_face, whole_image_face
 from srfer.faces.galleries import open_gallery
 from srfer.faces.gallery import Gallery
 from srfer.faces.quality import detail
-from srfer.infer.heads import TinyFaceExpression, expression_probs, restore_crops
+from srfer.infer.heads import TinyFaceExpression, expression_probs, restore_by_route
 from srfer.infer.load import LoadedModel, embedder_threshold, load_classifier, load_embedder, load_generator
 from srfer.infer.options import PredictOptions, PredictWeights
 from srfer.infer.results import FaceResult, ImageResult, PredictReport
@@ -269,18 +269,9 @@ class Predictor:
         return out
 
     def _restored(self, crops: list[torch.Tensor], restorers: list[Weights | None]) -> torch.Tensor:
-        """Each crop at the working size: through the SR `restorers` names for it (one batch
-        per SR), or a bicubic resize where it names none."""
-        size = self.routing.work_size
-        out = torch.empty(len(crops), 3, size, size)
-        for i, restorer in enumerate(restorers):
-            if restorer is None:
-                out[i] = bicubic_resize(crops[i], size)
-        for restorer in dict.fromkeys(r for r in restorers if r is not None):
-            chosen = [i for i, r in enumerate(restorers) if r is restorer]
-            own = restorer in self.routing.own_pixels
-            out[chosen] = restore_crops(self.restorers[restorer], [crops[i] for i in chosen], size, own)
-        return out
+        """Each crop at the working size, as `restore_by_route` restores it."""
+        routing = self.routing
+        return restore_by_route(crops, restorers, self.restorers, routing.work_size, routing.own_pixels)
 
     def _expressions(
         self, crops: list[torch.Tensor], work: torch.Tensor, routes: list[FaceRoute]

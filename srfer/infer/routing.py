@@ -63,6 +63,9 @@ class Routing:
       faces turn blur and JPEG blocks into features that are not the person's.
     - `soft_up_to`: soft faces up to this take the tiny-face expression path too (above
       `tiny_up_to`), because that path was trained on degraded faces and the HR classifier was not.
+    - `head_below`: `verify` lets the learned verification head decide a pair with a face under
+      this; τ decides larger pairs (it was fitted where their distances lie, the head's cut
+      there is no better).
     - `own_pixels`: the SRs that take a square face crop at its own pixels (their output then
       resized to `work_size`); the others take it resized to their input size."""
 
@@ -72,10 +75,15 @@ class Routing:
     tiny_up_to: int = 22
     soft_up_to: int = 40
     soft_detail_below: float = 1.7
+    head_below: int = 40
     own_pixels: frozenset[Weights] = frozenset({Weights.SR_X8})
 
     def wants_sr(self, face_px: int, mode: str) -> bool:
         return mode == "always" or (mode == "auto" and face_px < self.sr_below)
+
+    def head_decides(self, px_a: int, px_b: int) -> bool:
+        """Whether the learned verification head decides a pair (else τ)."""
+        return min(px_a, px_b) < self.head_below
 
     def needs_detail(self, face_px: int, mode: str, have: Available) -> bool:
         """Whether this face's route depends on its detail score (else it need not be measured)."""

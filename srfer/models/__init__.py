@@ -8,8 +8,10 @@ from typing import Any
 from torch import nn
 
 from srfer.models.embedder import Embedder, EmbedderConfig
+from srfer.models.feature_sr import FeatureSR, FeatureSRConfig
 from srfer.models.fer import FerConfig, build_fer
 from srfer.models.srgan import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from srfer.models.verify_head import VerifyHead, VerifyHeadConfig
 
 # kind (as stored in checkpoints) → factory taking the stored config dict
 _BUILDERS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
@@ -17,6 +19,8 @@ _BUILDERS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
     "sr-discriminator": lambda cfg: Discriminator(DiscriminatorConfig(**cfg)),
     "fer-classifier": lambda cfg: build_fer(FerConfig(**cfg)),
     "face-embedder": lambda cfg: Embedder(EmbedderConfig(**cfg)),
+    "verify-head": lambda cfg: VerifyHead(VerifyHeadConfig(**cfg)),
+    "feature-sr": lambda cfg: FeatureSR(FeatureSRConfig(**cfg)),
 }
 
 
@@ -31,9 +35,13 @@ __all__ = [
     "DiscriminatorConfig",
     "Embedder",
     "EmbedderConfig",
+    "FeatureSR",
+    "FeatureSRConfig",
     "FerConfig",
     "Generator",
     "GeneratorConfig",
+    "VerifyHead",
+    "VerifyHeadConfig",
     "build_fer",
     "build_model",
 ]

@@ -32,6 +32,7 @@ from srfer.core.errors import ServiceUnavailable, SrferError, TooLarge
 from srfer.core.imageio import decode_bytes
 from srfer.faces.annotate import annotate, strips
 from srfer.infer import api
+from srfer.infer.options import VERIFY_HEAD_HELP
 from srfer.serve.metrics import Metrics
 from srfer.serve.options import ServeOptions
 from srfer.serve.pool import InferencePool, Overloaded
@@ -120,12 +121,13 @@ def create_app(options: ServeOptions) -> FastAPI:
         return body
 
     @app.post("/v1/verify")
-    async def verify(request: Request, a: UploadFile = File(...), b: UploadFile = File(...)) -> dict:
+    async def verify(request: Request, a: UploadFile = File(...), b: UploadFile = File(...),
+                     head: str = Query("auto", description=VERIFY_HEAD_HELP)) -> dict:  # fmt: skip
         """Whether the largest faces of two photos are the same person."""
         keys.check(request, write=False)
         (name_a, img_a), (name_b, img_b) = await image(a), await image(b)
         result = await state["pool"].run(
-            api.verify, img_a, img_b, device=options.device, runtime=options.runtime
+            api.verify, img_a, img_b, head=head, device=options.device, runtime=options.runtime
         )
         body = result.to_dict()
         for row, name in zip(body["faces"], (name_a, name_b), strict=True):

@@ -256,3 +256,66 @@ class EmbedTrainArgs(RunArgs):
         "the frozen --init network's embedding of the same face at full size (0: off).",
         min=0.0,
     )
+
+
+@dataclass(kw_only=True)
+class VerifyHeadTrainArgs(RunArgs):
+    """`srfer train-verify-head`: the learned verification head on a frozen embedder's embeddings."""
+
+    data: Path = option(REQUIRED, "CelebA root (identity_CelebA.txt + partition file) or identity folders.")
+    embed_weights: Path | None = option(
+        None, "The frozen embedder whose embeddings the head scores (default: shipped)."
+    )
+    sizes: str = option(
+        "12,16,24,32",
+        "Probe sizes in px each face is also seen at (degraded, then restored as predict routes it).",
+    )
+    degradation: str = option("clean,realistic", "Comma-separated: " + DEGRADATION_HELP)
+    pairs: int = option(
+        48000, "Training pairs (half genuine, half impostor; each seen at every two probes).", min=2
+    )
+    val_pairs: int = option(6000, "Validation pairs (eval-embed's: same seed, same count).", min=2)
+    hidden: int = option(0, "0: a logistic unit; else an MLP with one hidden layer of this width.", min=0)
+    per_dim: bool = option(
+        True, "|f1 − f2| per dimension (--no-per-dim: only the distance d, a size-dependent τ)."
+    )
+    chi2: bool = option(True, "With --per-dim, also the χ² terms (f1 − f2)² / (|f1| + |f2|).")
+    face_sizes: bool = option(
+        True, "Also the two faces' sizes, encoded at --sizes and full size (the point)."
+    )
+    banks: Path | None = option(
+        None, "Folder of the embedding banks (default: <out>/banks); reused when made the same way."
+    )
+    batch_size: int = option(1024, "Pairs per optimisation step.", min=1)
+    epoch_size: int = option(262144, "Pairs per epoch (drawn from pairs × probes × probes).", min=0)
+    epochs: int = option(12, "Total epochs.", min=1)
+    lr: float = option(3e-3, "Adam learning rate, cosine-annealed.")
+    weight_decay: float = option(1e-4, "Adam weight decay.", min=0.0)
+    workers: int = option(0, "Loader workers (the pairs are in memory: 0 is fastest).")
+    amp: bool = option(False, "bf16 autocast (the head is tiny: fp32).")
+
+
+@dataclass(kw_only=True)
+class FeatureSRTrainArgs(RunArgs):
+    """`srfer train-feature-sr`: a feature-level SR generator inside the frozen face recogniser."""
+
+    data: Path = option(REQUIRED, "CelebA root (identity_CelebA.txt + partition file) or identity folders.")
+    embed_weights: Path | None = option(
+        None, "The frozen dlib-resnet29 embedder the generator works inside (default: shipped)."
+    )
+    branch: int = option(
+        1, "After which stage of the trunk the generator runs (1: 32×35², 2: 64×17²).", min=1
+    )
+    width: int = option(64, "The generator's channels.", min=4)
+    blocks: int = option(4, "The generator's residual blocks.", min=1)
+    lr_size: str = option("12,16,24", "Probe sizes in px, one drawn per batch (degraded, then bicubic back).")
+    degradation: str = option("mixed", DEGRADATION_HELP)
+    map_weight: float = option(
+        1.0, "Weight of the L2 to the full-size face's maps (relative to their energy).", min=0.0
+    )
+    embed_weight: float = option(
+        1.0, "Weight of the squared L2 between the embedding it leads to and the full-size face's.", min=0.0
+    )
+    batch_size: int = option(32, "Faces per optimisation step.", min=1)
+    epochs: int = option(8, "Total epochs.", min=1)
+    lr: float = option(1e-3, "Adam learning rate, cosine-annealed.")
