@@ -106,6 +106,7 @@ def test_eval_embed_json_and_sweep(people: Path, trained: Path, tmp_path: Path) 
     assert set(table) == columns | {f"{c} (realistic)" for c in columns}
     assert all(len(v) == 3 for v in table.values())
     assert report["x8_sr_weights"] == str(x8)
+    assert "no feature_sr column: the shipped feature SR was trained in another embedder" in report["notes"]
     assert (tmp_path / "sweep.png").is_file()
     missing = run(*sweep_args, "--identity-sr-weights", str(tmp_path / "none.safetensors"))
     assert missing.exit_code != 0 and "not found" in missing.output

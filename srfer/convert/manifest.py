@@ -96,6 +96,8 @@ def _contract(kind: str, c: dict[str, Any]) -> str:
                 f"embedding; τ {c['threshold']:.4g} on squared L2")  # fmt: skip
     if kind == "verify-head":
         return f"two faces' embeddings and sizes → same person when the logit > 0 (made for {c['embedder']})"
+    if kind == "feature-sr":
+        return f"{c['embedder']}'s maps after stage {c['branch']} → restored maps of the same shape"
     return kind
 
 

@@ -21,11 +21,14 @@ from srfer.eval.results import EmbedEvaluation, EmbedSweep
 from srfer.eval.sweeps import check_sweep_sizes, column, x8_column
 from srfer.infer.heads import IdentityRouteRestorer
 from srfer.infer.load import (
+    FEATURE_SR,
     embedder_aligner,
     embedder_threshold,
     load_embedder,
     load_feature_sr,
+    load_network,
     load_verify_head,
+    made_for,
 )
 from srfer.infer.routing import ROUTING
 from srfer.infer.run import Restorer, embed_all, inference_context, make_restorer, pair_distances
@@ -80,6 +83,22 @@ def evaluate_embed(options: EmbedEvalOptions) -> EmbedEvaluation:
     )  # fmt: skip
 
 
+def _feature_sr_column(model, device: torch.device, weights: Path | None, notes: list[str]):
+    """The sweep's feature-SR embedder: given, or shipped and made for `model`, or left out
+    with a note (`weights` "none": on request)."""
+    if weights is not None and str(weights) == "none":
+        notes.append("no feature_sr column: left out (--feature-sr-weights none)")
+        return None
+    found = Weights.FEATURE_SR.optional(weights)
+    if found is None:
+        notes.append(f"no feature_sr column: {Weights.FEATURE_SR.missing_note()}")
+        return None
+    if weights is None and made_for(load_network(found, FEATURE_SR)) != model.model_id:
+        notes.append("no feature_sr column: the shipped feature SR was trained in another embedder")
+        return None
+    return load_feature_sr(model, found, device)
+
+
 def sweep_embed(options: EmbedEvalOptions, sizes: list[int], progress=None) -> EmbedSweep:
     """Verification accuracy vs probe size, same pairs: bicubic, the (PSNR) SR, the
     identity-aware SR and the ×8 SR (each SR takes the probe at its own size: 16 px → ×8 →
@@ -105,8 +124,9 @@ def sweep_embed(options: EmbedEvalOptions, sizes: list[int], progress=None) -> E
         notes.append(f"no identity-aware SR column: {Weights.SR_IDENTITY.missing_note()}")
     restorers |= x8_column(dev, o.x8_weights, notes)
     ways = {name: (model, restore) for name, restore in restorers.items()}
-    if o.feature_sr_weights is not None:  # the small face resized bicubically, restored inside the trunk
-        ways["feature_sr"] = (load_feature_sr(model, o.feature_sr_weights, dev), Restorer())
+    feature_sr = _feature_sr_column(model, dev, o.feature_sr_weights, notes)
+    if feature_sr is not None:  # the small face resized bicubically, restored inside the trunk
+        ways["feature_sr"] = (feature_sr, Restorer())
     degradations = degradations_of(o.degradation, sweep=True)
     table: dict[str, list[float]] = {column(name, how): [] for how in degradations for name in ways}
     tar: dict[str, list[float]] = {name: [] for name in table}

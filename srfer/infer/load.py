@@ -117,9 +117,10 @@ def contract_of(kind: str, config: Mapping[str, Any], meta: Mapping[str, Any]) -
             "framing": framing,
             "threshold": tau,
         }
-    if kind == VERIFY_HEAD:
+    if kind in (VERIFY_HEAD, FEATURE_SR):
         made_for = Path(meta.get("identity_embedder", {}).get("path", "?")).name
-        return {"dim": config["dim"], "embedder": made_for}
+        size = {"dim": config["dim"]} if kind == VERIFY_HEAD else {"branch": config["branch"]}
+        return {**size, "embedder": made_for}
     return {}
 
 
@@ -259,11 +260,11 @@ def foreign(model: LoadedModel, embedder: LoadedModel, what: str, instead: str) 
                       f"not {embedder.source}); {instead}")  # fmt: skip
 
 
-def load_feature_sr(embedder: LoadedModel, weights: Path, device: torch.device) -> LoadedModel:
-    """`embedder` with the trained feature SR of `weights` at its branch point
-    (`srfer.models.feature_sr`): faces in, embeddings out, as the embedder. A generator works
-    inside the recogniser it was trained in; one trained in another is refused."""
-    fsr = load_network(weights, FEATURE_SR, device)
+def load_feature_sr(embedder: LoadedModel, weights: Path | None, device: torch.device) -> LoadedModel:
+    """`embedder` with the trained feature SR of `weights` (or the shipped one) at its branch
+    point (`srfer.models.feature_sr`): faces in, embeddings out, as the embedder. A generator
+    works inside the recogniser it was trained in; one trained in another is refused."""
+    fsr = load_network(weights, FEATURE_SR, device, Weights.FEATURE_SR)
     if made_for(fsr) != embedder.model_id:
         raise foreign(fsr, embedder, "feature SR", "train one with srfer train-feature-sr")
     if deploys("torch", device):
