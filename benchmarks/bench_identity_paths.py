@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from bench_sr import timed
+from bench_sr import print_rows, timed
 
 from srfer.core.weights import Weights
 from srfer.data.degradations import bicubic_resize
@@ -86,9 +86,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    for section, values in report.items():
-        for key, value in values.items():
-            print(f"{section:<34} {key:<22} {value:10.3f}")
+    print_rows(report, width=34, digits=3)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import torch
-from bench_sr import timed
+from bench_sr import print_rows, timed
 
 from srfer.core.runtime import amp_dtype, autocast
 from srfer.models.embedder import Embedder, EmbedderConfig
@@ -111,9 +111,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    for section, values in report.items():
-        for key, value in values.items():
-            print(f"{section:<42} {key:<22} {value:10.1f}")
+    print_rows(report)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,13 @@ from srfer.core.runtime import amp_dtype, autocast
 from srfer.models import Generator, GeneratorConfig
 
 
+def print_rows(report: dict[str, dict[str, float]], width: int = 42, digits: int = 1) -> None:
+    """One line per measured value: section, key, value."""
+    for section, values in report.items():
+        for key, value in values.items():
+            print(f"{section:<{width}} {key:<22} {value:10.{digits}f}")
+
+
 def timed(fn, repeats: int, sync) -> float:
     """Best-of-`repeats` seconds for one call (after one warm-up call)."""
     fn()

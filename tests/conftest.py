@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from synthetic import synthetic_face
+from synthetic import identity_folders, synthetic_face
 
 from srfer.models import GeneratorConfig
 
@@ -22,6 +22,12 @@ def face_folder(tmp_path: Path) -> Path:
         sub.mkdir(parents=True, exist_ok=True)
         synthetic_face((40, 48), i).save(sub / f"face_{i:03d}.png")
     return root
+
+
+@pytest.fixture(scope="session")
+def ten_people(tmp_path_factory) -> Path:
+    """10 identity folders × 3 synthetic 40 px faces (LFW layout)."""
+    return identity_folders(tmp_path_factory.mktemp("ten_people"), 10)
 
 
 @pytest.fixture

@@ -23,6 +23,18 @@ def synthetic_face(size: tuple[int, int], seed: int, mode: str = "RGB") -> Image
     return pil.convert(mode) if mode != "RGB" else pil
 
 
+def identity_folders(root, identities: int, images: int = 3, single_last: bool = False):
+    """`identities` folders of `images` synthetic 40 px faces each (LFW layout); `single_last`:
+    the last identity has one image (a negative-only identity)."""
+    for person in range(identities):
+        folder = root / f"person{person}"
+        folder.mkdir()
+        count = 1 if single_last and person == identities - 1 else images
+        for i in range(count):
+            synthetic_face((40, 40), person * 100 + i).save(folder / f"person{person}_{i + 1:04d}.png")
+    return root
+
+
 def tiny_checkpoints(root) -> dict:
     """Random-weight SR ×4 (RGB and gray) and ×8, expression and embedder checkpoints under `root`:
     tiny, but the real networks, so commands run end to end in a fraction of a second."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from synthetic import synthetic_face, tiny_checkpoints
+from synthetic import tiny_checkpoints
 from typer.testing import CliRunner
 
 from srfer.cli import app
@@ -36,22 +36,11 @@ def test_an_untrained_generator_leaves_the_recogniser_as_it_was(branch: int) -> 
         branch_channels(Embedder(EmbedderConfig(widths=(4, 8, 8, 8), dim=16, input_size=32)), 1)
 
 
-@pytest.fixture(scope="module")
-def people(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("people")
-    for person in range(10):
-        folder = root / f"person{person}"
-        folder.mkdir()
-        for i in range(3):
-            synthetic_face((40, 40), person * 100 + i).save(folder / f"person{person}_{i + 1:04d}.png")
-    return root
-
-
 @pytest.mark.slow
-def test_train_then_sweep_a_feature_sr(people: Path, tmp_path: Path) -> None:
+def test_train_then_sweep_a_feature_sr(ten_people: Path, tmp_path: Path) -> None:
     tiny = tiny_checkpoints(tmp_path)
     out = tmp_path / "fsr"
-    args = ["train-feature-sr", "--data", str(people), "--out", str(out), "--embed-weights",
+    args = ["train-feature-sr", "--data", str(ten_people), "--out", str(out), "--embed-weights",
             str(tiny["embed_aligned"]), "--lr-size", "16", "--width", "8", "--blocks", "1", "--epochs", "1",
             "--epoch-size", "8", "--batch-size", "4", "--workers", "0", "--device", "cpu"]  # fmt: skip
     args.append("--json")
@@ -62,7 +51,8 @@ def test_train_then_sweep_a_feature_sr(people: Path, tmp_path: Path) -> None:
         history[-1]
     )
     fsr = out / "best.safetensors"
-    sweep = ["eval-embed", "--data", str(people), "--weights", str(tiny["embed_aligned"]), "--sweep", "32,16",
+    aligned = str(tiny["embed_aligned"])
+    sweep = ["eval-embed", "--data", str(ten_people), "--weights", aligned, "--sweep", "32,16",
              "--feature-sr-weights", str(fsr), "--x8-weights", "none", "--sr-weights", str(tiny["sr"]),
              "--n-pairs", "20", "--degradation", "clean", "--device", "cpu", "--json"]  # fmt: skip
     result = runner.invoke(app, sweep)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
-from synthetic import synthetic_face
+from synthetic import identity_folders
 from typer.testing import CliRunner
 
 from srfer.cli import app
@@ -28,13 +28,7 @@ def run(*args: str):
 @pytest.fixture(scope="module")
 def people(tmp_path_factory) -> Path:
     """8 identities × 3 images (one identity has a single image)."""
-    root = tmp_path_factory.mktemp("people")
-    for person in range(8):
-        folder = root / f"person{person}"
-        folder.mkdir()
-        for i in range(1 if person == 7 else 3):
-            synthetic_face((40, 40), person * 100 + i).save(folder / f"person{person}_{i + 1:04d}.png")
-    return root
+    return identity_folders(tmp_path_factory.mktemp("people"), 8, single_last=True)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
-from synthetic import synthetic_face, tiny_checkpoints
+from synthetic import tiny_checkpoints
 from typer.testing import CliRunner
 
 from srfer.cli import app
@@ -98,23 +98,11 @@ def test_banks_are_reused_when_made_the_same_way(tiny: dict, tmp_path: Path) -> 
     assert made == [1, 1]
 
 
-@pytest.fixture(scope="module")
-def people(tmp_path_factory) -> Path:
-    """10 identities × 3 images."""
-    root = tmp_path_factory.mktemp("people")
-    for person in range(10):
-        folder = root / f"person{person}"
-        folder.mkdir()
-        for i in range(3):
-            synthetic_face((40, 40), person * 100 + i).save(folder / f"person{person}_{i + 1:04d}.png")
-    return root
-
-
 @pytest.mark.slow
-def test_train_the_head_then_sweep_and_verify_with_it(people: Path, tiny: dict, tmp_path: Path) -> None:
+def test_train_the_head_then_sweep_and_verify_with_it(ten_people: Path, tiny: dict, tmp_path: Path) -> None:
     out = tmp_path / "head"
     embed = str(tiny["embed"])
-    train = ["train-verify-head", "--data", str(people), "--out", str(out), "--embed-weights", embed,
+    train = ["train-verify-head", "--data", str(ten_people), "--out", str(out), "--embed-weights", embed,
              "--sizes", "16", "--degradation", "clean", "--pairs", "60", "--val-pairs", "20", "--epochs", "2",
              "--epoch-size", "256", "--batch-size", "64", "--device", "cpu", "--json"]  # fmt: skip
     result = runner.invoke(app, train)
@@ -122,7 +110,8 @@ def test_train_the_head_then_sweep_and_verify_with_it(people: Path, tiny: dict, 
     history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert {"val_accuracy", "val_head_full|16px_clean", "val_tau_16px_clean|16px_clean"} <= set(history[-1])
     head = out / "best.safetensors"
-    sweep = ["eval-embed", "--data", str(people), "--weights", embed, "--sweep", "128,16", "--degradation",
+    data = str(ten_people)
+    sweep = ["eval-embed", "--data", data, "--weights", embed, "--sweep", "128,16", "--degradation",
              "clean", "--n-pairs", "20", "--banks", str(out / "banks"), "--device", "cpu"]  # fmt: skip
     result = runner.invoke(
         app, [*sweep, "--head", "learned", "--head-weights", str(head), "--enrol", "full", "--json"]
@@ -137,13 +126,13 @@ def test_train_the_head_then_sweep_and_verify_with_it(people: Path, tiny: dict, 
     foreign = runner.invoke(app, [*sweep[:4], str(other["embed_aligned"]), *sweep[5:], "--head", "learned",
                                   "--head-weights", str(head)])  # fmt: skip
     assert foreign.exit_code == 1 and "another embedder" in foreign.output
-    no_sweep = runner.invoke(app, ["eval-embed", "--data", str(people), "--head", "learned"])
+    no_sweep = runner.invoke(app, ["eval-embed", "--data", str(ten_people), "--head", "learned"])
     assert no_sweep.exit_code == 1 and "--sweep" in no_sweep.output
 
     import srfer
     from srfer.infer.options import PredictWeights
 
-    large = sorted(people.glob("person0/*.png"))[:2]  # 40 px: too large for the head to decide
+    large = sorted(ten_people.glob("person0/*.png"))[:2]  # 40 px: too large for the head to decide
     faces = [tmp_path / f"small{i}.png" for i in range(2)]
     for path, source in zip(faces, large, strict=True):
         Image.open(source).resize((20, 20)).save(path)

@@ -20,6 +20,7 @@ from srfer.core.options import DEGRADATION_HELP, DEVICE_HELP, REQUIRED, SEED_HEL
 
 RUN_FOLDER_HELP = "Run folder: checkpoints, metrics.jsonl, curves.png."
 ACCURACY_PATIENCE_HELP = "Early stop after N epochs without val accuracy gain."
+IDENTITY_DATA_HELP = "CelebA root (identity_CelebA.txt + partition file) or identity folders."
 
 
 @dataclass(kw_only=True)
@@ -227,7 +228,7 @@ class FerTrainArgs(RunArgs):
 class EmbedTrainArgs(RunArgs):
     """`srfer train-embed`: the triplet-loss face embedder."""
 
-    data: Path = option(REQUIRED, "CelebA root (identity_CelebA.txt + partition file) or identity folders.")
+    data: Path = option(REQUIRED, IDENTITY_DATA_HELP)
     backbone: str = option("face-resnet", "The network.", choices="srfer.models.embedder:EMBEDDER_BACKBONES")
     pretrained: str | None = option(None, "inception-resnet-v1 only: vggface2 or casia-webface.")
     backbone_weights: Path | None = option(None, "facenet-pytorch weights file (offline use).")
@@ -259,13 +260,19 @@ class EmbedTrainArgs(RunArgs):
 
 
 @dataclass(kw_only=True)
-class VerifyHeadTrainArgs(RunArgs):
+class FrozenEmbedderArgs(RunArgs):
+    """A run that trains something on or in a frozen embedder (identity data)."""
+
+    data: Path = option(REQUIRED, IDENTITY_DATA_HELP)
+    embed_weights: Path | None = option(
+        None, "The frozen embedder it learns with (default: shipped; feature SR: a dlib-resnet29 one)."
+    )
+
+
+@dataclass(kw_only=True)
+class VerifyHeadTrainArgs(FrozenEmbedderArgs):
     """`srfer train-verify-head`: the learned verification head on a frozen embedder's embeddings."""
 
-    data: Path = option(REQUIRED, "CelebA root (identity_CelebA.txt + partition file) or identity folders.")
-    embed_weights: Path | None = option(
-        None, "The frozen embedder whose embeddings the head scores (default: shipped)."
-    )
     sizes: str = option(
         "12,16,24,32",
         "Probe sizes in px each face is also seen at (degraded, then restored as predict routes it).",
@@ -277,7 +284,8 @@ class VerifyHeadTrainArgs(RunArgs):
     val_pairs: int = option(6000, "Validation pairs (eval-embed's: same seed, same count).", min=2)
     hidden: int = option(0, "0: a logistic unit; else an MLP with one hidden layer of this width.", min=0)
     per_dim: bool = option(
-        True, "|f1 − f2| per dimension (--no-per-dim: only the distance d, a size-dependent τ)."
+        False,
+        "Also |f1 − f2| per dimension (default: only the distance d and the sizes, a size-dependent τ).",
     )
     chi2: bool = option(True, "With --per-dim, also the χ² terms (f1 − f2)² / (|f1| + |f2|).")
     face_sizes: bool = option(
@@ -296,13 +304,9 @@ class VerifyHeadTrainArgs(RunArgs):
 
 
 @dataclass(kw_only=True)
-class FeatureSRTrainArgs(RunArgs):
+class FeatureSRTrainArgs(FrozenEmbedderArgs):
     """`srfer train-feature-sr`: a feature-level SR generator inside the frozen face recogniser."""
 
-    data: Path = option(REQUIRED, "CelebA root (identity_CelebA.txt + partition file) or identity folders.")
-    embed_weights: Path | None = option(
-        None, "The frozen dlib-resnet29 embedder the generator works inside (default: shipped)."
-    )
     branch: int = option(
         1, "After which stage of the trunk the generator runs (1: 32×35², 2: 64×17²).", min=1
     )
