@@ -120,7 +120,10 @@ def test_train_the_head_then_sweep_and_verify_with_it(ten_people: Path, tiny: di
     report = json.loads(result.stdout)
     assert set(report["accuracy"]) == {"τ 0.5", "τ 10-fold", "head"} and report["head_weights"] == str(head)
     assert all(len(v) == 2 for v in report["tar_at_far_1e3"].values())
-    assert "first face at full size" in report["notes"][0]
+    assert "first face at full size" in report["notes"][0] and "sr-x8" in report["notes"][0]
+    no_x8 = runner.invoke(app, [*sweep, "--head", "tau", "--x8-weights", "none", "--json"])
+    assert no_x8.exit_code == 0, no_x8.output
+    assert "sr-x8" not in json.loads(no_x8.stdout)["notes"][0]  # the route without the ×8, as asked
     (tmp_path / "other").mkdir()
     other = tiny_checkpoints(tmp_path / "other")
     foreign = runner.invoke(app, [*sweep[:4], str(other["embed_aligned"]), *sweep[5:], "--head", "learned",

@@ -18,17 +18,13 @@ from srfer.eval.metrics import verification_report
 from srfer.eval.options import EmbedEvalOptions, degradations_of
 from srfer.eval.pair_head import PairSetting, compare, probe_px
 from srfer.eval.results import EmbedEvaluation, EmbedSweep
-from srfer.eval.sweeps import check_sweep_sizes, column, x8_column
-from srfer.infer.heads import IdentityRouteRestorer
+from srfer.eval.sweeps import check_sweep_sizes, column, route_restorer, x8_column
 from srfer.infer.load import (
-    FEATURE_SR,
     embedder_aligner,
     embedder_threshold,
     load_embedder,
     load_feature_sr,
-    load_network,
     load_verify_head,
-    made_for,
 )
 from srfer.infer.routing import ROUTING
 from srfer.infer.run import Restorer, embed_all, inference_context, make_restorer, pair_distances
@@ -93,10 +89,10 @@ def _feature_sr_column(model, device: torch.device, weights: Path | None, notes:
     if found is None:
         notes.append(f"no feature_sr column: {Weights.FEATURE_SR.missing_note()}")
         return None
-    if weights is None and made_for(load_network(found, FEATURE_SR)) != model.model_id:
+    feature_sr = load_feature_sr(model, found, device, explicit=weights is not None)
+    if feature_sr is None:
         notes.append("no feature_sr column: the shipped feature SR was trained in another embedder")
-        return None
-    return load_feature_sr(model, found, device)
+    return feature_sr
 
 
 def sweep_embed(options: EmbedEvalOptions, sizes: list[int], progress=None) -> EmbedSweep:
@@ -163,7 +159,8 @@ def sweep_head(options: EmbedEvalOptions, sizes: list[int], progress=None) -> Em
     `--enrol full` a full-size first face against the probe (a gallery's case)."""
     o = options
     if o.head not in HEADS or o.enrol not in ENROLMENTS:
-        raise SrferError(f"--head {o.head!r} --enrol {o.enrol!r}: use --head tau|learned, --enrol probe|full")
+        use = f"use --head {'|'.join(HEADS)}, --enrol {'|'.join(ENROLMENTS)}"
+        raise SrferError(f"--head {o.head!r} --enrol {o.enrol!r}: {use}")
     if o.pairs is not None:
         raise SrferError("--pairs: the --head sweep draws its own pairs (use --n-pairs, --seed)")
     dev = resolve_device(o.device)
@@ -173,9 +170,7 @@ def sweep_head(options: EmbedEvalOptions, sizes: list[int], progress=None) -> Em
     check_sweep_sizes(sizes, SMALLEST_PROBE, size)
     degradations = degradations_of(o.degradation, sweep=True)
     small = sorted({s for s in sizes if s < size}, reverse=True)
-    restorer = IdentityRouteRestorer.shipped(
-        dev, o.sr_weights, None if str(o.x8_weights) == "none" else o.x8_weights
-    )
+    restorer = route_restorer(dev, o.sr_weights, o.x8_weights)
     seen = probes(small, [how.name for how in degradations])
     bank = identity_banks(model, o.data, o.split, seen, restorer, o.banks, o.seed, o.limit)
     pairs = generate_pairs(bank.labels.tolist(), o.n_pairs, seed=o.seed)

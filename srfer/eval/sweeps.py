@@ -8,6 +8,7 @@ import torch
 
 from srfer.core.errors import SrferError
 from srfer.core.weights import Weights
+from srfer.infer.heads import IdentityRouteRestorer
 from srfer.infer.run import Restorer, make_restorer
 
 
@@ -34,3 +35,15 @@ def x8_column(device: torch.device, weights: Path | None, notes: list[str]) -> d
         notes.append(f"no ×8 SR column: {Weights.SR_X8.missing_note()}")
         return {}
     return {"x8_sr": make_restorer("sr", device, path, role=Weights.SR_X8)}
+
+
+def route_restorer(
+    device: torch.device, sr: Path | None = None, x8: Path | None = None
+) -> IdentityRouteRestorer:
+    """Probes restored as `predict` routes them for the embedder: the ×4 SR (given or shipped)
+    and the ×8 as the sweeps take it (`x8_column`: given, shipped, or "none")."""
+    generators = {Weights.SR: make_restorer("sr", device, sr, role=Weights.SR).generator}
+    x8_sr = x8_column(device, x8, []).get("x8_sr")
+    if x8_sr is not None:
+        generators[Weights.SR_X8] = x8_sr.generator
+    return IdentityRouteRestorer(generators)

@@ -4,7 +4,6 @@ the faces each head sees, restored by the SR its route names."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -12,7 +11,7 @@ import torch.nn.functional as F
 from srfer.core.weights import Weights
 from srfer.data.degradations import bicubic_resize, quantize_8bit, to_gray
 from srfer.faces.quality import detail
-from srfer.infer.load import LoadedModel, Network, as_network, load_generator, model_device
+from srfer.infer.load import LoadedModel, Network, as_network, model_device
 from srfer.infer.routing import ROUTING, Available, Routing
 from srfer.infer.run import Restorer, super_resolve
 
@@ -96,17 +95,6 @@ class IdentityRouteRestorer:
     def __init__(self, generators: Mapping[Weights, LoadedModel], routing: Routing = ROUTING) -> None:
         self.generators, self.routing = dict(generators), routing
         self.have = Available(x8=Weights.SR_X8 in self.generators, aligned_embedder=True)
-
-    @classmethod
-    def shipped(
-        cls, device: torch.device, sr: Path | None = None, x8: Path | None = None
-    ) -> IdentityRouteRestorer:
-        """With the shipped ×4 SR (or `sr`) and, when shipped or given, the ×8."""
-        generators = {Weights.SR: load_generator(sr, device, Weights.SR)}
-        found = Weights.SR_X8.optional(x8)
-        if found is not None:
-            generators[Weights.SR_X8] = load_generator(found, device, Weights.SR_X8)
-        return cls(generators)
 
     def describe(self) -> str:
         return "route: " + ", ".join(

@@ -118,9 +118,9 @@ def contract_of(kind: str, config: Mapping[str, Any], meta: Mapping[str, Any]) -
             "threshold": tau,
         }
     if kind in (VERIFY_HEAD, FEATURE_SR):
-        made_for = Path(meta.get("identity_embedder", {}).get("path", "?")).name
+        trained_with = Path(meta.get("identity_embedder", {}).get("path", "?")).name
         size = {"dim": config["dim"]} if kind == VERIFY_HEAD else {"branch": config["branch"]}
-        return {**size, "embedder": made_for}
+        return {**size, "embedder": trained_with}
     return {}
 
 
@@ -240,33 +240,50 @@ def load_verify_head(
         if how == "learned":
             raise SrferError(f"--head learned: {Weights.VERIFY_HEAD.missing_note()}")
         return None
-    head = load_network(found, VERIFY_HEAD, device, Weights.VERIFY_HEAD)
-    if made_for(head) == embedder.model_id:
-        return head
-    if how == "auto" and weights is None:
+    explicit = weights is not None or how == "learned"
+    instead = "use --head tau or train one"
+    return _for_embedder(found, VERIFY_HEAD, embedder, device, explicit, "verification head", instead)
+
+
+def _for_embedder(
+    path: Path,
+    kind: str,
+    embedder: LoadedModel,
+    device: torch.device,
+    explicit: bool,
+    what: str,
+    instead: str,
+) -> LoadedModel | None:
+    """A head or feature SR (`kind`) from `path` when it was trained with `embedder`; else None,
+    or, when it was asked for by name (`explicit`), a one-line refusal."""
+    model = load_network(path, kind, device)
+    if made_for(model.meta) == embedder.model_id:
+        return model
+    if not explicit:
         return None
-    raise foreign(head, embedder, "verification head", "use --head tau or train one")
+    theirs = str(made_for(model.meta))[:12]
+    raise SrferError(f"{model.source}: this {what} was trained with another embedder (sha256 {theirs}…, "
+                     f"not {embedder.source}); {instead}")  # fmt: skip
 
 
-def made_for(model: LoadedModel) -> str | None:
-    """The sha256 of the embedder a head or a feature SR was trained with (`identity_embedder`)."""
-    return model.meta.get("identity_embedder", {}).get("sha256")
+def made_for(meta: Mapping[str, Any]) -> str | None:
+    """The sha256 of the embedder a head, feature SR or identity-aware SR was trained with, from
+    its header's `meta` (`identity_embedder`)."""
+    return meta.get("identity_embedder", {}).get("sha256")
 
 
-def foreign(model: LoadedModel, embedder: LoadedModel, what: str, instead: str) -> SrferError:
-    """The error for a `what` trained with another embedder than `embedder`."""
-    theirs = str(made_for(model))[:12]
-    return SrferError(f"{model.source}: this {what} was trained with another embedder (sha256 {theirs}…, "
-                      f"not {embedder.source}); {instead}")  # fmt: skip
-
-
-def load_feature_sr(embedder: LoadedModel, weights: Path | None, device: torch.device) -> LoadedModel:
+def load_feature_sr(
+    embedder: LoadedModel, weights: Path | None, device: torch.device, explicit: bool = True
+) -> LoadedModel | None:
     """`embedder` with the trained feature SR of `weights` (or the shipped one) at its branch
     point (`srfer.models.feature_sr`): faces in, embeddings out, as the embedder. A generator
-    works inside the recogniser it was trained in; one trained in another is refused."""
-    fsr = load_network(weights, FEATURE_SR, device, Weights.FEATURE_SR)
-    if made_for(fsr) != embedder.model_id:
-        raise foreign(fsr, embedder, "feature SR", "train one with srfer train-feature-sr")
+    works inside the recogniser it was trained in; one trained in another is refused, or with
+    `explicit` False (the shipped one, offered where it fits) answers None."""
+    instead = "train one with srfer train-feature-sr"
+    path = Weights.FEATURE_SR.resolve(weights)
+    fsr = _for_embedder(path, FEATURE_SR, embedder, device, explicit, "feature SR", instead)
+    if fsr is None:
+        return None
     if deploys("torch", device):
         fsr.network = switch_to_cpu_deploy(fsr.network)
     try:

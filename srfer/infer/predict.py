@@ -34,7 +34,14 @@ from srfer.faces.galleries import open_gallery
 from srfer.faces.gallery import Gallery
 from srfer.faces.quality import detail
 from srfer.infer.heads import TinyFaceExpression, expression_probs, restore_by_route
-from srfer.infer.load import LoadedModel, embedder_threshold, load_classifier, load_embedder, load_generator
+from srfer.infer.load import (
+    LoadedModel,
+    embedder_threshold,
+    load_classifier,
+    load_embedder,
+    load_generator,
+    made_for,
+)
 from srfer.infer.options import PredictOptions, PredictWeights
 from srfer.infer.results import FaceResult, ImageResult, PredictReport
 from srfer.infer.routing import ROUTING, Available, FaceRoute, Routing
@@ -352,5 +359,5 @@ def identity_sr_fits(sr_meta: Mapping[str, Any], embedder_id: str, embedder_temp
     the recogniser its identity loss went through (`identity_embedder.sha256`, a gallery's
     model id); files without that record were made through srfer's own centre-crop embedder,
     so they serve centre-crop embedders only."""
-    made_for = sr_meta.get("identity_embedder", {}).get("sha256")
-    return made_for == embedder_id if made_for else embedder_template is None
+    trained_with = made_for(sr_meta)
+    return trained_with == embedder_id if trained_with else embedder_template is None

@@ -20,7 +20,6 @@ from torch.utils.data import DataLoader
 from srfer.core.errors import SrferError
 from srfer.core.plots import plot_training_curves
 from srfer.core.runtime import resolve_device
-from srfer.core.weights import sha256
 from srfer.data.degradations import LowResPath, degradation
 from srfer.data.identity import FaceIdentityDataset, discover_identities, generate_pairs
 from srfer.eval.metrics import verification_report
@@ -117,11 +116,10 @@ def train_feature_sr(args: FeatureSRTrainArgs) -> dict[str, Any]:
     low_res = LowResPath(sizes, Restorer(), "bicubic", how)
     recipe = FeatureSRRecipe(config, embedder.network, args.lr, low_res, val_pairs, args.map_weight,
                              args.embed_weight)  # fmt: skip
-    embedder_file = Path(embedder.source)
     run_meta = {
         "data": {"train": train_src.description, "val": val_src.description, "train_images": len(train_set),
                  "val_images": len(val_set), "val_pairs": len(val_pairs)},
-        "identity_embedder": {"path": str(embedder_file), "sha256": sha256(embedder_file)},
+        "identity_embedder": {"path": str(embedder.source), "sha256": embedder.model_id},
         "train_args": args.as_meta(),
     }  # fmt: skip
     return Engine(recipe, train_set, val_set, args, run_meta=run_meta).fit()

@@ -19,13 +19,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from srfer.core.plots import plot_training_curves
 from srfer.core.runtime import resolve_device
-from srfer.core.weights import sha256
 from srfer.data import split_key
-from srfer.data.degradations import degradation
 from srfer.data.identity import generate_pairs
 from srfer.eval.bank import Bank, Probe, identity_banks, probes
+from srfer.eval.options import degradations_of
 from srfer.eval.pair_head import PairSetting, compare, probe_px
-from srfer.infer.heads import IdentityRouteRestorer
+from srfer.eval.sweeps import route_restorer
 from srfer.infer.load import embedder_threshold, load_embedder
 from srfer.models.verify_head import VerifyHead, VerifyHeadConfig
 from srfer.train.args import VerifyHeadTrainArgs, parse_lr_sizes
@@ -101,12 +100,12 @@ class VerifyHeadRecipe(SingleNetworkRecipe):
 
     def validate(self, loader: DataLoader, ctx: StepContext) -> dict[str, float]:
         out: dict[str, float] = {}
+        heads, taus = [], []
         for s in self.settings:
             report = compare(self.val_bank, self.val_pairs, s, self.tau, self.model, self.work_size)
-            out[f"val_head_{s.name}"] = report["head"]["fixed_accuracy"]
-            out[f"val_tau_{s.name}"] = report["tau"]["fixed_accuracy"]
-        heads = [out[f"val_head_{s.name}"] for s in self.settings]
-        taus = [out[f"val_tau_{s.name}"] for s in self.settings]
+            heads.append(report["head"]["fixed_accuracy"])
+            taus.append(report["tau"]["fixed_accuracy"])
+            out[f"val_head_{s.name}"], out[f"val_tau_{s.name}"] = heads[-1], taus[-1]
         return {"val_accuracy": sum(heads) / len(heads), "val_tau_accuracy": sum(taus) / len(taus), **out}
 
     def on_epoch_end(self, epoch: int, history: list[dict[str, Any]], out_dir: Path) -> None:
@@ -116,14 +115,12 @@ class VerifyHeadRecipe(SingleNetworkRecipe):
 def train_verify_head(args: VerifyHeadTrainArgs) -> dict[str, Any]:
     args.start()
     sizes = parse_lr_sizes(args.sizes, 8, 127, "--sizes")
-    names = [n.strip() for n in args.degradation.split(",") if n.strip()]
-    for name in names:
-        degradation(name)  # an unknown preset fails before any face is embedded
-    seen = probes(sizes, names)
+    # an unknown preset fails here, before any face is embedded
+    seen = probes(sizes, [how.name for how in degradations_of(args.degradation, sweep=True)])
     embedder = load_embedder(args.embed_weights, resolve_device(args.device))
     work_size = embedder.contract["crop_size"]
     folder = Path(args.banks or Path(args.out) / "banks")
-    restorer = IdentityRouteRestorer.shipped(embedder.device)
+    restorer = route_restorer(embedder.device)
     train_bank = identity_banks(embedder, args.data, "train", seen, restorer, folder, args.seed, args.subset)
     val_bank = identity_banks(embedder, args.data, "val", seen, restorer, folder, args.seed, args.subset)
     train_pairs = generate_pairs(train_bank.labels.tolist(), args.pairs, seed=args.seed)
@@ -138,16 +135,15 @@ def train_verify_head(args: VerifyHeadTrainArgs) -> dict[str, Any]:
     train_set = PairSet(train_bank, train_pairs, seen, work_size)
     if not args.resume:  # a resumed run restores its standardisation with the weights
         recipe.model.fit_standardisation(recipe.model.pair_features(*train_set.features(seed=args.seed)))
-    embedder_file = Path(embedder.source)
     run_meta = {
         "data": {"train": str(args.data), "train_faces": len(train_bank.labels),
                  "train_pairs": len(train_pairs), "val_faces": len(val_bank.labels),
                  "val_pairs": len(val_pairs),
                  "probes": [p.name for p in seen], "restored": "as predict routes faces for the embedder"},
-        "identity_embedder": {"path": str(embedder_file), "sha256": sha256(embedder_file), "tau": tau},
+        "identity_embedder": {"path": str(embedder.source), "sha256": embedder.model_id, "tau": tau},
         "train_args": args.as_meta(),
     }  # fmt: skip
-    engine = Engine(
-        recipe, train_set, PairSet(val_bank, val_pairs[:1], seen[:1], work_size), args, run_meta=run_meta
-    )
+    # the recipe validates on its own banks; the engine validates only when given a validation set
+    placeholder = PairSet(val_bank, val_pairs[:1], seen[:1], work_size)
+    engine = Engine(recipe, train_set, placeholder, args, run_meta=run_meta)
     return engine.fit()
