@@ -10,6 +10,12 @@ identity when the gallery names its own full-size face. Faces are matched by the
     python benchmarks/predict_agreement.py --folder ../shared/data/samples/wild --face-px 24,16
     python benchmarks/predict_agreement.py --face-px 24,16 --jpeg 30,60
 
+`--canvas N` pastes each small copy in the middle of an N×N gray canvas, so that photos which
+would shrink to a thumbnail (≤ 48 px, answered as one face crop without landmarks) reach the
+detector and its landmarks instead.
+
+    python benchmarks/predict_agreement.py --folder CELEBA_VAL_PHOTOS --face-px 24,16 --canvas 128
+
 Numbers are measured each run, never stored.
 """
 
@@ -38,15 +44,24 @@ def iou(a, b) -> float:
 
 
 def small_copy(
-    img: Image.Image, factor: float, jpeg: tuple[int, int] | None, rng: random.Random
-) -> Image.Image:
+    img: Image.Image, factor: float, jpeg: tuple[int, int] | None, rng: random.Random, canvas: int = 0
+) -> tuple[Image.Image, tuple[int, int]]:
+    """The photo shrunk by `factor` (in the middle of a `canvas`-px gray square when given),
+    JPEG-compressed when `jpeg` says; and where its top-left corner lies."""
     size = (max(1, round(img.width / factor)), max(1, round(img.height / factor)))
     small = img.resize(size, Image.Resampling.BICUBIC, reducing_gap=None)
+    offset = (0, 0)
+    if canvas:
+        side = max(canvas, *size)
+        offset = ((side - size[0]) // 2, (side - size[1]) // 2)
+        framed = Image.new("RGB", (side, side), (128, 128, 128))
+        framed.paste(small, offset)
+        small = framed
     if jpeg is None:
-        return small
+        return small, offset
     buffer = io.BytesIO()
     small.save(buffer, format="JPEG", quality=rng.randint(*jpeg))
-    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"), offset
 
 
 def main() -> None:
@@ -58,6 +73,7 @@ def main() -> None:
     parser.add_argument("--jpeg", default="", help="JPEG quality range, e.g. 30,60 (default: no JPEG).")
     add_routing_arguments(parser)
     add_weights_arguments(parser)
+    parser.add_argument("--canvas", type=int, default=0, help="Paste small copies on an N px gray square.")
     parser.add_argument("--limit", type=int, default=0, help="The first N photos only (0: all).")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -85,11 +101,11 @@ def main() -> None:
                 if not full_faces:
                     continue
                 factor = max(f.face_px for f in full_faces) / face_px
-                small = small_copy(img, factor, jpeg, rng)
+                small, (dx, dy) = small_copy(img, factor, jpeg, rng, args.canvas)
                 (result,) = named.run([small]).images
                 for f in full_faces:
                     counts["faces_full"] += 1
-                    box = [v / factor for v in f.box]
+                    box = [v / factor + d for v, d in zip(f.box, (dx, dy, dx, dy), strict=True)]
                     match = max(result.faces, key=lambda s: iou(s.box, box), default=None)
                     if match is None or iou(match.box, box) < 0.3:
                         continue
@@ -98,7 +114,7 @@ def main() -> None:
                     counts["expression_agrees"] += match.expression == f.expression
                     counts["identity_agrees"] += match.identity == f"{path.name}#{f.index}"
             found = max(1, counts["found_small"])
-            row = {"face_px": face_px, "jpeg": args.jpeg or None, **counts,
+            row = {"face_px": face_px, "jpeg": args.jpeg or None, "canvas": args.canvas or None, **counts,
                    "median_small_face_px": sorted(sizes)[len(sizes) // 2] if sizes else None,
                    "expression_agreement": round(counts["expression_agrees"] / found, 3),
                    "identity_agreement": round(counts["identity_agrees"] / found, 3)}  # fmt: skip

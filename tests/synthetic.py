@@ -41,9 +41,11 @@ def tiny_checkpoints(root) -> dict:
     import torch
 
     from srfer.core.checkpoint import save_checkpoint
+    from srfer.core.weights import sha256
     from srfer.faces.align import DLIB_TEMPLATE
     from srfer.models import Generator, GeneratorConfig
     from srfer.models.embedder import Embedder, EmbedderConfig
+    from srfer.models.feature_sr import FeatureSR, FeatureSRConfig
     from srfer.models.fer import FerConfig, build_fer
 
     def save(name: str, kind: str, model, meta: dict | None = None):
@@ -58,6 +60,11 @@ def tiny_checkpoints(root) -> dict:
     # an aligning embedder like the shipped dlib network (its input contract names a template)
     aligned = Embedder(EmbedderConfig(backbone="dlib-resnet29", widths=(4, 4, 4, 4)))
     contract = {"threshold": 0.5, "input": {"crop_size": 64, "alignment": DLIB_TEMPLATE.to_json()}}
+    aligned_file = save("embed_aligned", "face-embedder", aligned, contract)
+    # a feature SR made for the aligning embedder, its last layer not zero so that it changes answers
+    feature_sr = FeatureSR(FeatureSRConfig(branch=2, channels=4, width=4, blocks=1))
+    torch.nn.init.normal_(feature_sr.tail.weight, std=0.5)
+    made_for = {"identity_embedder": {"path": str(aligned_file), "sha256": sha256(aligned_file)}}
     return {
         "sr": save("sr", "sr-generator", sr),
         "sr_id": save("sr_id", "sr-generator", Generator(sr.config)),
@@ -67,5 +74,6 @@ def tiny_checkpoints(root) -> dict:
         "fer8": save("fer8", "fer-classifier", build_fer(FerConfig(width=4, fused=16, num_classes=8))),
         "sr_fer": save("sr_fer", "sr-generator", gray_sr),
         "embed": save("embed", "face-embedder", embedder, {"metrics": {"val_threshold": 0.5}}),
-        "embed_aligned": save("embed_aligned", "face-embedder", aligned, contract),
+        "embed_aligned": aligned_file,
+        "feature_sr": save("feature_sr", "feature-sr", feature_sr, made_for),
     }  # fmt: skip

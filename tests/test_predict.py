@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from srfer.cli import app
 from srfer.core.errors import SrferError
+from srfer.core.weights import Weights
 from srfer.faces.detect import FaceDetector, square_crop
 from srfer.faces.galleries import open_gallery
 
@@ -20,7 +21,7 @@ runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SCHEMA = {"image", "face", "box", "face_px", "detector_score", "sr", "sr_scale", "expression",
           "expression_model", "confidence", "probabilities", "identity", "nearest", "distance", "threshold",
-          "alignment"}  # fmt: skip
+          "alignment", "identity_sr"}  # fmt: skip
 EMOTIONS = {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}
 
 
@@ -282,6 +283,35 @@ def test_the_smallest_faces_go_through_the_x8_sr_on_both_heads(weights, tmp_path
     assert aligned[0]["embedding"] != aligned_x4[0]["embedding"]  # the aligned chip went through ×8 too
     never = json_lines(predict(weights, *args, "--sr", "never").stdout)
     assert [f["sr_scale"] for f in never] == [None, None]
+
+
+def test_the_embedders_small_sharp_faces_go_through_the_feature_sr(weights, tmp_path: Path) -> None:
+    from srfer.infer.routing import ROUTING
+
+    below = ROUTING.feature_sr_below
+    names = []
+    for px in (12, below - 1, below):
+        synthetic_face((px, px), 0).save(tmp_path / f"{px}.png")
+        names.append(str(tmp_path / f"{px}.png"))
+    blurred = tmp_path / "soft.png"  # a soft face just under the feature SR's limit: no SR at all
+    synthetic_face((below - 1,) * 2, 0).resize((4, 4)).resize((below - 1,) * 2).save(blurred)
+    args = (*names, str(blurred), "--json", "--no-detect", "--embeddings", "--no-tiny-expression")
+    fsr = ("--feature-sr-weights", str(weights["feature_sr"]))
+    on, off = (
+        json_lines(predict(weights, *args, *more, embed="embed_aligned", identity_sr=None).stdout)
+        for more in (fsr, ("--feature-sr-weights", "none"))
+    )
+    assert [f["identity_sr"] for f in on] == ["feature-sr", "feature-sr", "sr", None]
+    assert [f["identity_sr"] for f in off] == ["sr-x8", "sr", "sr", None]
+    assert all(on[i]["embedding"] != off[i]["embedding"] for i in (0, 1))
+    assert on[2]["embedding"] == off[2]["embedding"] and on[3]["embedding"] == off[3]["embedding"]
+    assert [f["probabilities"] for f in on] == [f["probabilities"] for f in off]  # expression: unchanged
+    # the shipped one, made for another embedder: refused when named, left out when it is the default
+    shipped = ("--feature-sr-weights", str(Weights.FEATURE_SR.resolve(None)))
+    wrong = predict(weights, *args, *shipped, embed="embed_aligned", identity_sr=None)
+    assert wrong.exit_code == 1 and "trained with another embedder" in wrong.stderr, wrong.output
+    default = json_lines(predict(weights, *args, embed="embed_aligned", identity_sr=None).stdout)
+    assert [f["embedding"] for f in default] == [f["embedding"] for f in off]
 
 
 def test_a_wrong_x8_model_is_a_one_line_error(weights, tmp_path: Path) -> None:

@@ -107,6 +107,24 @@ def test_a_soft_face_reaches_the_embedder_without_sr() -> None:
     assert ROUTING.route(20, "auto", with_identity_sr, 0.0).identity_sr is None
 
 
+def test_the_feature_sr_takes_the_embedders_small_sharp_faces() -> None:
+    have = dataclasses.replace(EVERYTHING, feature_sr=True)
+    below = ROUTING.feature_sr_below
+
+    def identity(px: int, detail: float) -> Weights | None:
+        return ROUTING.route(px, "auto", have, detail).identity_sr
+
+    for px in (10, 13, below - 1):  # the ×8's faces too; soft ones stay without SR
+        assert identity(px, 99.0) is Weights.FEATURE_SR and identity(px, 0.0) is None
+    assert identity(below, 99.0) is Weights.SR and identity(below, 0.0) is None  # as without it
+    assert ROUTING.route(below - 1, "never", have).identity_sr is None  # no SR: none at all
+    with_identity_sr = dataclasses.replace(have, identity_sr=True)
+    assert ROUTING.route(below - 1, "auto", with_identity_sr, 99.0).identity_sr is Weights.FEATURE_SR
+    assert (
+        ROUTING.route(below - 1, "auto", have, 99.0).expression_sr is Weights.SR_X8
+    )  # expression: unchanged
+
+
 def test_detail_is_measured_only_where_it_decides() -> None:
     def wanted(have: Available, mode: str = "auto") -> list[int]:
         return [px for px in range(8, 80) if ROUTING.needs_detail(px, mode, have)]
@@ -135,3 +153,17 @@ def test_the_routing_page_states_todays_values() -> None:
     soft = f"{ROUTING.soft_up_to} px, {ROUTING.soft_detail_below:g}"
     assert rows["`soft_up_to`, `soft_detail_below`"] == soft
     assert rows["`head_below`"] == f"{ROUTING.head_below} px"
+    assert rows["`feature_sr_below`"] == f"{ROUTING.feature_sr_below} px"
+
+
+def test_the_readme_states_todays_routing_values() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    stated = [
+        f"super-resolved (faces under {ROUTING.sr_below} px)",
+        f"the ×8 (faces under {ROUTING.x8_below.expression} px)",
+        f"tiny-face path for faces ≤ {ROUTING.tiny_up_to} px",
+        f"`feature-sr` (sharp faces under {ROUTING.feature_sr_below} px:",
+    ]
+    assert [s for s in stated if s not in readme] == []

@@ -15,9 +15,11 @@ from typer.testing import CliRunner
 from srfer.cli import app
 from srfer.core.errors import SrferError
 from srfer.core.weights import Weights
+from srfer.data.degradations import bicubic_resize
 from srfer.eval.bank import Probe, banks, probes
 from srfer.infer.heads import IdentityRouteRestorer
-from srfer.infer.load import load_embedder, load_generator
+from srfer.infer.load import load_embedder, load_feature_sr, load_generator
+from srfer.infer.routing import ROUTING
 from srfer.infer.run import inference_context
 from srfer.models.verify_head import VerifyHead, VerifyHeadConfig, hats
 
@@ -58,6 +60,32 @@ def test_chips_are_restored_as_predict_routes_them(tiny: dict) -> None:
     assert restore.routes(torch.rand(1, 3, 12, 12)) == [Weights.SR_X8]
     assert restore.routes(torch.rand(1, 3, 64, 64)) == [None]
     assert restore(torch.cat([sharp, soft])).shape == (2, 3, 128, 128)
+
+
+def test_the_route_embeds_the_faces_it_sends_to_the_feature_sr_through_it(tiny: dict) -> None:
+    embedder = load_embedder(tiny["embed_aligned"], CPU)
+    feature_sr = load_feature_sr(embedder, tiny["feature_sr"], CPU)
+    generators = {Weights.SR: load_generator(tiny["sr"], CPU)}
+    route, pixels_only = IdentityRouteRestorer(generators, feature_sr), IdentityRouteRestorer(generators)
+    small, large = (
+        torch.rand(2, 3, 12, 12),
+        torch.rand(1, 3, ROUTING.feature_sr_below, ROUTING.feature_sr_below),
+    )
+    assert route.routes(small) == [Weights.FEATURE_SR] * 2 and route.routes(large) == [Weights.SR]
+    assert route.routes(torch.full((1, 3, 12, 12), 0.5)) == [None]  # a soft face: no SR
+    # banks of sizes it cannot serve are made (and found) as without it
+    assert "feature-sr" in route.describe(12) and route.describe(large.shape[-1]) == pixels_only.describe(
+        large.shape[-1]
+    )
+    ctx, size = inference_context(CPU), embedder.contract["crop_size"]
+    pixels = bicubic_resize(route(small), size)  # resized bicubically, no pixel SR
+    assert torch.equal(pixels, bicubic_resize(bicubic_resize(small, 128), size))
+    with torch.no_grad():
+        through, plain = feature_sr(pixels), embedder(pixels)
+        sr_faces = embedder(bicubic_resize(pixels_only(small), size))  # without it: the ×4
+    assert torch.allclose(route.embed(embedder, small, size, ctx), through, atol=1e-5)
+    assert torch.allclose(pixels_only.embed(embedder, small, size, ctx), sr_faces, atol=1e-5)
+    assert not torch.allclose(through, plain, atol=1e-3)
 
 
 def test_banks_are_reused_when_made_the_same_way(tiny: dict, tmp_path: Path) -> None:

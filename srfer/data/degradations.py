@@ -252,12 +252,16 @@ def degrade_and_restore(
     `restore` maps an LR batch in [0, 1] to any size (bicubic, or an SR generator); the
     result is resized to S when the restorer's scale does not land on it exactly."""
     size = x01.shape[-2:]
-    if how.realistic_share:
-        lr = how(x01.cpu(), lr_size, content_seeds(x01, salt)).to(x01.device)
-    else:
-        lr = quantize_8bit(bicubic_resize(x01, lr_size))
-    restored = restore(lr)
+    restored = restore(degrade(x01, lr_size, how, salt))
     return restored if restored.shape[-2:] == size else bicubic_resize(restored, tuple(size))
+
+
+def degrade(x01: torch.Tensor, lr_size: int, how: Degradation = CLEAN, salt: int = 0) -> torch.Tensor:
+    """(N, C, S, S) faces → (N, C, lr_size, lr_size) 8-bit faces degraded by `how` (its draws
+    from each face's pixels and `salt`)."""
+    if how.realistic_share:
+        return how(x01.cpu(), lr_size, content_seeds(x01, salt)).to(x01.device)
+    return quantize_8bit(bicubic_resize(x01, lr_size))
 
 
 class LowResPath:

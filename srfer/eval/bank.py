@@ -19,8 +19,9 @@ from torch.utils.data import DataLoader, Dataset
 from srfer.core.checkpoint import load_checkpoint, save_checkpoint
 from srfer.core.console import info
 from srfer.core.errors import SrferError
-from srfer.data.degradations import LowResPath, degradation
+from srfer.data.degradations import LowResPath, degradation, degrade
 from srfer.data.identity import FaceIdentityDataset, discover_identities
+from srfer.infer.heads import IdentityRouteRestorer
 from srfer.infer.load import LoadedModel, embedder_aligner
 from srfer.infer.run import RunContext, embed_all, inference_context
 
@@ -47,7 +48,11 @@ def probes(sizes: Iterable[int], degradations: Iterable[str]) -> list[Probe]:
 
 def _fingerprint(model: LoadedModel, paths: list[Path], restorer, probe: Probe) -> dict:
     images = hashlib.sha256("\n".join(map(str, paths)).encode()).hexdigest()
-    way = getattr(restorer, "describe", lambda: str(restorer.source))() if probe.size else None
+    way = None
+    if isinstance(restorer, IdentityRouteRestorer):
+        way = restorer.describe(probe.size) if probe.size else None
+    elif probe.size:
+        way = getattr(restorer, "describe", lambda: str(restorer.source))()
     return {"embedder": model.model_id, "restorer": way, "images": images, "count": len(paths),
             "size": probe.size, "degradation": probe.degradation}  # fmt: skip
 
@@ -55,11 +60,17 @@ def _fingerprint(model: LoadedModel, paths: list[Path], restorer, probe: Probe) 
 def embed_probe(
     model: LoadedModel, dataset, probe: Probe, restorer, ctx: RunContext, batch_size: int = 64
 ) -> torch.Tensor:
-    """The dataset's faces seen as `probe` says → (N, D) embeddings."""
-    low_res = None
-    if probe.size is not None:
-        low_res = LowResPath(probe.size, restorer, "", degradation(probe.degradation))
-    return embed_all(model, DataLoader(dataset, batch_size=batch_size), ctx, low_res)
+    """The dataset's faces seen as `probe` says → (N, D) embeddings; a route
+    (`IdentityRouteRestorer`) embeds each face as predict would."""
+    loader = DataLoader(dataset, batch_size=batch_size)
+    if probe.size is None:
+        return embed_all(model, loader, ctx)
+    how = degradation(probe.degradation)
+    if isinstance(restorer, IdentityRouteRestorer):
+        size = model.contract["crop_size"]
+        chips = (degrade(batch["image"], probe.size, how) for batch in loader)
+        return torch.cat([restorer.embed(model, lr, size, ctx) for lr in chips])
+    return embed_all(model, loader, ctx, LowResPath(probe.size, restorer, "", how))
 
 
 @dataclass

@@ -18,12 +18,11 @@ from srfer.eval.metrics import verification_report
 from srfer.eval.options import EmbedEvalOptions, degradations_of
 from srfer.eval.pair_head import PairSetting, compare, probe_px
 from srfer.eval.results import EmbedEvaluation, EmbedSweep
-from srfer.eval.sweeps import check_sweep_sizes, column, route_restorer, x8_column
+from srfer.eval.sweeps import check_sweep_sizes, column, feature_sr_column, route_restorer, x8_column
 from srfer.infer.load import (
     embedder_aligner,
     embedder_threshold,
     load_embedder,
-    load_feature_sr,
     load_verify_head,
 )
 from srfer.infer.routing import ROUTING
@@ -79,22 +78,6 @@ def evaluate_embed(options: EmbedEvalOptions) -> EmbedEvaluation:
     )  # fmt: skip
 
 
-def _feature_sr_column(model, device: torch.device, weights: Path | None, notes: list[str]):
-    """The sweep's feature-SR embedder: given, or shipped and made for `model`, or left out
-    with a note (`weights` "none": on request)."""
-    if weights is not None and str(weights) == "none":
-        notes.append("no feature_sr column: left out (--feature-sr-weights none)")
-        return None
-    found = Weights.FEATURE_SR.optional(weights)
-    if found is None:
-        notes.append(f"no feature_sr column: {Weights.FEATURE_SR.missing_note()}")
-        return None
-    feature_sr = load_feature_sr(model, found, device, explicit=weights is not None)
-    if feature_sr is None:
-        notes.append("no feature_sr column: the shipped feature SR was trained in another embedder")
-    return feature_sr
-
-
 def sweep_embed(options: EmbedEvalOptions, sizes: list[int], progress=None) -> EmbedSweep:
     """Verification accuracy vs probe size, same pairs: bicubic, the (PSNR) SR, the
     identity-aware SR and the ×8 SR (each SR takes the probe at its own size: 16 px → ×8 →
@@ -120,7 +103,7 @@ def sweep_embed(options: EmbedEvalOptions, sizes: list[int], progress=None) -> E
         notes.append(f"no identity-aware SR column: {Weights.SR_IDENTITY.missing_note()}")
     restorers |= x8_column(dev, o.x8_weights, notes)
     ways = {name: (model, restore) for name, restore in restorers.items()}
-    feature_sr = _feature_sr_column(model, dev, o.feature_sr_weights, notes)
+    feature_sr = feature_sr_column(model, dev, o.feature_sr_weights, notes)
     if feature_sr is not None:  # the small face resized bicubically, restored inside the trunk
         ways["feature_sr"] = (feature_sr, Restorer())
     degradations = degradations_of(o.degradation, sweep=True)
@@ -170,7 +153,7 @@ def sweep_head(options: EmbedEvalOptions, sizes: list[int], progress=None) -> Em
     check_sweep_sizes(sizes, SMALLEST_PROBE, size)
     degradations = degradations_of(o.degradation, sweep=True)
     small = sorted({s for s in sizes if s < size}, reverse=True)
-    restorer = route_restorer(dev, o.sr_weights, o.x8_weights)
+    restorer = route_restorer(model, o.sr_weights, o.x8_weights, o.feature_sr_weights)
     seen = probes(small, [how.name for how in degradations])
     bank = identity_banks(model, o.data, o.split, seen, restorer, o.banks, o.seed, o.limit)
     pairs = generate_pairs(bank.labels.tolist(), o.n_pairs, seed=o.seed)

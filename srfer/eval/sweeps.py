@@ -1,4 +1,4 @@
-"""What the size sweeps share: the sizes' check and the ×8 SR column."""
+"""What the size sweeps share: the sizes' check, the ×8 and feature-SR columns, the route."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 from srfer.core.errors import SrferError
 from srfer.core.weights import Weights
 from srfer.infer.heads import IdentityRouteRestorer
+from srfer.infer.load import LoadedModel, load_feature_sr
 from srfer.infer.run import Restorer, make_restorer
 
 
@@ -37,13 +38,31 @@ def x8_column(device: torch.device, weights: Path | None, notes: list[str]) -> d
     return {"x8_sr": make_restorer("sr", device, path, role=Weights.SR_X8)}
 
 
+def feature_sr_column(model: LoadedModel, device: torch.device, weights: Path | None, notes: list[str]):
+    """The sweeps' feature-SR embedder: given, or shipped and made for `model`, or left out
+    with a note (`weights` "none": on request)."""
+    if weights is not None and str(weights) == "none":
+        notes.append("no feature_sr column: left out (--feature-sr-weights none)")
+        return None
+    found = Weights.FEATURE_SR.optional(weights)
+    if found is None:
+        notes.append(f"no feature_sr column: {Weights.FEATURE_SR.missing_note()}")
+        return None
+    feature_sr = load_feature_sr(model, found, device, explicit=weights is not None)
+    if feature_sr is None:
+        notes.append("no feature_sr column: the shipped feature SR was trained in another embedder")
+    return feature_sr
+
+
 def route_restorer(
-    device: torch.device, sr: Path | None = None, x8: Path | None = None
+    embedder: LoadedModel, sr: Path | None = None, x8: Path | None = None, feature_sr: Path | None = None
 ) -> IdentityRouteRestorer:
-    """Probes restored as `predict` routes them for the embedder: the ×4 SR (given or shipped)
-    and the ×8 as the sweeps take it (`x8_column`: given, shipped, or "none")."""
+    """Probes restored (and embedded) as `predict` routes them for `embedder`: the ×4 SR (given
+    or shipped), the ×8 and the feature SR as the sweeps take them (`x8_column`,
+    `feature_sr_column`: given, shipped, or "none")."""
+    device = embedder.device
     generators = {Weights.SR: make_restorer("sr", device, sr, role=Weights.SR).generator}
     x8_sr = x8_column(device, x8, []).get("x8_sr")
     if x8_sr is not None:
         generators[Weights.SR_X8] = x8_sr.generator
-    return IdentityRouteRestorer(generators)
+    return IdentityRouteRestorer(generators, feature_sr_column(embedder, device, feature_sr, []))

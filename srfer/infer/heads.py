@@ -13,7 +13,7 @@ from srfer.data.degradations import bicubic_resize, quantize_8bit, to_gray
 from srfer.faces.quality import detail
 from srfer.infer.load import LoadedModel, Network, as_network, model_device
 from srfer.infer.routing import ROUTING, Available, Routing
-from srfer.infer.run import Restorer, super_resolve
+from srfer.infer.run import Restorer, RunContext, super_resolve
 
 
 @torch.no_grad()
@@ -87,26 +87,61 @@ class IdentityRouteRestorer:
     """Low-resolution aligned chips restored as `predict` routes each face for the embedder
     (`Routing.route`'s `identity_sr`): soft faces and faces at or above `sr_below` bicubic, the
     others through the ×4 SR (the ×8 under `x8_below.identity` when `generators` has it), each SR
-    taking the chip resized to its input size, as predict aligns it. A `Restorer` for the
-    evaluations (`LowResPath`), so they measure the route predict takes, not one SR for all."""
+    taking the chip resized to its input size, as predict aligns it; with `feature_sr` (the
+    embedder with its feature SR, `load_feature_sr`) the faces its rule names are resized
+    bicubically and `embed` embeds them through it. A `Restorer` for the evaluations
+    (`LowResPath`), so they measure the route predict takes, not one SR for all."""
 
     source = "route"
 
-    def __init__(self, generators: Mapping[Weights, LoadedModel], routing: Routing = ROUTING) -> None:
-        self.generators, self.routing = dict(generators), routing
-        self.have = Available(x8=Weights.SR_X8 in self.generators, aligned_embedder=True)
-
-    def describe(self) -> str:
-        return "route: " + ", ".join(
-            f"{role.value} {model.source}" for role, model in self.generators.items()
+    def __init__(
+        self, generators: Mapping[Weights, LoadedModel], feature_sr: LoadedModel | None = None,
+        routing: Routing = ROUTING,
+    ) -> None:  # fmt: skip
+        self.generators, self.feature_sr, self.routing = dict(generators), feature_sr, routing
+        self.have = Available(
+            x8=Weights.SR_X8 in self.generators, aligned_embedder=True, feature_sr=feature_sr is not None
         )
 
+    def describe(self, px: int | None = None) -> str:
+        """The networks the route holds; the feature SR only where it can serve `px` px faces."""
+        ways = [f"{role.value} {model.source}" for role, model in self.generators.items()]
+        if self.feature_sr is not None and (px is None or Weights.FEATURE_SR in self.reachable(px)):
+            ways.append(f"{Weights.FEATURE_SR.value} {self.feature_sr.source}")
+        return "route: " + ", ".join(ways)
+
+    def reachable(self, px: int) -> set[Weights | None]:
+        """The roles a face of `px` px can be routed to, soft or not."""
+        return {self.routing.route(px, "auto", self.have, d).identity_sr for d in (None, 0.0)}
+
     def routes(self, lr01: torch.Tensor) -> list[Weights | None]:
-        """Each chip's SR role (None: bicubic) at the chips' size, from its own detail."""
+        """Each chip's role (None: bicubic) at the chips' size, from its own detail."""
         px, routing, have = lr01.shape[-1], self.routing, self.have
         need = routing.needs_detail(px, "auto", have)
         return [routing.route(px, "auto", have, detail(c.cpu()) if need else None).identity_sr for c in lr01]
 
     @torch.no_grad()
     def __call__(self, lr01: torch.Tensor) -> torch.Tensor:
-        return restore_by_route(list(lr01.cpu()), self.routes(lr01), self.generators, self.routing.work_size)
+        return self._pixels(lr01, self.routes(lr01))
+
+    def _pixels(self, lr01: torch.Tensor, roles: list[Weights | None]) -> torch.Tensor:
+        pixel_roles = [None if r is Weights.FEATURE_SR else r for r in roles]
+        return restore_by_route(list(lr01.cpu()), pixel_roles, self.generators, self.routing.work_size)
+
+    @torch.no_grad()
+    def embed(self, embedder: Network, lr01: torch.Tensor, size: int, ctx: RunContext) -> torch.Tensor:
+        """Chips → embeddings as predict makes them: each restored by its route, resized to the
+        embedder's `size`, embedded by `embedder` or, where its route says, the feature SR."""
+        roles = self.routes(lr01)
+        pixels = bicubic_resize(self._pixels(lr01, roles), size).to(ctx.device)
+        through_fsr = torch.tensor([r is Weights.FEATURE_SR for r in roles])
+        out: torch.Tensor | None = None
+        with ctx.autocast():
+            for network, chosen in ((embedder, ~through_fsr), (self.feature_sr, through_fsr)):
+                if chosen.any():
+                    assert network is not None  # the route names the feature SR only when it is there
+                    answer = as_network(network)(pixels[chosen.to(pixels.device)]).float().cpu()
+                    out = out if out is not None else torch.empty(len(roles), answer.shape[1])
+                    out[chosen] = answer
+        assert out is not None
+        return out

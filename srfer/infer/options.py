@@ -72,6 +72,11 @@ class PredictWeights:
         None,
         f"×8 SR for faces under {_X8.expression} / {_X8.identity} px (default: the shipped CelebA ×8).",
     )
+    feature_sr_weights: Path | None = option(
+        None,
+        f"Feature-level SR inside the embedder for its faces under {ROUTING.feature_sr_below} px "
+        "(default: the shipped one, when made for the embedder; none: leave it out).",
+    )
     fer_sr_weights: Path | None = option(None, "FER-domain SR for tiny faces (default: shipped).")
     upscale_fer_weights: Path | None = option(
         None, "Classifier for tiny faces, trained with train-fer --upscale (default: shipped)."

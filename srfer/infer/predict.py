@@ -39,6 +39,7 @@ from srfer.infer.load import (
     embedder_threshold,
     load_classifier,
     load_embedder,
+    load_feature_sr,
     load_generator,
     made_for,
 )
@@ -80,11 +81,13 @@ class Predictor:
             self._load_embedder(weights.embed_weights, gallery)
         self._add_identity_sr(weights.identity_sr_weights)
         self._add_x8_sr(weights.sr_x8_weights)
+        self.feature_sr = self._feature_sr(weights)
         self.tiny_expression = self._tiny_expression(weights)
         self.available = Available(
             x8=Weights.SR_X8 in self.restorers, tiny_expression=self.tiny_expression is not None,
             identity_sr=Weights.SR_IDENTITY in self.restorers,
             aligned_embedder=self.embedder is not None and self.embedder.template is not None,
+            feature_sr=self.feature_sr is not None,
         )  # fmt: skip
         self.detector = (
             FaceDetector(self.device, options.min_face, options.det_threshold, options.margin)
@@ -136,6 +139,24 @@ class Predictor:
         if generator.config.channels != 3 or work % generator.config.scale:
             raise SrferError(f"{generator.source}: the ×8 SR must be an RGB model whose scale divides {work}")
         self.restorers[Weights.SR_X8] = generator
+
+    def _feature_sr(self, weights: PredictWeights) -> LoadedModel | None:
+        """The embedder with its feature-level SR for the faces `routing` sends there, when SR is
+        on and the embedder aligns: the given file (refused when made for another embedder), or
+        the shipped one when it was made for this embedder. The generator sits inside the torch
+        trunk, so with `--runtime onnx` a torch copy of the embedder carries it."""
+        embedder = self.embedder
+        if embedder is None or embedder.template is None or Weights.SR not in self.restorers:
+            return None
+        given = weights.feature_sr_weights
+        if given is not None and str(given) == "none":
+            return None
+        found = Weights.FEATURE_SR.optional(given)
+        if found is None:
+            return None
+        if self.options.runtime != "torch":
+            embedder = load_embedder(weights.embed_weights, self.device)
+        return load_feature_sr(embedder, found, self.device, explicit=given is not None)
 
     def _tiny_expression(self, weights: PredictWeights) -> TinyFaceExpression | None:
         """The tiny-face expression path when SR is on and its two models are shipped or given."""
@@ -272,7 +293,7 @@ class Predictor:
         if self.embedder is not None:
             chips = self._identity_faces(img, faces, crops, work, routes)  # times its own SR
             with self._timed("embed"):
-                self._identities(chips, out, faces)
+                self._identities(chips, out, faces, routes)
         return out
 
     def _restored(self, crops: list[torch.Tensor], restorers: list[Weights | None]) -> torch.Tensor:
@@ -299,8 +320,10 @@ class Predictor:
     ) -> torch.Tensor:
         """The faces the embedder sees. An aligning embedder (its input contract names a
         template): each face warped by its landmarks (or the centred-crop fallback) onto the
-        template at the embedder's crop size, or, where its route names an SR, at that SR's
-        input size and super-resolved. A centre-crop embedder: the expression head's faces,
+        template at the embedder's crop size (so too the feature SR's faces: one warp from the
+        photo keeps more of a small face than a warp at its own pixels and a resize after;
+        docs/routing.md), or, where its route names a pixel SR, at that
+        SR's input size and super-resolved. A centre-crop embedder: the expression head's faces,
         re-restored where the identity route names another SR."""
         assert self.embedder is not None
         template = self.embedder.template
@@ -318,7 +341,7 @@ class Predictor:
         size = self.embedder.contract["crop_size"]
         with self._timed("embed"):  # the warps count as the embedder's work
             chips = [align_face(img, m, size, template) for m in marks]
-        for restorer in dict.fromkeys(r.identity_sr for r in routes if r.identity_sr is not None):
+        for restorer in dict.fromkeys(r.identity_sr for r in routes if r.identity_sr in self.restorers):
             chosen = [i for i, r in enumerate(routes) if r.identity_sr is restorer]
             generator = self.restorers[restorer]
             lr_size = self.routing.work_size // generator.config.scale
@@ -330,9 +353,10 @@ class Predictor:
                 chips[i] = restored[k]
         return torch.stack(chips)
 
-    def _identities(self, faces01: torch.Tensor, results: list[FaceResult], faces: list[Face]) -> None:
-        assert self.embedder is not None
-        embeddings = self.embedder(faces01.to(self.device)).float().cpu()
+    def _identities(
+        self, faces01: torch.Tensor, results: list[FaceResult], faces: list[Face], routes: list[FaceRoute]
+    ) -> None:
+        embeddings = self._embeddings(faces01, [r.identity_sr is Weights.FEATURE_SR for r in routes])
         # a gallery with nobody in it yet (a server's, before the first enrolment) names no one
         known = self.gallery is not None and bool(self.gallery.matrix()[0])
         matches = self.gallery.identify(embeddings, self.embedder_id, self.tau) if known else None
@@ -345,6 +369,7 @@ class Predictor:
                 if faces[i].landmarks is not None
                 else "fallback"
             )
+            result.identity_sr = routes[i].identity_sr.value if routes[i].identity_sr else None
             if self.options.embeddings:
                 result.embedding = embeddings[i].tolist()
             if matches is not None:
@@ -352,6 +377,19 @@ class Predictor:
                 result.identity, result.nearest, result.distance, result.threshold = (
                     m.name, m.nearest, m.distance, m.threshold
                 )  # fmt: skip
+
+    def _embeddings(self, faces01: torch.Tensor, through_fsr: list[bool]) -> torch.Tensor:
+        """Each face's embedding: by the embedder, or by the feature SR's where `through_fsr` says."""
+        assert self.embedder is not None
+        chosen = torch.tensor(through_fsr, dtype=torch.bool)
+        out = torch.empty(len(faces01), 0)
+        for network, rows in ((self.embedder, ~chosen), (self.feature_sr, chosen)):
+            if rows.any():
+                assert network is not None  # the route names the feature SR only when it is loaded
+                answer = network(faces01[rows].to(self.device)).float().cpu()
+                out = out if out.shape[1] else torch.empty(len(faces01), answer.shape[1])
+                out[rows] = answer
+        return out
 
 
 def identity_sr_fits(sr_meta: Mapping[str, Any], embedder_id: str, embedder_template) -> bool:

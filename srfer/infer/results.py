@@ -29,6 +29,9 @@ class FaceResult:
     # how the embedder's face was framed: "landmarks" (aligned by MTCNN's five points),
     # "fallback" (no landmarks: a centred crop's mean ones), "centre-crop" (srfer's own embedders)
     alignment: str | None = None
+    # how the embedder's face was restored: the SR role ("sr", "sr-x8", "sr-identity"), "feature-sr"
+    # (resized, restored inside the embedder's trunk), or None (resized)
+    identity_sr: str | None = None
     nearest: str | None = None
     distance: float | None = None
     threshold: float | None = None
@@ -50,6 +53,7 @@ class FaceResult:
             "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
             "identity": self.identity, "nearest": self.nearest, "distance": _round(self.distance),
             "threshold": _round(self.threshold), "alignment": self.alignment,
+            "identity_sr": self.identity_sr,
         }  # fmt: skip
         if self.embedding is not None:
             out["embedding"] = [round(v, 6) for v in self.embedding]

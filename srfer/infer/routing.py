@@ -32,6 +32,7 @@ class Available:
     tiny_expression: bool = False  # the FER-domain SR + the classifier trained on its faces
     identity_sr: bool = False  # the identity-aware ×4 SR for the embedder's faces
     aligned_embedder: bool = True  # the embedder takes faces aligned onto a template
+    feature_sr: bool = False  # the feature-level SR inside the embedder's trunk
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ class FaceRoute:
     """One face's way through `predict`.
 
     `expression_sr`, `identity_sr`: the SR that restores the face each head sees (a `Weights`
-    role), or None for a bicubic resize; `expression_model`: the classifier that answers."""
+    role), or None for a bicubic resize (`Weights.FEATURE_SR`: a bicubic resize, restored inside
+    the embedder's trunk); `expression_model`: the classifier that answers."""
 
     sr: bool
     expression_sr: Weights | None
@@ -63,6 +65,9 @@ class Routing:
       faces turn blur and JPEG blocks into features that are not the person's.
     - `soft_up_to`: soft faces up to this take the tiny-face expression path too (above
       `tiny_up_to`), because that path was trained on degraded faces and the HR classifier was not.
+    - `feature_sr_below`: an aligning embedder's faces under this that would get a pixel SR go
+      through the feature-level SR where it is loaded instead (the face resized, its maps
+      restored inside the trunk); soft faces stay without SR, as for the pixel SRs.
     - `head_below`: `verify` lets the learned verification head decide a pair with a face under
       this; τ decides larger pairs (it was fitted where their distances lie, the head's cut
       there is no better).
@@ -75,6 +80,7 @@ class Routing:
     tiny_up_to: int = 22
     soft_up_to: int = 40
     soft_detail_below: float = 1.7
+    feature_sr_below: int = 28
     head_below: int = 40
     own_pixels: frozenset[Weights] = frozenset({Weights.SR_X8})
 
@@ -99,6 +105,8 @@ class Routing:
         expression_sr = self._sr_for("expression", face_px, have) if sr else None
         if not sr or (soft and have.aligned_embedder):
             identity_sr = None
+        elif have.feature_sr and face_px < self.feature_sr_below:
+            identity_sr = Weights.FEATURE_SR
         elif have.identity_sr:
             identity_sr = Weights.SR_IDENTITY
         elif have.aligned_embedder:

@@ -113,14 +113,15 @@ class Embedder(nn.Module):
         # each backbone's own input normalisation (registered beside it; default [-1, 1])
         self.normalise = EMBEDDER_BACKBONES.get(config.backbone).extra.get("normalise", signed)
 
-    def _prepare(self, x01: torch.Tensor) -> torch.Tensor:
+    def prepare(self, x01: torch.Tensor) -> torch.Tensor:
+        """Faces in [0, 1] as the backbone takes them: resized to `input_size`, normalised."""
         size = self.config.input_size
         if x01.shape[-1] != size or x01.shape[-2] != size:
             x01 = F.interpolate(x01, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
         return self.normalise(x01)
 
     def forward(self, x01: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.backbone(self._prepare(x01)).float(), dim=1)
+        return F.normalize(self.backbone(self.prepare(x01)).float(), dim=1)
 
     def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Backbone stage outputs for an identity-preserving perceptual loss; `x` in [-1, 1]."""
@@ -128,7 +129,7 @@ class Embedder(nn.Module):
             raise NotImplementedError(
                 "feature maps are defined for the face-resnet and dlib-resnet29 backbones"
             )
-        return self.backbone.feature_maps(self._prepare((x + 1) / 2))
+        return self.backbone.feature_maps(self.prepare((x + 1) / 2))
 
 
 @EMBEDDER_BACKBONES.register("face-resnet", "compact residual CNN, 128-d (default)")

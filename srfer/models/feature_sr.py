@@ -92,7 +92,7 @@ class _Prefix(nn.Module):
 
     def forward(self, x01: torch.Tensor) -> torch.Tensor:
         b = self.embedder.backbone
-        x = F.max_pool2d(F.relu(b.stem(self.embedder._prepare(x01))), 3, 2)
+        x = F.max_pool2d(F.relu(b.stem(self.embedder.prepare(x01))), 3, 2)
         for stage in b.stages[: self.branch]:
             x = stage(x)
         return x

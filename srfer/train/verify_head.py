@@ -120,7 +120,7 @@ def train_verify_head(args: VerifyHeadTrainArgs) -> dict[str, Any]:
     embedder = load_embedder(args.embed_weights, resolve_device(args.device))
     work_size = embedder.contract["crop_size"]
     folder = Path(args.banks or Path(args.out) / "banks")
-    restorer = route_restorer(embedder.device)
+    restorer = route_restorer(embedder)
     train_bank = identity_banks(embedder, args.data, "train", seen, restorer, folder, args.seed, args.subset)
     val_bank = identity_banks(embedder, args.data, "val", seen, restorer, folder, args.seed, args.subset)
     train_pairs = generate_pairs(train_bank.labels.tolist(), args.pairs, seed=args.seed)
@@ -139,7 +139,8 @@ def train_verify_head(args: VerifyHeadTrainArgs) -> dict[str, Any]:
         "data": {"train": str(args.data), "train_faces": len(train_bank.labels),
                  "train_pairs": len(train_pairs), "val_faces": len(val_bank.labels),
                  "val_pairs": len(val_pairs),
-                 "probes": [p.name for p in seen], "restored": "as predict routes faces for the embedder"},
+                 "probes": [p.name for p in seen], "restored": "as predict routes faces for the embedder",
+                 "route": restorer.describe()},
         "identity_embedder": {"path": str(embedder.source), "sha256": embedder.model_id, "tau": tau},
         "train_args": args.as_meta(),
     }  # fmt: skip
