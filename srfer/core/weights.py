@@ -92,7 +92,7 @@ class Weights(Enum):
     EMBED = "embed"  # the face recogniser: dlib's ResNet-29 fine-tuned on small, degraded faces
     EMBED_DLIB = "embed-dlib"  # dlib's ResNet-29 as released: the trunk the FER classifiers start from
     VERIFY_HEAD = "verify-head"  # the learned verification head on the embedder's pairs and face sizes
-    FEATURE_SR = "feature-sr"  # feature-level SR inside the embedder's trunk (eval-embed's feature_sr column)
+    FEATURE_SR = "feature-sr"  # feature-level SR inside the embedder's trunk (predict's small sharp faces)
 
     @property
     def entry(self) -> WeightsEntry:
