@@ -58,7 +58,8 @@ class PredictOptions:
 @dataclass(kw_only=True)
 class PredictWeights:
     """Checkpoints for `Predictor`; None = the shipped default for that role (the optional
-    ones, the identity-aware SR, the ×8 and the tiny-face path's, are left out when not shipped)."""
+    ones, the identity-aware SR, the ×8, the feature SR and the tiny-face path's, are left out
+    when not shipped)."""
 
     sr_weights: Path | None = option(None, "SR checkpoint (default: the shipped CelebA ×4).")
     fer_weights: Path | None = option(
@@ -74,7 +75,7 @@ class PredictWeights:
     )
     feature_sr_weights: Path | None = option(
         None,
-        f"Feature-level SR inside the embedder for its faces under {ROUTING.feature_sr_below} px "
+        f"Feature-level SR inside the embedder for its sharp faces under {ROUTING.feature_sr_below} px "
         "(default: the shipped one, when made for the embedder; none: leave it out).",
     )
     fer_sr_weights: Path | None = option(None, "FER-domain SR for tiny faces (default: shipped).")

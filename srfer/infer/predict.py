@@ -322,9 +322,9 @@ class Predictor:
         template): each face warped by its landmarks (or the centred-crop fallback) onto the
         template at the embedder's crop size (so too the feature SR's faces: one warp from the
         photo keeps more of a small face than a warp at its own pixels and a resize after;
-        docs/routing.md), or, where its route names a pixel SR, at that
-        SR's input size and super-resolved. A centre-crop embedder: the expression head's faces,
-        re-restored where the identity route names another SR."""
+        docs/routing.md), or, where its route names a pixel SR, at that SR's input size and
+        super-resolved. A centre-crop embedder: the expression head's faces, re-restored where
+        the identity route names another SR."""
         assert self.embedder is not None
         template = self.embedder.template
         if template is None:

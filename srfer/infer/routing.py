@@ -40,8 +40,8 @@ class FaceRoute:
     """One face's way through `predict`.
 
     `expression_sr`, `identity_sr`: the SR that restores the face each head sees (a `Weights`
-    role), or None for a bicubic resize (`Weights.FEATURE_SR`: a bicubic resize, restored inside
-    the embedder's trunk); `expression_model`: the classifier that answers."""
+    role), or None for a resize (`Weights.FEATURE_SR`: a resize, then restored inside the
+    embedder's trunk); `expression_model`: the classifier that answers."""
 
     sr: bool
     expression_sr: Weights | None
