@@ -3,6 +3,7 @@ banks it learns from, and train-verify-head → eval-embed --head → verify end
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -73,10 +74,14 @@ def test_the_route_embeds_the_faces_it_sends_to_the_feature_sr_through_it(tiny: 
     )
     assert route.routes(small) == [Weights.FEATURE_SR] * 2 and route.routes(large) == [Weights.SR]
     assert route.routes(torch.full((1, 3, 12, 12), 0.5)) == [None]  # a soft face: no SR
-    # banks of sizes it cannot serve are made (and found) as without it
+    # banks of sizes it cannot serve are made (and found) as without it; another rule, anew
     assert "feature-sr" in route.describe(12) and route.describe(large.shape[-1]) == pixels_only.describe(
         large.shape[-1]
     )
+    moved = dataclasses.replace(ROUTING, feature_sr_below=12)
+    assert IdentityRouteRestorer(generators, feature_sr, moved).describe(12) == pixels_only.describe(12)
+    softer = dataclasses.replace(ROUTING, soft_detail_below=ROUTING.soft_detail_below + 1)
+    assert IdentityRouteRestorer(generators, feature_sr, softer).describe(12) != route.describe(12)
     ctx, size = inference_context(CPU), embedder.contract["crop_size"]
     pixels = bicubic_resize(route(small), size)  # resized bicubically, no pixel SR
     assert torch.equal(pixels, bicubic_resize(bicubic_resize(small, 128), size))

@@ -104,15 +104,23 @@ class IdentityRouteRestorer:
         )
 
     def describe(self, px: int | None = None) -> str:
-        """The networks the route holds; the feature SR only where it can serve `px` px faces."""
+        """The networks the route holds (the feature SR only where it can serve `px` px faces)
+        and, for `px`, the rule: which way a sharp and a soft face take, and where soft begins —
+        what an embedding bank of `px` px faces depends on."""
         ways = [f"{role.value} {model.source}" for role, model in self.generators.items()]
-        if self.feature_sr is not None and (px is None or Weights.FEATURE_SR in self.reachable(px)):
+        sharp, soft = self._ways(px) if px is not None else (None, None)
+        if self.feature_sr is not None and (px is None or Weights.FEATURE_SR in (sharp, soft)):
             ways.append(f"{Weights.FEATURE_SR.value} {self.feature_sr.source}")
-        return "route: " + ", ".join(ways)
+        if px is None:
+            return "route: " + ", ".join(ways)
+        rule = (
+            f"{px} px: sharp {_way(sharp)}, soft {_way(soft)} (detail < {self.routing.soft_detail_below:g})"
+        )
+        return f"route: {', '.join(ways)}; {rule}"
 
-    def reachable(self, px: int) -> set[Weights | None]:
-        """The roles a face of `px` px can be routed to, soft or not."""
-        return {self.routing.route(px, "auto", self.have, d).identity_sr for d in (None, 0.0)}
+    def _ways(self, px: int) -> tuple[Weights | None, Weights | None]:
+        """The roles a sharp and a soft face of `px` px take."""
+        return tuple(self.routing.route(px, "auto", self.have, d).identity_sr for d in (None, 0.0))
 
     def routes(self, lr01: torch.Tensor) -> list[Weights | None]:
         """Each chip's role (None: bicubic) at the chips' size, from its own detail."""
@@ -145,3 +153,7 @@ class IdentityRouteRestorer:
                     out[chosen] = answer
         assert out is not None
         return out
+
+
+def _way(role: Weights | None) -> str:
+    return role.value if role is not None else "resized"
