@@ -117,7 +117,8 @@ class EmbedEvalOptions:
     x8_weights: Path | None = option(None, X8_HELP)
     feature_sr_weights: Path | None = option(
         None,
-        "With --sweep: the feature-level SR of the feature_sr column (default: shipped; none: leave it out).",
+        "With --sweep: the feature-level SR of the feature_sr column, and of the route --head measures "
+        "(default: shipped; none: leave it out).",
     )
     limit: int = option(0, "About N images, whole identities spread over all (0: all).", min=0)
     degradation: str = option("", SWEEP_DEGRADATION_HELP)
