@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -338,7 +339,8 @@ def test_tiny_path_weights_errors_are_one_line(weights, tmp_path: Path) -> None:
 
 def test_an_aligning_embedder_sees_faces_warped_by_their_landmarks(weights, tmp_path: Path) -> None:
     """The shipped embedder's contract names a template: a detected face is aligned by its
-    landmarks, a pre-cropped small face (no landmarks) by the fallback; both say so."""
+    landmarks, so is a thumbnail taken whole (MTCNN finds its landmarks on a canvas); a crop
+    given with --no-detect has none and takes the fallback; each says so."""
     gallery = tmp_path / "g.sqlite"
     w = ["--weights", str(weights["embed_aligned"]), "--device", "cpu"]
     enroll = runner.invoke(app, ["enroll", "astro", str(EXAMPLES / "gallery" / "astronaut_128.png"),
@@ -348,10 +350,24 @@ def test_an_aligning_embedder_sees_faces_warped_by_their_landmarks(weights, tmp_
             "--gallery", str(gallery), "--threshold", "1e9"]  # fmt: skip
     result = predict(weights, *args, embed="embed_aligned")
     faces = json_lines(result.stdout)
-    assert result.exit_code == 0 and [f["alignment"] for f in faces] == ["landmarks", "fallback"]
+    assert result.exit_code == 0 and [f["alignment"] for f in faces] == ["landmarks", "landmarks"]
     assert [f["identity"] for f in faces] == ["astro", "astro"] and [f["sr"] for f in faces] == [False, True]
+    given = json_lines(predict(weights, *args[1:], "--no-detect", embed="embed_aligned").stdout)
+    assert [f["alignment"] for f in given] == ["fallback"]
     plain = json_lines(predict(weights, str(EXAMPLES / "astronaut.png"), "--json", "--embeddings").stdout)
     assert plain[0]["alignment"] == "centre-crop"  # srfer's own embedder keeps its centre crops
+
+
+def test_a_thumbnail_is_one_face_with_the_landmarks_mtcnn_finds_for_it() -> None:
+    detector = FaceDetector(torch.device("cpu"))
+    thumbnail = Image.open(EXAMPLES / "faces" / "astronaut_face_32.png").convert("RGB")
+    (face,) = detector.detect([thumbnail])[0]
+    assert face.box == (0.0, 0.0, 32.0, 32.0) and face.score is None  # the whole image, as before
+    assert face.landmarks is not None and face.landmarks.shape == (5, 2)
+    left_eye, right_eye = face.landmarks[0], face.landmarks[1]
+    assert 0 < left_eye[0] < right_eye[0] < 32 and 0 < left_eye[1] < 32
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8))
+    assert detector.detect([noise])[0][0].landmarks is None  # no face: the fallback's case
 
 
 def test_detections_carry_five_landmarks_inside_the_box() -> None:

@@ -21,6 +21,7 @@ from srfer.faces.framing import (
     FRAME_SHIFT_UP,
     MIN_FACE,
     PNET_WINDOW,
+    THUMBNAIL_CANVAS,
 )
 
 
@@ -89,18 +90,29 @@ class FaceDetector:
             raise SrferError(f"--det-threshold {threshold}: use a probability between 0 and 1")
         if min_face < PNET_WINDOW:
             raise SrferError(f"--min-face {min_face}: MTCNN cannot find faces under {PNET_WINDOW} px")
-        self.margin = margin
+        self.margin, self.device = margin, device
         # the last of the three stage thresholds decides what counts as a face
-        self.cascade = Cascade(CascadeConfig(min_face, (0.6, 0.7, threshold)), device)
+        self.thresholds = (0.6, 0.7, threshold)
+        self.cascade = Cascade(CascadeConfig(min_face, self.thresholds), device)
+        self._thumbnails: Cascade | None = None  # built for the first thumbnail
+
+    def thumbnail_cascade(self) -> Cascade:
+        """MTCNN for a thumbnail's landmarks: its face is as small as the image, whatever
+        `min_face` asks of faces in photos, so it searches from P-Net's smallest window."""
+        if self._thumbnails is None:
+            self._thumbnails = Cascade(CascadeConfig(PNET_WINDOW, self.thresholds), self.device)
+        return self._thumbnails
 
     def detect(self, images: list[Image.Image]) -> list[list[Face]]:
         """Faces of every image, boxes and crops in its own pixels; images at most
-        DIRECT_FACE_MAX_SIDE px are one face each."""
+        DIRECT_FACE_MAX_SIDE px are one face each, with the landmarks MTCNN finds for it."""
         return [self._faces(img) for img in images]
 
     def _faces(self, img: Image.Image) -> list[Face]:
         if min(img.size) <= DIRECT_FACE_MAX_SIDE:
-            return [whole_image_face(img)]
+            face = whole_image_face(img)
+            face.landmarks = self._thumbnail_landmarks(img)
+            return [face]
         searched = _no_bigger_than(img, DETECT_MAX_SIDE)
         rgb = searched if searched.mode == "RGB" else searched.convert("RGB")
         boxes, points = self.cascade.detect(np.asarray(rgb, dtype=np.uint8))
@@ -110,6 +122,21 @@ class FaceDetector:
             box = tuple(float(v) * scale for v in row[:4])
             faces.append(Face(box, float(row[4]), square_crop(box, self.margin), marks * scale))  # type: ignore[arg-type]
         return faces
+
+    def _thumbnail_landmarks(self, img: Image.Image) -> np.ndarray | None:
+        """The five points of the largest face found with its centre inside a thumbnail put in
+        the middle of a gray square (THUMBNAIL_CANVAS × its longer side), in the thumbnail's
+        pixels; None when there is none, or for a long strip (not a face's thumbnail)."""
+        if max(img.size) > THUMBNAIL_CANVAS * DIRECT_FACE_MAX_SIDE:
+            return None
+        side = THUMBNAIL_CANVAS * max(img.size)
+        dx, dy = (side - img.width) // 2, (side - img.height) // 2
+        canvas = Image.new("RGB", (side, side), (128, 128, 128))
+        canvas.paste(img.convert("RGB"), (dx, dy))
+        boxes, points = self.thumbnail_cascade().detect(np.asarray(canvas, dtype=np.uint8))
+        centres = (boxes[:, :2] + boxes[:, 2:4]) / 2 - (dx, dy) if len(boxes) else np.empty((0, 2))
+        inside = [i for i, (x, y) in enumerate(centres) if 0 <= x < img.width and 0 <= y < img.height]
+        return points[inside[0]].astype(np.float64) - (dx, dy) if inside else None  # largest first
 
 
 def _no_bigger_than(img: Image.Image, side: int) -> Image.Image:

@@ -11,6 +11,9 @@ DET_THRESHOLD = 0.9  # MTCNN's final-stage face probability threshold
 # last stage works on 48×48 windows, and a 48×48 FER2013 face or a 32×32 SR input leaves it
 # no context to find a face in.
 DIRECT_FACE_MAX_SIDE = 48
+# Such an image's landmarks are searched for on a gray square this many times its side, the image
+# in the middle: a face that fills the whole image gives MTCNN's windows nothing around it.
+THUMBNAIL_CANVAS = 3
 DETECT_MAX_SIDE = 1600  # MTCNN searches a copy at most this big; boxes are mapped back to full size
 
 # The training crops (CelebA aligned, center 128×128) against MTCNN's boxes: the crop's side is
