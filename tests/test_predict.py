@@ -368,6 +368,8 @@ def test_a_thumbnail_is_one_face_with_the_landmarks_mtcnn_finds_for_it() -> None
     assert 0 < left_eye[0] < right_eye[0] < 32 and 0 < left_eye[1] < 32
     noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8))
     assert detector.detect([noise])[0][0].landmarks is None  # no face: the fallback's case
+    unaligned = FaceDetector(torch.device("cpu"), thumbnail_landmarks=False)  # nothing would use them
+    assert unaligned.detect([thumbnail])[0][0].landmarks is None
 
 
 def test_detections_carry_five_landmarks_inside_the_box() -> None:

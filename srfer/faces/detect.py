@@ -84,13 +84,14 @@ class FaceDetector:
 
     def __init__(
         self, device: torch.device, min_face: int = MIN_FACE, threshold: float = DET_THRESHOLD,
-        margin: float = FRAME_MARGIN,
+        margin: float = FRAME_MARGIN, thumbnail_landmarks: bool = True,
     ) -> None:  # fmt: skip
         if not 0 < threshold < 1:
             raise SrferError(f"--det-threshold {threshold}: use a probability between 0 and 1")
         if min_face < PNET_WINDOW:
             raise SrferError(f"--min-face {min_face}: MTCNN cannot find faces under {PNET_WINDOW} px")
         self.margin, self.device = margin, device
+        self.thumbnail_landmarks = thumbnail_landmarks  # off where nothing aligns by them
         # the last of the three stage thresholds decides what counts as a face
         self.thresholds = (0.6, 0.7, threshold)
         self.cascade = Cascade(CascadeConfig(min_face, self.thresholds), device)
@@ -111,7 +112,7 @@ class FaceDetector:
     def _faces(self, img: Image.Image) -> list[Face]:
         if min(img.size) <= DIRECT_FACE_MAX_SIDE:
             face = whole_image_face(img)
-            face.landmarks = self._thumbnail_landmarks(img)
+            face.landmarks = self._thumbnail_landmarks(img) if self.thumbnail_landmarks else None
             return [face]
         searched = _no_bigger_than(img, DETECT_MAX_SIDE)
         rgb = searched if searched.mode == "RGB" else searched.convert("RGB")

@@ -103,7 +103,7 @@ class Enhancer:
         self.sr = load_generator(role.resolve(weights), self.device, role, runtime)
         if self.sr.config.channels != 3:
             raise SrferError(f"{self.sr.source}: enhance needs an RGB face SR")
-        self.detector = FaceDetector(self.device, min_face, det_threshold, margin)
+        self.detector = FaceDetector(self.device, min_face, det_threshold, margin, thumbnail_landmarks=False)
 
     def enhance(self, source: ImageSource, label: str | None = None) -> Enhancement:
         """`source` × `scale`, its faces super-resolved; `label` names it in messages and answers."""

@@ -89,8 +89,9 @@ class Predictor:
             aligned_embedder=self.embedder is not None and self.embedder.template is not None,
             feature_sr=self.feature_sr is not None,
         )  # fmt: skip
+        aligns = self.available.aligned_embedder  # only an aligning embedder uses a thumbnail's landmarks
         self.detector = (
-            FaceDetector(self.device, options.min_face, options.det_threshold, options.margin)
+            FaceDetector(self.device, options.min_face, options.det_threshold, options.margin, aligns)
             if options.detect else None
         )  # fmt: skip
 
