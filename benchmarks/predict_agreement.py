@@ -34,6 +34,7 @@ from predict_fer_accuracy import add_routing_arguments, add_weights_arguments, r
 from torchvision.ops import box_iou
 
 from srfer.core.imageio import expand_inputs, load_image
+from srfer.faces.detect import on_gray_square
 from srfer.faces.galleries import open_gallery
 from srfer.infer.options import PredictOptions
 from srfer.infer.predict import Predictor
@@ -52,11 +53,7 @@ def small_copy(
     small = img.resize(size, Image.Resampling.BICUBIC, reducing_gap=None)
     offset = (0, 0)
     if canvas:
-        side = max(canvas, *size)
-        offset = ((side - size[0]) // 2, (side - size[1]) // 2)
-        framed = Image.new("RGB", (side, side), (128, 128, 128))
-        framed.paste(small, offset)
-        small = framed
+        small, offset = on_gray_square(small, canvas)
     if jpeg is None:
         return small, offset
     buffer = io.BytesIO()

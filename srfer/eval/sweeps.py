@@ -9,7 +9,7 @@ import torch
 from srfer.core.errors import SrferError
 from srfer.core.weights import Weights
 from srfer.infer.heads import IdentityRouteRestorer
-from srfer.infer.load import LoadedModel, load_feature_sr
+from srfer.infer.load import LoadedModel, feature_sr_file, load_feature_sr
 from srfer.infer.run import Restorer, make_restorer
 
 
@@ -41,12 +41,9 @@ def x8_column(device: torch.device, weights: Path | None, notes: list[str]) -> d
 def feature_sr_column(model: LoadedModel, device: torch.device, weights: Path | None, notes: list[str]):
     """The sweeps' feature-SR embedder: given, or shipped and made for `model`, or left out
     with a note (`weights` "none": on request)."""
-    if weights is not None and str(weights) == "none":
-        notes.append("no feature_sr column: left out (--feature-sr-weights none)")
-        return None
-    found = Weights.FEATURE_SR.optional(weights)
+    found, why = feature_sr_file(weights)
     if found is None:
-        notes.append(f"no feature_sr column: {Weights.FEATURE_SR.missing_note()}")
+        notes.append(f"no feature_sr column: {why}")
         return None
     feature_sr = load_feature_sr(model, found, device, explicit=weights is not None)
     if feature_sr is None:

@@ -61,20 +61,21 @@ class Cascade:
         return net
 
     @torch.no_grad()
-    def detect(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(H, W, 3) uint8 → boxes (n, 5) and landmarks (n, 5, 2), float32, largest first."""
+    def detect(self, pixels: np.ndarray, min_face: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(H, W, 3) uint8 → boxes (n, 5) and landmarks (n, 5, 2), float32, largest first;
+        `min_face`: the smallest face searched in this image (default: the config's)."""
         photo = SummedArea(pixels, self.device)
-        boxes = self._propose(photo)
+        boxes = self._propose(photo, min_face or self.config.min_face)
         boxes = self._refine(photo, boxes)
         boxes, points = self._output(photo, boxes)
         order = torch.argsort((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), descending=True)
         return boxes[order].cpu().numpy(), points[order].cpu().numpy()
 
-    def _propose(self, photo: SummedArea) -> torch.Tensor:
+    def _propose(self, photo: SummedArea, min_face: int) -> torch.Tensor:
         """Stage 1: P-Net on each pyramid level → squared candidate boxes (n, 5)."""
         height, width = photo.height, photo.width
         per_scale = []
-        for scale in pyramid_scales(height, width, self.config.min_face, self.config.factor):
+        for scale in pyramid_scales(height, width, min_face, self.config.factor):
             size = (int(height * scale + 1), int(width * scale + 1))
             reg, probs = self.pnet(normalise_(photo.resize(size)))
             found = grid_boxes(reg[0], probs[0, 1], scale, self.config.thresholds[0])

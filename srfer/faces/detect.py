@@ -90,19 +90,10 @@ class FaceDetector:
             raise SrferError(f"--det-threshold {threshold}: use a probability between 0 and 1")
         if min_face < PNET_WINDOW:
             raise SrferError(f"--min-face {min_face}: MTCNN cannot find faces under {PNET_WINDOW} px")
-        self.margin, self.device = margin, device
+        self.margin = margin
         self.thumbnail_landmarks = thumbnail_landmarks  # off where nothing aligns by them
         # the last of the three stage thresholds decides what counts as a face
-        self.thresholds = (0.6, 0.7, threshold)
-        self.cascade = Cascade(CascadeConfig(min_face, self.thresholds), device)
-        self._thumbnails: Cascade | None = None  # built for the first thumbnail
-
-    def thumbnail_cascade(self) -> Cascade:
-        """MTCNN for a thumbnail's landmarks: its face is as small as the image, whatever
-        `min_face` asks of faces in photos, so it searches from P-Net's smallest window."""
-        if self._thumbnails is None:
-            self._thumbnails = Cascade(CascadeConfig(PNET_WINDOW, self.thresholds), self.device)
-        return self._thumbnails
+        self.cascade = Cascade(CascadeConfig(min_face, (0.6, 0.7, threshold)), device)
 
     def detect(self, images: list[Image.Image]) -> list[list[Face]]:
         """Faces of every image, boxes and crops in its own pixels; images at most
@@ -127,17 +118,26 @@ class FaceDetector:
     def _thumbnail_landmarks(self, img: Image.Image) -> np.ndarray | None:
         """The five points of the largest face found with its centre inside a thumbnail put in
         the middle of a gray square (THUMBNAIL_CANVAS × its longer side), in the thumbnail's
-        pixels; None when there is none, or for a long strip (not a face's thumbnail)."""
+        pixels; None when there is none, or for a long strip (not a face's thumbnail). Its face
+        is as small as the image, whatever `min_face` asks of faces in photos, so the search
+        starts at P-Net's smallest window."""
         if max(img.size) > THUMBNAIL_CANVAS * DIRECT_FACE_MAX_SIDE:
             return None
-        side = THUMBNAIL_CANVAS * max(img.size)
-        dx, dy = (side - img.width) // 2, (side - img.height) // 2
-        canvas = Image.new("RGB", (side, side), (128, 128, 128))
-        canvas.paste(img.convert("RGB"), (dx, dy))
-        boxes, points = self.thumbnail_cascade().detect(np.asarray(canvas, dtype=np.uint8))
+        canvas, (dx, dy) = on_gray_square(img.convert("RGB"), THUMBNAIL_CANVAS * max(img.size))
+        boxes, points = self.cascade.detect(np.asarray(canvas, dtype=np.uint8), min_face=PNET_WINDOW)
         centres = (boxes[:, :2] + boxes[:, 2:4]) / 2 - (dx, dy) if len(boxes) else np.empty((0, 2))
         inside = [i for i, (x, y) in enumerate(centres) if 0 <= x < img.width and 0 <= y < img.height]
         return points[inside[0]].astype(np.float64) - (dx, dy) if inside else None  # largest first
+
+
+def on_gray_square(img: Image.Image, side: int) -> tuple[Image.Image, tuple[int, int]]:
+    """`img` in the middle of a mid-gray square of `side` px (at least its own size), and where
+    its top-left corner lies."""
+    side = max(side, *img.size)
+    offset = ((side - img.width) // 2, (side - img.height) // 2)
+    canvas = Image.new(img.mode, (side, side), 128 if img.mode == "L" else (128, 128, 128))
+    canvas.paste(img, offset)
+    return canvas, offset
 
 
 def _no_bigger_than(img: Image.Image, side: int) -> Image.Image:

@@ -65,6 +65,23 @@ def restore_by_route(
     return out
 
 
+def embed_by_route(
+    embedder: Network, feature_sr: Network | None, faces01: torch.Tensor, through_fsr: torch.Tensor,
+    device: torch.device,
+) -> torch.Tensor:  # fmt: skip
+    """Each face's embedding (on the CPU): by `embedder`, or where `through_fsr` (N,) says by
+    `feature_sr` (the embedder with its feature SR, `load_feature_sr`); run on `device`."""
+    out: torch.Tensor | None = None
+    for network, rows in ((embedder, ~through_fsr), (feature_sr, through_fsr)):
+        if rows.any():
+            assert network is not None  # a route names the feature SR only when it is loaded
+            answer = as_network(network)(faces01[rows.to(faces01.device)].to(device)).float().cpu()
+            out = out if out is not None else torch.empty(len(faces01), answer.shape[1])
+            out[rows] = answer
+    assert out is not None, "no faces"
+    return out
+
+
 class TinyFaceExpression:
     """Expression of a tiny face: its gray crop at its own pixels → the FER-domain SR (×4) → the
     classifier's input size → the classifier trained on such super-resolved faces (the sweep's
@@ -141,18 +158,10 @@ class IdentityRouteRestorer:
         """Chips → embeddings as predict makes them: each restored by its route, resized to the
         embedder's `size`, embedded by `embedder` or, where its route says, the feature SR."""
         roles = self.routes(lr01)
-        pixels = bicubic_resize(self._pixels(lr01, roles), size).to(ctx.device)
-        through_fsr = torch.tensor([r is Weights.FEATURE_SR for r in roles])
-        out: torch.Tensor | None = None
+        pixels = bicubic_resize(self._pixels(lr01, roles), size)
+        through_fsr = torch.tensor([r is Weights.FEATURE_SR for r in roles], dtype=torch.bool)
         with ctx.autocast():
-            for network, chosen in ((embedder, ~through_fsr), (self.feature_sr, through_fsr)):
-                if chosen.any():
-                    assert network is not None  # the route names the feature SR only when it is there
-                    answer = as_network(network)(pixels[chosen.to(pixels.device)]).float().cpu()
-                    out = out if out is not None else torch.empty(len(roles), answer.shape[1])
-                    out[chosen] = answer
-        assert out is not None
-        return out
+            return embed_by_route(embedder, self.feature_sr, pixels, through_fsr, ctx.device)
 
 
 def _way(role: Weights | None) -> str:

@@ -33,10 +33,11 @@ from srfer.faces.detect import Face, FaceDetector, cut_face, whole_image_face
 from srfer.faces.galleries import open_gallery
 from srfer.faces.gallery import Gallery
 from srfer.faces.quality import detail
-from srfer.infer.heads import TinyFaceExpression, expression_probs, restore_by_route
+from srfer.infer.heads import TinyFaceExpression, embed_by_route, expression_probs, restore_by_route
 from srfer.infer.load import (
     LoadedModel,
     embedder_threshold,
+    feature_sr_file,
     load_classifier,
     load_embedder,
     load_feature_sr,
@@ -150,9 +151,7 @@ class Predictor:
         if embedder is None or embedder.template is None or Weights.SR not in self.restorers:
             return None
         given = weights.feature_sr_weights
-        if given is not None and str(given) == "none":
-            return None
-        found = Weights.FEATURE_SR.optional(given)
+        found, _ = feature_sr_file(given)
         if found is None:
             return None
         if self.options.runtime != "torch":
@@ -357,7 +356,9 @@ class Predictor:
     def _identities(
         self, faces01: torch.Tensor, results: list[FaceResult], faces: list[Face], routes: list[FaceRoute]
     ) -> None:
-        embeddings = self._embeddings(faces01, [r.identity_sr is Weights.FEATURE_SR for r in routes])
+        assert self.embedder is not None
+        through_fsr = torch.tensor([r.identity_sr is Weights.FEATURE_SR for r in routes], dtype=torch.bool)
+        embeddings = embed_by_route(self.embedder, self.feature_sr, faces01, through_fsr, self.device)
         # a gallery with nobody in it yet (a server's, before the first enrolment) names no one
         known = self.gallery is not None and bool(self.gallery.matrix()[0])
         matches = self.gallery.identify(embeddings, self.embedder_id, self.tau) if known else None
@@ -378,19 +379,6 @@ class Predictor:
                 result.identity, result.nearest, result.distance, result.threshold = (
                     m.name, m.nearest, m.distance, m.threshold
                 )  # fmt: skip
-
-    def _embeddings(self, faces01: torch.Tensor, through_fsr: list[bool]) -> torch.Tensor:
-        """Each face's embedding: by the embedder, or by the feature SR's where `through_fsr` says."""
-        assert self.embedder is not None
-        chosen = torch.tensor(through_fsr, dtype=torch.bool)
-        out = torch.empty(len(faces01), 0)
-        for network, rows in ((self.embedder, ~chosen), (self.feature_sr, chosen)):
-            if rows.any():
-                assert network is not None  # the route names the feature SR only when it is loaded
-                answer = network(faces01[rows].to(self.device)).float().cpu()
-                out = out if out.shape[1] else torch.empty(len(faces01), answer.shape[1])
-                out[rows] = answer
-        return out
 
 
 def identity_sr_fits(sr_meta: Mapping[str, Any], embedder_id: str, embedder_template) -> bool:
