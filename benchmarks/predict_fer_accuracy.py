@@ -1,10 +1,10 @@
 """Expression accuracy of `srfer predict` itself on small faces: FER2013 validation faces
 shrunk to N px (`--degradation`: the sweep's antialiased bicubic, or the realistic model; 8-bit
-PNG) and given to the Predictor as face crops
-(`--no-detect`), with the tiny-face path (FER SR + `--upscale`-trained classifier for faces
-≤ `ROUTING.tiny_up_to`, and for soft faces ≤ `ROUTING.soft_up_to`; `srfer.infer.routing`) on and
-off. This checks the routing `predict` does, end to end, on the shipped weights; `srfer eval-fer
---sweep` measures the models themselves.
+PNG) and given to the Predictor as face crops (`--no-detect`), with the tiny-face path (FER SR +
+`--upscale`-trained classifier for faces ≤ `ROUTING.tiny_up_to`, for soft faces ≤
+`ROUTING.soft_up_to`, beside the HR classifier for sharp faces ≤ `ROUTING.both_up_to`;
+`srfer.infer.routing`) on and off. This checks the routing `predict` does, end to end, on the
+shipped weights; `srfer eval-fer --sweep` measures the models themselves.
 
     python benchmarks/predict_fer_accuracy.py --data ../shared/data/fer2013 --sizes 16,20
     python benchmarks/predict_fer_accuracy.py --sizes 24,28 --tiny-up-to 64   # the path above its threshold
@@ -57,6 +57,11 @@ def add_routing_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--soft-detail-below", type=float, default=None,
                         help=f"Faces ≤ {ROUTING.soft_up_to} px with less detail take the tiny path "
                              f"(default: {ROUTING.soft_detail_below:g}; 0: by size only).")  # fmt: skip
+    both_help = (
+        f"Sharp faces above --tiny-up-to up to this get the mean of both classifiers (default: "
+        f"{ROUTING.both_up_to}; as --tiny-up-to: the HR one alone)."
+    )
+    parser.add_argument("--both-up-to", type=int, default=None, help=both_help)
 
 
 def routing_from(args: argparse.Namespace) -> Routing:
@@ -65,6 +70,8 @@ def routing_from(args: argparse.Namespace) -> Routing:
         routing = dataclasses.replace(routing, tiny_up_to=args.tiny_up_to)
     if args.soft_detail_below is not None:
         routing = dataclasses.replace(routing, soft_detail_below=args.soft_detail_below)
+    if args.both_up_to is not None:
+        routing = dataclasses.replace(routing, both_up_to=args.both_up_to)
     if args.x8_below is not None:
         x8_below = dataclasses.replace(routing.x8_below, expression=args.x8_below)
         routing = dataclasses.replace(routing, x8_below=x8_below)

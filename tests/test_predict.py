@@ -246,13 +246,40 @@ def test_tiny_faces_get_the_fer_sr_and_the_upscale_trained_classifier(weights, t
     args = (str(tmp_path / "tiny.png"), str(tmp_path / "small.png"), "--json", "--no-detect")
     tiny, small = json_lines(predict(weights, *args).stdout)
     assert tiny["face_px"] == 16 and tiny["expression_model"] == "fer-upscale" and tiny["sr"] is True
-    assert small["face_px"] == 32 and small["expression_model"] == "fer"
+    assert small["face_px"] == 32 and small["expression_model"] == "fer+fer-upscale"  # sharp: both answer
     off = json_lines(predict(weights, *args, "--no-tiny-expression").stdout)
     assert [f["expression_model"] for f in off] == ["fer", "fer"]
     assert off[0]["probabilities"] != tiny["probabilities"]  # another model answered
-    assert off[1]["probabilities"] == small["probabilities"]
+    assert off[1]["probabilities"] != small["probabilities"]  # the HR classifier alone
     never = json_lines(predict(weights, *args, "--sr", "never").stdout)
     assert [f["expression_model"] for f in never] == ["fer", "fer"]  # no SR: no tiny path either
+
+
+def test_a_sharp_small_face_gets_the_mean_of_both_classifiers(weights, tmp_path: Path) -> None:
+    import dataclasses
+
+    from srfer.infer.options import PredictOptions, PredictWeights
+    from srfer.infer.predict import Predictor
+    from srfer.infer.routing import ROUTING
+
+    synthetic_face((32, 32), 0).save(tmp_path / "small.png")
+    files = PredictWeights(
+        sr_weights=weights["sr"], fer_weights=weights["fer"], sr_x8_weights=weights["sr_x8"],
+        fer_sr_weights=weights["sr_fer"], upscale_fer_weights=weights["fer_up"],
+    )  # fmt: skip
+
+    def answer(routing):
+        predictor = Predictor(PredictOptions(detect=False), "cpu", files, routing=routing)
+        return predictor.run([tmp_path / "small.png"]).images[0].faces[0]
+
+    both = answer(ROUTING)
+    hr = answer(dataclasses.replace(ROUTING, both_up_to=ROUTING.tiny_up_to))
+    tiny = answer(dataclasses.replace(ROUTING, tiny_up_to=ROUTING.both_up_to))
+    assert (both.expression_model, hr.expression_model, tiny.expression_model) == (
+        "fer+fer-upscale", "fer", "fer-upscale"
+    )  # fmt: skip
+    for name, p in both.probabilities.items():
+        assert p == pytest.approx((hr.probabilities[name] + tiny.probabilities[name]) / 2, abs=1e-6)
 
 
 def test_the_smallest_faces_go_through_the_x8_sr_on_both_heads(weights, tmp_path: Path) -> None:

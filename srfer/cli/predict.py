@@ -20,6 +20,7 @@ from srfer.cli.common import (
     with_options,
 )
 from srfer.core.options import GALLERY_HELP
+from srfer.core.weights import Weights
 from srfer.infer.options import PredictOptions, PredictWeights
 
 
@@ -86,9 +87,16 @@ def _print_faces(result) -> None:
         )
         box = ", ".join(f"{v:.0f}" for v in f.box)
         sr_used = f"×{f.sr_scale}" if f.sr_scale else "yes" if f.sr else "no"
-        if f.expression_model == "fer-upscale":
-            sr_used += " (+FER SR)"
+        sr_used += _expression_mark(f.expression_model)
         table.add_row(
             str(f.index), box, str(f.face_px), sr_used, f"{f.expression} {f.confidence:.0%}", identity
         )
     stdout.print(table)
+
+
+def _expression_mark(roles: str) -> str:
+    """How the table marks an answer from the tiny-face path, alone or beside the HR classifier."""
+    answered = roles.split("+")  # `FaceRoute.expression_model`
+    if Weights.FER_UPSCALE.value not in answered:
+        return ""
+    return " (+FER SR, both)" if len(answered) > 1 else " (+FER SR)"

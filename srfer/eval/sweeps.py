@@ -9,7 +9,7 @@ import torch
 from srfer.core.errors import SrferError
 from srfer.core.weights import Weights
 from srfer.infer.heads import IdentityRouteRestorer
-from srfer.infer.load import LoadedModel, feature_sr_file, load_feature_sr
+from srfer.infer.load import LoadedModel, load_feature_sr, optional_file
 from srfer.infer.run import Restorer, make_restorer
 
 
@@ -28,12 +28,9 @@ def column(name: str, how) -> str:
 def x8_column(device: torch.device, weights: Path | None, notes: list[str]) -> dict[str, Restorer]:
     """The sweeps' ×8 SR column (`x8_sr`): given, or shipped, or left out with a note
     (`weights` "none": left out on request; at large sizes it is the slowest column)."""
-    if weights is not None and str(weights) == "none":
-        notes.append("no ×8 SR column: left out (--x8-weights none)")
-        return {}
-    path = Weights.SR_X8.optional(weights)
+    path, why = optional_file(Weights.SR_X8, weights)
     if path is None:
-        notes.append(f"no ×8 SR column: {Weights.SR_X8.missing_note()}")
+        notes.append(f"no ×8 SR column: {why}")
         return {}
     return {"x8_sr": make_restorer("sr", device, path, role=Weights.SR_X8)}
 
@@ -41,7 +38,7 @@ def x8_column(device: torch.device, weights: Path | None, notes: list[str]) -> d
 def feature_sr_column(model: LoadedModel, device: torch.device, weights: Path | None, notes: list[str]):
     """The sweeps' feature-SR embedder: given, or shipped and made for `model`, or left out
     with a note (`weights` "none": on request)."""
-    found, why = feature_sr_file(weights)
+    found, why = optional_file(Weights.FEATURE_SR, weights)
     if found is None:
         notes.append(f"no feature_sr column: {why}")
         return None

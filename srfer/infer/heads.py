@@ -3,7 +3,7 @@ the faces each head sees, restored by the SR its route names."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -36,14 +36,27 @@ def verify_logits(
     return network(a.to(device), b.to(device), px_a.to(device), px_b.to(device)).float().cpu()
 
 
+def by_shape(crops: list[torch.Tensor], run: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """`run` on crops of differing sizes (faces at their own pixels), one batch per size; the
+    answers stacked in the crops' order."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, crop in enumerate(crops):
+        groups.setdefault(tuple(crop.shape), []).append(i)
+    out: list[torch.Tensor] = [torch.empty(0)] * len(crops)
+    for rows in groups.values():
+        for i, answer in zip(rows, run(torch.stack([crops[i] for i in rows])), strict=True):
+            out[i] = answer
+    return torch.stack(out)
+
+
 def restore_crops(
     generator: LoadedModel, crops01: list[torch.Tensor], size: int, own_pixels: bool
 ) -> torch.Tensor:
     """Square face crops of any size → `size` px through `generator`: each crop resized to the
     generator's input size (size / scale, bicubic), or with `own_pixels` each crop as it is and
-    its output resized to `size` (one at a time: the sizes differ; such faces are few and small)."""
+    its output resized to `size` (one batch per crop size)."""
     if own_pixels:
-        return torch.cat([bicubic_resize(super_resolve(generator, c[None]).cpu(), size) for c in crops01])
+        return by_shape(crops01, lambda batch: bicubic_resize(super_resolve(generator, batch).cpu(), size))
     lr_size = size // generator.config.scale
     return super_resolve(generator, torch.stack([bicubic_resize(c, lr_size) for c in crops01])).cpu()
 
@@ -83,21 +96,24 @@ def embed_by_route(
 
 
 class TinyFaceExpression:
-    """Expression of a tiny face: its gray crop at its own pixels → the FER-domain SR (×4) → the
-    classifier's input size → the classifier trained on such super-resolved faces (the sweep's
-    upscale-classifier column, one face at a time)."""
+    """Expression of a tiny face: its gray crop at its own pixels (resized down to `input_up_to`
+    px where larger) → the FER-domain SR (×4) → the classifier's input size → the classifier
+    trained on such super-resolved faces (the sweep's upscale-classifier column)."""
 
-    def __init__(self, classifier: LoadedModel, restore: Restorer) -> None:
-        self.classifier, self.restore = classifier, restore
+    def __init__(self, classifier: LoadedModel, restore: Restorer, input_up_to: int) -> None:
+        self.classifier, self.restore, self.input_up_to = classifier, restore, input_up_to
 
     @torch.no_grad()
     def __call__(self, crops01: list[torch.Tensor]) -> torch.Tensor:
-        size = self.classifier.contract["input_size"]
-        restored = []
-        for crop in crops01:  # square crops of differing sizes; tiny faces are few
-            lr = quantize_8bit(to_gray(crop[None]))
-            restored.append(bicubic_resize(self.restore(lr.to(self.classifier.device)), size))
-        return self.classifier(torch.cat(restored)).float().softmax(1).cpu()
+        size, device = self.classifier.contract["input_size"], self.classifier.device
+        grays = [quantize_8bit(to_gray(self._capped(crop)[None]))[0] for crop in crops01]
+        restored = by_shape(grays, lambda batch: bicubic_resize(self.restore(batch.to(device)), size))
+        return self.classifier(restored).float().softmax(1).cpu()
+
+    def _capped(self, crop: torch.Tensor) -> torch.Tensor:
+        if max(crop.shape[-2:]) <= self.input_up_to:
+            return crop
+        return quantize_8bit(bicubic_resize(crop, self.input_up_to))
 
 
 class IdentityRouteRestorer:

@@ -272,13 +272,13 @@ def made_for(meta: Mapping[str, Any]) -> str | None:
     return meta.get("identity_embedder", {}).get("sha256")
 
 
-def feature_sr_file(weights: Path | None) -> tuple[Path | None, str | None]:
-    """The feature SR's file `weights` names (None: the shipped one), or None and why: "none"
-    leaves it out on request, and the shipped file may be missing."""
+def optional_file(role: Weights, weights: Path | None) -> tuple[Path | None, str | None]:
+    """The file of an optional network `weights` names (None: the shipped one), or None and why:
+    "none" leaves it out on request, and the shipped file may be missing."""
     if weights is not None and str(weights) == "none":
-        return None, "left out (--feature-sr-weights none)"
-    found = Weights.FEATURE_SR.optional(weights)
-    return (found, None) if found is not None else (None, Weights.FEATURE_SR.missing_note())
+        return None, "left out on request (none)"
+    found = role.optional(weights)
+    return (found, None) if found is not None else (None, role.missing_note())
 
 
 def load_feature_sr(

@@ -44,7 +44,8 @@ class PredictOptions:
     tiny_expression: bool = option(
         True,
         f"Faces ≤ {ROUTING.tiny_up_to} px, and soft (blurred, compressed) faces ≤ {ROUTING.soft_up_to} px: "
-        "expression from the grayscale FER SR + the classifier trained on such restored faces.",
+        "expression from the grayscale FER SR + the classifier trained on such restored faces; sharp "
+        f"faces ≤ {ROUTING.both_up_to} px: the mean of its answer and the default classifier's.",
     )
     x8: bool = option(True, "--no-x8: the ×4 SR for every face, the smallest too.")
     runtime: str = option("torch", RUNTIME_HELP)

@@ -37,12 +37,12 @@ from srfer.infer.heads import TinyFaceExpression, embed_by_route, expression_pro
 from srfer.infer.load import (
     LoadedModel,
     embedder_threshold,
-    feature_sr_file,
     load_classifier,
     load_embedder,
     load_feature_sr,
     load_generator,
     made_for,
+    optional_file,
 )
 from srfer.infer.options import PredictOptions, PredictWeights
 from srfer.infer.results import FaceResult, ImageResult, PredictReport
@@ -151,7 +151,7 @@ class Predictor:
         if embedder is None or embedder.template is None or Weights.SR not in self.restorers:
             return None
         given = weights.feature_sr_weights
-        found, _ = feature_sr_file(given)
+        found, _ = optional_file(Weights.FEATURE_SR, given)
         if found is None:
             return None
         if self.options.runtime != "torch":
@@ -169,7 +169,7 @@ class Predictor:
         runtime = self.options.runtime
         classifier = load_classifier(classifier_path, self.device, Weights.FER_UPSCALE, runtime)
         restore = make_restorer("sr", self.device, sr_path, Weights.SR_FER, runtime)
-        return TinyFaceExpression(classifier, restore)
+        return TinyFaceExpression(classifier, restore, self.routing.tiny_input_up_to)
 
     def close(self) -> None:
         """Closes the gallery it opened (one it was given stays open)."""
@@ -286,7 +286,7 @@ class Predictor:
             out.append(FaceResult(
                 image=path, index=i, box=tuple(float(v) for v in face.box), face_px=face.size_px,
                 detector_score=face.score, sr=route.sr, sr_scale=scale, expression=self.emotions[top],
-                expression_model=route.expression_model.value, confidence=float(probs[i, top]),
+                expression_model=route.expression_model, confidence=float(probs[i, top]),
                 probabilities={e: float(p) for e, p in zip(self.emotions, probs[i].tolist(), strict=True)},
                 crop01=crops[i], face01=work[i],
             ))  # fmt: skip
@@ -304,16 +304,17 @@ class Predictor:
     def _expressions(
         self, crops: list[torch.Tensor], work: torch.Tensor, routes: list[FaceRoute]
     ) -> torch.Tensor:
-        """Each face through the classifier its route names: the tiny-face path's or the HR one."""
-        tiny = [i for i, r in enumerate(routes) if r.expression_model is Weights.FER_UPSCALE]
-        others = [i for i in range(len(routes)) if i not in tiny]
-        probs = torch.empty(len(routes), len(self.emotions))
-        if others:
-            probs[others] = expression_probs(self.classifier, work[others])
+        """Each face through the classifiers its route names (the HR one on the restored face, the
+        tiny-face path's on the crop), their probabilities averaged where it names both."""
+        hr = [i for i, r in enumerate(routes) if Weights.FER in r.expression_models]
+        tiny = [i for i, r in enumerate(routes) if Weights.FER_UPSCALE in r.expression_models]
+        probs = torch.zeros(len(routes), len(self.emotions))
+        if hr:
+            probs[hr] += expression_probs(self.classifier, work[hr])
         if tiny:
             assert self.tiny_expression is not None  # the route names it only when it is loaded
-            probs[tiny] = project_probs(self.tiny_expression([crops[i] for i in tiny]), len(self.emotions))
-        return probs
+            probs[tiny] += project_probs(self.tiny_expression([crops[i] for i in tiny]), len(self.emotions))
+        return probs / torch.tensor([len(r.expression_models) for r in routes]).unsqueeze(1)
 
     def _identity_faces(
         self, img, faces: list[Face], crops: list[torch.Tensor], work: torch.Tensor, routes: list[FaceRoute]

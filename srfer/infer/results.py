@@ -22,7 +22,8 @@ class FaceResult:
     sr: bool
     sr_scale: int | None  # the SR that made the expression head's face: 4, 8, or None (bicubic)
     expression: str
-    expression_model: str  # weights role that answered: "fer", or "fer-upscale" for tiny faces
+    # who answered: "fer", "fer-upscale" (tiny-face path), "fer+fer-upscale" (both, averaged)
+    expression_model: str
     confidence: float
     probabilities: dict[str, float]
     identity: str | None = None

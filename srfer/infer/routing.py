@@ -41,12 +41,18 @@ class FaceRoute:
 
     `expression_sr`, `identity_sr`: the SR that restores the face each head sees (a `Weights`
     role), or None for a resize (`Weights.FEATURE_SR`: a resize, then restored inside the
-    embedder's trunk); `expression_model`: the classifier that answers."""
+    embedder's trunk); `expression_models`: the classifiers that answer, one or two (then the
+    mean of their probabilities)."""
 
     sr: bool
     expression_sr: Weights | None
-    expression_model: Weights
+    expression_models: tuple[Weights, ...]
     identity_sr: Weights | None
+
+    @property
+    def expression_model(self) -> str:
+        """The classifiers' roles as `--json` names them: "fer", "fer-upscale" or "fer+fer-upscale"."""
+        return "+".join(w.value for w in self.expression_models)
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,13 @@ class Routing:
       faces turn blur and JPEG blocks into features that are not the person's.
     - `soft_up_to`: soft faces up to this take the tiny-face expression path too (above
       `tiny_up_to`), because that path was trained on degraded faces and the HR classifier was not.
+    - `both_up_to`: sharp faces above `tiny_up_to` up to this get the mean of both classifiers'
+      probabilities (the HR one on the SR face, the tiny-face path's): a sharp-looking small face
+      may still be noisy or compressed, where the HR classifier alone fails, and the two
+      classifiers' errors differ enough that the mean beats either on clean faces too.
+    - `tiny_input_up_to`: the tiny-face path's SR takes a face at its own pixels up to this size;
+      larger faces (soft ones, and sharp ones beside the HR classifier) are resized down to it
+      first: the path learnt on 12–16 px faces and answers larger ones better near that size.
     - `feature_sr_below`: an aligning embedder's faces under this that would get a pixel SR go
       through the feature-level SR where it is loaded instead (the face resized, its maps
       restored inside the trunk); soft faces stay without SR, as for the pixel SRs.
@@ -80,6 +93,8 @@ class Routing:
     tiny_up_to: int = 22
     soft_up_to: int = 40
     soft_detail_below: float = 1.7
+    both_up_to: int = 40
+    tiny_input_up_to: int = 24
     feature_sr_below: int = 28
     head_below: int = 40
     own_pixels: frozenset[Weights] = frozenset({Weights.SR_X8})
@@ -113,9 +128,16 @@ class Routing:
             identity_sr = self._sr_for("identity", face_px, have)
         else:  # a centre-crop embedder sees the expression head's face
             identity_sr = expression_sr
-        small_or_soft = face_px <= self.tiny_up_to or (soft and self._softness_decides(face_px))
-        tiny = have.tiny_expression and small_or_soft
-        return FaceRoute(sr, expression_sr, Weights.FER_UPSCALE if tiny else Weights.FER, identity_sr)
+        return FaceRoute(sr, expression_sr, self._classifiers(face_px, have, soft), identity_sr)
+
+    def _classifiers(self, face_px: int, have: Available, soft: bool) -> tuple[Weights, ...]:
+        if not have.tiny_expression:
+            return (Weights.FER,)
+        if face_px <= self.tiny_up_to or (soft and self._softness_decides(face_px)):
+            return (Weights.FER_UPSCALE,)
+        if face_px <= self.both_up_to:
+            return (Weights.FER, Weights.FER_UPSCALE)
+        return (Weights.FER,)
 
     def _softness_decides(self, face_px: int) -> bool:
         """Whether softness decides this size's expression route (smaller faces take the tiny path
