@@ -73,8 +73,8 @@ class Routing:
       `tiny_up_to`), because that path was trained on degraded faces and the HR classifier was not.
     - `both_up_to`: sharp faces above `tiny_up_to` up to this get the mean of both classifiers'
       probabilities (the HR one on the SR face, the tiny-face path's): a sharp-looking small face
-      may still be noisy or compressed, where the HR classifier alone fails, and the two
-      classifiers' errors differ enough that the mean beats either on clean faces too.
+      may still be noisy or compressed, where the HR classifier alone fails, and on clean faces
+      the two err differently enough that the mean costs little or gains.
     - `tiny_input_up_to`: the tiny-face path's SR takes a face at its own pixels up to this size;
       larger faces (soft ones, and sharp ones beside the HR classifier) are resized down to it
       first: the path learnt on 12–16 px faces and answers larger ones better near that size.
