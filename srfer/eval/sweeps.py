@@ -28,7 +28,7 @@ def column(name: str, how) -> str:
 def x8_column(device: torch.device, weights: Path | None, notes: list[str]) -> dict[str, Restorer]:
     """The sweeps' ×8 SR column (`x8_sr`): given, or shipped, or left out with a note
     (`weights` "none": left out on request; at large sizes it is the slowest column)."""
-    path, why = optional_file(Weights.SR_X8, weights)
+    path, why = optional_file(Weights.SR_X8, weights, "--x8-weights")
     if path is None:
         notes.append(f"no ×8 SR column: {why}")
         return {}
@@ -38,7 +38,7 @@ def x8_column(device: torch.device, weights: Path | None, notes: list[str]) -> d
 def feature_sr_column(model: LoadedModel, device: torch.device, weights: Path | None, notes: list[str]):
     """The sweeps' feature-SR embedder: given, or shipped and made for `model`, or left out
     with a note (`weights` "none": on request)."""
-    found, why = optional_file(Weights.FEATURE_SR, weights)
+    found, why = optional_file(Weights.FEATURE_SR, weights, "--feature-sr-weights")
     if found is None:
         notes.append(f"no feature_sr column: {why}")
         return None

@@ -272,11 +272,11 @@ def made_for(meta: Mapping[str, Any]) -> str | None:
     return meta.get("identity_embedder", {}).get("sha256")
 
 
-def optional_file(role: Weights, weights: Path | None) -> tuple[Path | None, str | None]:
+def optional_file(role: Weights, weights: Path | None, flag: str) -> tuple[Path | None, str | None]:
     """The file of an optional network `weights` names (None: the shipped one), or None and why:
-    "none" leaves it out on request, and the shipped file may be missing."""
+    "none" leaves it out on request (`flag none`), and the shipped file may be missing."""
     if weights is not None and str(weights) == "none":
-        return None, "left out on request (none)"
+        return None, f"left out ({flag} none)"
     found = role.optional(weights)
     return (found, None) if found is not None else (None, role.missing_note())
 

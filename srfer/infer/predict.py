@@ -151,7 +151,7 @@ class Predictor:
         if embedder is None or embedder.template is None or Weights.SR not in self.restorers:
             return None
         given = weights.feature_sr_weights
-        found, _ = optional_file(Weights.FEATURE_SR, given)
+        found, _ = optional_file(Weights.FEATURE_SR, given, "--feature-sr-weights")
         if found is None:
             return None
         if self.options.runtime != "torch":
