@@ -474,7 +474,16 @@ def test_the_default_expression_classifier_answers_with_flip_tta(weights, tmp_pa
         expected = (named(x).softmax(1) + named(x.flip(-1)).softmax(1)) / 2
         assert torch.allclose(default(x).softmax(1), expected, atol=1e-5)
     tiny_path = load_classifier(None, torch.device("cpu"), role=w.Weights.FER_UPSCALE)
-    assert not isinstance(tiny_path.network, FlipAveraged)
+    assert w.Weights.FER_UPSCALE.entry.flip_tta and isinstance(tiny_path.network, FlipAveraged)
+    from srfer.infer.options import PredictOptions, PredictWeights
+    from srfer.infer.predict import Predictor
+
+    given = PredictWeights(
+        sr_weights=weights["sr"], fer_sr_weights=weights["sr_fer"], sr_x8_weights=weights["sr_x8"]
+    )
+    predictor = Predictor(PredictOptions(detect=False), "cpu", given)  # both classifiers as shipped: flipped
+    assert isinstance(predictor.tiny_expression.classifier.network, FlipAveraged)
+    assert isinstance(predictor.classifier.network, FlipAveraged)
     (tmp_path / w.Weights.FER.entry.file).unlink()
     with pytest.raises(SrferError, match=w.Weights.FER.entry.file):
         load_classifier(None, torch.device("cpu"))

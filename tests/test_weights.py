@@ -24,7 +24,7 @@ def test_an_entry_says_what_its_network_takes() -> None:
     assert Weights.SR_X8.entry.contract["scale"] == 8 and Weights.SR.entry.contract["scale"] == 4
     assert Weights.FERPLUS.entry.classes is not None and Weights.FERPLUS.entry.classes[-1] == "contempt"
     assert Weights.EMBED.entry.threshold is not None and Weights.EMBED.entry.kind == "face-embedder"
-    assert Weights.FER.entry.flip_tta and not Weights.FER_UPSCALE.entry.flip_tta
+    assert Weights.FER.entry.flip_tta and Weights.FER_UPSCALE.entry.flip_tta and not Weights.SR.entry.flip_tta
     assert all(entry.train for entry in catalog().values())  # a missing file names how to make it
 
 

@@ -84,7 +84,7 @@ def sweep_fer(options: FerEvalOptions, sizes: list[int], progress=None) -> FerSw
     hr_model = load_classifier(o.weights, dev)
     notes: list[str] = []
     up_path = Weights.FER_UPSCALE.optional(o.upscale_weights)
-    up_model = load_classifier(up_path, dev, role=Weights.FER_UPSCALE) if up_path else None
+    up_model = load_classifier(o.upscale_weights, dev, role=Weights.FER_UPSCALE) if up_path else None
     if up_model is None:
         notes.append(f"no upscale-trained classifier column: {Weights.FER_UPSCALE.missing_note()}")
     restorers: dict[str, Restorer] = {"bicubic": Restorer(), "sr": make_restorer("sr", dev, o.sr_weights)}

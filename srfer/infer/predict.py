@@ -167,7 +167,8 @@ class Predictor:
         if classifier_path is None or sr_path is None:
             return None
         runtime = self.options.runtime
-        classifier = load_classifier(classifier_path, self.device, Weights.FER_UPSCALE, runtime)
+        # the shipped file by its role (not its path), so it answers as its entry says (flip TTA)
+        classifier = load_classifier(weights.upscale_fer_weights, self.device, Weights.FER_UPSCALE, runtime)
         restore = make_restorer("sr", self.device, sr_path, Weights.SR_FER, runtime)
         return TinyFaceExpression(classifier, restore, self.routing.tiny_input_up_to)
 
