@@ -3,7 +3,7 @@ the faces each head sees, restored by the SR its route names."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -79,11 +79,13 @@ def restore_by_route(
 
 
 def embed_by_route(
-    embedder: Network, feature_sr: Network | None, faces01: torch.Tensor, through_fsr: torch.Tensor,
+    embedder: Network, feature_sr: Network | None, faces01: torch.Tensor, roles: Sequence[Weights | None],
     device: torch.device,
 ) -> torch.Tensor:  # fmt: skip
-    """Each face's embedding (on the CPU): by `embedder`, or where `through_fsr` (N,) says by
-    `feature_sr` (the embedder with its feature SR, `load_feature_sr`); run on `device`."""
+    """Each face's embedding (on the CPU): by `embedder`, or where its identity role (`roles`,
+    one per face) is the feature SR by `feature_sr` (the embedder with its feature SR,
+    `load_feature_sr`); run on `device`."""
+    through_fsr = torch.tensor([r is Weights.FEATURE_SR for r in roles], dtype=torch.bool)
     out: torch.Tensor | None = None
     for network, rows in ((embedder, ~through_fsr), (feature_sr, through_fsr)):
         if rows.any():
@@ -175,9 +177,8 @@ class IdentityRouteRestorer:
         embedder's `size`, embedded by `embedder` or, where its route says, the feature SR."""
         roles = self.routes(lr01)
         pixels = bicubic_resize(self._pixels(lr01, roles), size)
-        through_fsr = torch.tensor([r is Weights.FEATURE_SR for r in roles], dtype=torch.bool)
         with ctx.autocast():
-            return embed_by_route(embedder, self.feature_sr, pixels, through_fsr, ctx.device)
+            return embed_by_route(embedder, self.feature_sr, pixels, roles, ctx.device)
 
 
 def _way(role: Weights | None) -> str:

@@ -359,8 +359,8 @@ class Predictor:
         self, faces01: torch.Tensor, results: list[FaceResult], faces: list[Face], routes: list[FaceRoute]
     ) -> None:
         assert self.embedder is not None
-        through_fsr = torch.tensor([r.identity_sr is Weights.FEATURE_SR for r in routes], dtype=torch.bool)
-        embeddings = embed_by_route(self.embedder, self.feature_sr, faces01, through_fsr, self.device)
+        roles = [r.identity_sr for r in routes]
+        embeddings = embed_by_route(self.embedder, self.feature_sr, faces01, roles, self.device)
         # a gallery with nobody in it yet (a server's, before the first enrolment) names no one
         known = self.gallery is not None and bool(self.gallery.matrix()[0])
         matches = self.gallery.identify(embeddings, self.embedder_id, self.tau) if known else None
