@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 import torchvision.models as tvm
-from PIL import Image
 from typer.testing import CliRunner, Result
 
 from srfer.cli import app
@@ -42,21 +41,6 @@ def test_weighted_sampler_balances_classes() -> None:
     weights = 1.0 / torch.bincount(labels).double()[labels]
     drawn = [labels[i].item() for i, _ in EpochSampler(100, 2000, seed=0, weights=weights)]
     assert 0.4 < sum(drawn) / len(drawn) < 0.6
-
-
-@pytest.fixture(scope="module")
-def fer_root(tmp_path_factory) -> Path:
-    """Two images per emotion per split; each class a distinct brightness so it is learnable."""
-    root = tmp_path_factory.mktemp("fer")
-    for split, n in (("train", 3), ("val", 2)):
-        for label, name in enumerate(EMOTIONS):
-            (root / split / name).mkdir(parents=True)
-            for i in range(n):
-                value = 20 + 30 * label + i
-                Image.fromarray(np.full((48, 48), value, np.uint8), "L").save(
-                    root / split / name / f"{i}.png"
-                )
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srfer.models import dlib_resnet
 from srfer.models.registry import Registry
 
 FER_BACKBONES = Registry("arch")
@@ -55,9 +56,12 @@ class FerConfig:
     dropout: float = 0.5
     input_size: int = 48
     trunk_size: int = 112  # dlib-resnet29, faceapi-expression: faces are resized to this first
+    shared_stages: int = 0  # dlib-resnet29: stem + first N stages are a face recogniser's, frozen
 
     def __post_init__(self) -> None:
         FER_BACKBONES.get(self.arch)  # an unknown name is an error naming the known ones
+        if self.shared_stages and self.arch != "dlib-resnet29":
+            raise ValueError("shared stages are for dlib-resnet29, whose trunk a face recogniser has")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -207,32 +211,72 @@ class TorchvisionFer(nn.Module):
 
 class DlibFer(nn.Module):
     """(N, 1, H, W) gray in [0, 1] → resize to `trunk_size` → RGB copy → dlib normalisation →
-    dlib ResNet-29 stem + stages (256 × 3 × 3 at 112 px) → mean → dropout → (N, classes)."""
+    dlib ResNet-29 stem + stages (256 × 3 × 3 at 112 px) → mean → dropout → (N, classes).
+
+    With `shared_stages` N the stem and the first N stages are a face recogniser's and stay
+    frozen (`share_trunk_`): at the recogniser's `trunk_size` (150) they compute what the
+    embedder computes, so one pass up to there serves both (`srfer.models.multitask`), and
+    `from_maps` continues from those maps."""
 
     kind = "fer-classifier"
 
     def __init__(self, config: FerConfig) -> None:
         super().__init__()
-        from srfer.models import dlib_resnet
-
         self.config = config
         self.trunk = dlib_resnet.DlibResNet29()
         self.trunk.down_out = self.trunk.fc = nn.Identity()  # the identity head is not used
+        for module in self.shared_modules():
+            module.requires_grad_(False)  # the recogniser's: they must stay what it computes
         self.normalise = dlib_resnet.normalise
         width = self.trunk.config.widths[-1]
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(width, config.num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.from_maps(self.shared_maps(x))
+
+    def shared_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """Faces → the maps after the stem and the shared stages (what a sharing recogniser
+        computes from the same 150 px face)."""
         size = self.config.trunk_size
         if x.shape[-2:] != (size, size):
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
-        return self.head(self.trunk.feature_maps(self.normalise(x))[-1].mean((2, 3)))
+        maps = F.max_pool2d(F.relu(self.trunk.stem(self.normalise(x))), 3, 2)
+        for stage in self.trunk.stages[: self.config.shared_stages]:
+            maps = stage(maps)
+        return maps
+
+    def from_maps(self, maps: torch.Tensor) -> torch.Tensor:
+        """Logits from the maps after the shared stages (the recogniser's, computed once)."""
+        for stage in self.trunk.stages[self.config.shared_stages :]:
+            maps = stage(maps)
+        return self.head(maps.mean((2, 3)))
+
+    def shared_modules(self) -> list[nn.Module]:
+        """The stem and the first `shared_stages` stages (none when nothing is shared)."""
+        n = self.config.shared_stages
+        return [self.trunk.stem, *self.trunk.stages[:n]] if n else []
+
+    def share_trunk_(self, recogniser: dlib_resnet.DlibResNet29) -> int:
+        """Copy the shared modules from a recogniser's trunk, their affines folded (as
+        `load_face_recogniser` does); returns how many tensors were copied."""
+        mine = self.shared_modules()
+        if not mine:
+            raise ValueError("this classifier shares no stages (shared_stages is 0)")
+        theirs = [recogniser.stem, *recogniser.stages[: self.config.shared_stages]]
+        copied = 0
+        for own, source in zip(mine, theirs, strict=True):
+            own.load_state_dict(source.state_dict())
+            copied += len(source.state_dict())
+            for module in own.modules():
+                if isinstance(module, dlib_resnet.ConvAffine):
+                    module.fold_()
+        return copied
 
     def pretrained_parameters(self) -> list[nn.Parameter]:
-        """The trunk's: `train-fer --trunk-lr` gives them their own learning rate."""
-        return list(self.trunk.parameters())
+        """The trunk's trainable ones: `train-fer --trunk-lr` gives them their own learning rate."""
+        return [p for p in self.trunk.parameters() if p.requires_grad]
 
     def load_face_recogniser(self, state: dict[str, torch.Tensor], prefix: str = "backbone.") -> int:
         """Copy the trunk from a face embedder's state dict (keys `backbone.*`, as srfer's
@@ -259,7 +303,7 @@ class FaceApiFer(nn.Module):
 
     def __init__(self, config: FerConfig) -> None:
         super().__init__()
-        from srfer.models import dlib_resnet, faceapi_expression
+        from srfer.models import faceapi_expression
 
         self.config = config
         self.resize = faceapi_expression.legacy_bilinear_resize

@@ -181,6 +181,16 @@ class FerTrainArgs(RunArgs):
         "classifier (its trunk; the head starts new, e.g. FER2013 → FER+).",
     )
     trunk_size: int = option(112, "dlib-resnet29: faces are resized to this before the trunk.", min=64)
+    shared_stages: int = option(
+        0,
+        "dlib-resnet29: share the stem and the first N stages (1-4) with a face recogniser: copied from "
+        "--share-trunk-with and frozen, so `predict` could run them once for both heads (the trunk "
+        "size is then the recogniser's, 150).",
+        min=0, max=4,
+    )  # fmt: skip
+    share_trunk_with: Path | None = option(
+        None, "With --shared-stages: the face-embedder file to share with (default: the shipped embedder)."
+    )
     trunk_lr: float = option(
         1.0,
         "Learning rate of a pretrained trunk as a fraction of --lr (discriminative fine-tuning).",

@@ -23,6 +23,7 @@ from srfer.data.degradations import LowResPath, degradation
 from srfer.data.fer import FerDataset, FerSamples, class_names, describe_balance, load_fer
 from srfer.eval.metrics import classification_report
 from srfer.infer.run import make_restorer, predict_probs
+from srfer.models import dlib_resnet
 from srfer.models.fer import FerConfig, build_fer
 from srfer.train.args import FerTrainArgs, parse_lr_sizes
 from srfer.train.distill import distillation_targets, teacher_probabilities
@@ -174,7 +175,7 @@ def parameter_groups(model: nn.Module, lr: float, trunk_lr: float) -> list[dict[
     """Discriminative fine-tuning: the pretrained trunk at `trunk_lr` × lr, the new head at lr."""
     trunk = model.pretrained_parameters()  # type: ignore[operator]
     in_trunk = {id(p) for p in trunk}
-    rest = [p for p in model.parameters() if id(p) not in in_trunk]
+    rest = [p for p in model.parameters() if id(p) not in in_trunk and p.requires_grad]
     return [{"params": trunk, "lr": lr * trunk_lr}, {"params": rest, "lr": lr}]
 
 
@@ -243,10 +244,24 @@ def start_from_imagenet(model: nn.Module, args: FerTrainArgs) -> dict[str, Any]:
     return {"imagenet_weights": source, "initialised_not_loaded": left}
 
 
+def share_trunk(model: nn.Module, args: FerTrainArgs) -> dict[str, Any]:
+    """`--shared-stages`: the stem and first stages from the face recogniser, frozen (after
+    `--pretrained`/`--init`, which fill the rest of the trunk)."""
+    from srfer.core.weights import Weights
+    from srfer.infer.load import load_network
+
+    source = load_network(args.share_trunk_with, "face-embedder", role=Weights.EMBED)
+    backbone = getattr(source.network, "backbone", None)
+    if not isinstance(backbone, dlib_resnet.DlibResNet29):
+        raise SrferError(f"{source.source}: --share-trunk-with needs a dlib-resnet29 face embedder")
+    copied = model.share_trunk_(backbone)  # type: ignore[operator]
+    return {"face_recogniser": str(source.source), "stages": args.shared_stages, "tensors_copied": copied}
+
+
 def train_fer(args: FerTrainArgs) -> dict[str, Any]:
     device = args.start()
-    try:
-        FerConfig(arch=args.arch)  # an unknown --arch fails before any data is read
+    try:  # an unknown --arch (or sharing stages it has not) fails before any data is read
+        FerConfig(arch=args.arch, shared_stages=args.shared_stages)
     except ValueError as exc:
         raise SrferError(str(exc)) from None
     check_targets(args)
@@ -256,10 +271,12 @@ def train_fer(args: FerTrainArgs) -> dict[str, Any]:
     val_samples = load_fer(args.data, "val", args.ferplus, args.subset)
     targets = target_name(args, train_samples)
     loss = build_loss(args, train_samples.class_counts())
-    config = FerConfig(arch=args.arch, width=args.width, trunk_size=args.trunk_size,
-                       num_classes=len(train_samples.classes))  # fmt: skip
+    trunk_size = dlib_resnet.INPUT_SIZE if args.shared_stages else args.trunk_size
+    config = FerConfig(arch=args.arch, width=args.width, trunk_size=trunk_size,
+                       num_classes=len(train_samples.classes), shared_stages=args.shared_stages)  # fmt: skip
     recipe = FerRecipe(config, args.lr, loss, low_res, args.trunk_lr, args.mixup, args.seed, targets)
     pretrained = start_from_pretrained(recipe.model, args) if pretrained_start else None
+    shared = share_trunk(recipe.model, args) if args.shared_stages and not args.resume else None
     weights = None
     if args.balanced:  # class-balanced sampling: each draw ∝ 1 / (its class's count)
         counts = torch.tensor(train_samples.class_counts(), dtype=torch.float64)
@@ -268,7 +285,7 @@ def train_fer(args: FerTrainArgs) -> dict[str, Any]:
         "data": {"train": train_samples.description, "val": val_samples.description,
                  "train_images": len(train_samples), "val_images": len(val_samples),
                  "train_balance": describe_balance(train_samples)},
-        "train_args": args.as_meta(), "pretrained": pretrained,
+        "train_args": args.as_meta(), "pretrained": pretrained, "shared_trunk": shared,
     }  # fmt: skip
     train_set = FerDataset(train_samples, augment=True, random_erasing=args.random_erasing)
     val_set = FerDataset(val_samples)
