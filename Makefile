@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_sr.py --data $(DATA)/celeba
 	$(BIN)/python benchmarks/bench_recognition.py --fer-archs
 	$(BIN)/python benchmarks/bench_identity_paths.py --size 16
+	$(BIN)/python benchmarks/bench_shared_trunk.py
 	$(BIN)/python benchmarks/bench_predict.py --folder $(DATA)/samples/wild
 	$(BIN)/python benchmarks/bench_speed.py --folder $(DATA)/samples/wild --celeba $(DATA)/celeba
 	$(BIN)/python benchmarks/bench_enhance.py --folder $(DATA)/samples/wild --celeba $(DATA)/celeba

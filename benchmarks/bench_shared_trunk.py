@@ -5,10 +5,12 @@ recogniser's first stages once, then its identity stages and the classifier's ow
 16, on the CPU and on CUDA when present, deployed as `predict` runs them; numbers are measured
 each run, never stored.
 
-    python benchmarks/bench_shared_trunk.py --classifier FILE [--json]
+    python benchmarks/bench_shared_trunk.py [--shared-stages 2 | --classifier FILE] [--json]
 
 FILE: an expression classifier trained with `srfer train-fer --shared-stages N` against the
-shipped embedder (its shared stages must be that embedder's, or it is refused).
+shipped embedder (its shared stages must be that embedder's, or it is refused). Without one,
+the branch is built untrained (time does not depend on the weights' values): no sharing
+classifier ships, since none loses little enough accuracy (docs/results.md).
 """
 
 from __future__ import annotations
@@ -21,24 +23,37 @@ from pathlib import Path
 import torch
 from bench_sr import print_rows, timed
 
+from srfer.accel.deploy import switch_to_cpu_deploy
 from srfer.core.errors import SrferError
 from srfer.infer.load import load_classifier, load_embedder
+from srfer.models.fer import FerConfig, build_fer
 from srfer.models.multitask import SharedTrunk
 
+Way = Callable[[torch.Tensor, torch.Tensor], object]
 
-def paths(
-    device: torch.device, classifier: Path
-) -> dict[str, Callable[[torch.Tensor, torch.Tensor], object]]:
+
+def sharing_classifier(device: torch.device, classifier: Path | None, stages: int) -> torch.nn.Module:
+    """The trained file, or an untrained branch on the shipped embedder's first `stages` stages."""
+    if classifier is not None:
+        return load_classifier(classifier, device).network
+    trained = load_embedder(None, device, deploy=False).network.backbone
+    model = build_fer(FerConfig(arch="dlib-resnet29", trunk_size=150, shared_stages=stages))
+    model.share_trunk_(trained)
+    model = model.eval().to(device, memory_format=torch.channels_last)
+    return switch_to_cpu_deploy(model) if device.type == "cpu" else model
+
+
+def paths(device: torch.device, classifier: Path | None, stages: int) -> dict[str, Way]:
     """Each way from a chip batch (N, 3, 150, 150) and its gray face (N, 1, 48, 48) to an
     embedding and expression logits."""
     embedder = load_embedder(None, device).network
     default = load_classifier(None, device).network  # the shipped one, with its flip TTA
     plain = getattr(default, "classifier", default)
-    sharing = load_classifier(classifier, device).network
+    sharing = sharing_classifier(device, classifier, stages)
     try:
         shared = SharedTrunk(embedder, sharing)
     except ValueError as exc:
-        raise SrferError(f"{classifier}: {exc}") from None
+        raise SrferError(f"{classifier or 'the untrained branch'}: {exc}") from None
 
     def shared_flip(chip: torch.Tensor, _face: torch.Tensor) -> object:
         embedding, logits = shared(chip)
@@ -53,10 +68,10 @@ def paths(
     }
 
 
-def measure(device: torch.device, classifier: Path) -> dict[str, dict[str, float]]:
+def measure(device: torch.device, classifier: Path | None, stages: int) -> dict[str, dict[str, float]]:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     report = {}
-    for name, way in paths(device, classifier).items():
+    for name, way in paths(device, classifier, stages).items():
         row = {}
         for batch in (1, 16):
             chip = torch.rand(batch, 3, 150, 150, device=device)
@@ -73,12 +88,19 @@ def measure(device: torch.device, classifier: Path) -> dict[str, dict[str, float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--classifier", type=Path, required=True, help="A --shared-stages classifier file.")
+    parser.add_argument("--classifier", type=Path, default=None, help="A --shared-stages classifier file.")
+    parser.add_argument(
+        "--shared-stages", type=int, default=2, help="Without --classifier: the branch point."
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     try:
-        report = {k: v for device in devices for k, v in measure(device, args.classifier).items()}
+        report = {
+            k: v
+            for device in devices
+            for k, v in measure(device, args.classifier, args.shared_stages).items()
+        }
     except SrferError as exc:
         raise SystemExit(f"error: {exc}") from None
     if args.json:
