@@ -11,12 +11,11 @@ each run, never stored.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from bench_sr import print_rows, timed
+from bench_sr import bench_devices, emit, timed
 
 from srfer.core.weights import Weights
 from srfer.data.degradations import bicubic_resize
@@ -80,13 +79,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     report: dict[str, dict[str, float]] = {}
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    for device in devices:
+    for device in bench_devices():
         report |= measure(device, args.size, args.feature_sr_weights)
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return
-    print_rows(report, width=34, digits=3)
+    emit(report, args.json, width=34, digits=3)
 
 
 if __name__ == "__main__":

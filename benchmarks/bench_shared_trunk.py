@@ -16,12 +16,11 @@ classifier ships, since none loses little enough accuracy (docs/results.md).
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from bench_sr import print_rows, timed
+from bench_sr import bench_devices, emit, timed
 
 from srfer.accel.deploy import switch_to_cpu_deploy
 from srfer.core.errors import SrferError
@@ -94,19 +93,13 @@ def main() -> None:
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    report: dict[str, dict[str, float]] = {}
     try:
-        report = {
-            k: v
-            for device in devices
-            for k, v in measure(device, args.classifier, args.shared_stages).items()
-        }
+        for device in bench_devices():
+            report |= measure(device, args.classifier, args.shared_stages)
     except SrferError as exc:
         raise SystemExit(f"error: {exc}") from None
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return
-    print_rows(report, width=44, digits=2)
+    emit(report, args.json, width=44, digits=2)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,19 @@ def print_rows(report: dict[str, dict[str, float]], width: int = 42, digits: int
             print(f"{section:<{width}} {key:<22} {value:10.{digits}f}")
 
 
+def bench_devices() -> list[torch.device]:
+    """Where a benchmark measures: the CPU, and CUDA when present."""
+    return [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+
+
+def emit(report: dict[str, dict[str, float]], as_json: bool, width: int, digits: int) -> None:
+    """The report as JSON (`--json`) or as `print_rows` lines."""
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_rows(report, width, digits)
+
+
 def timed(fn, repeats: int, sync) -> float:
     """Best-of-`repeats` seconds for one call (after one warm-up call)."""
     fn()
