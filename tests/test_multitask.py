@@ -97,3 +97,7 @@ def test_train_fer_shared_stages_keeps_them_the_recogniser_s(fer_root: Path, tmp
                            fresh.trunk.stages[2].state_dict()["0.conv1.conv.weight"])  # fmt: skip
     wrong = runner.invoke(app, ["train-fer", *common, *share, "--out", str(tmp_path / "other")])
     assert wrong.exit_code == 1 and "dlib-resnet29" in wrong.output and "Traceback" not in wrong.output
+    missing = ["--shared-stages", "2", "--share-trunk-with", str(tmp_path / "nope.safetensors")]
+    gone = runner.invoke(app, ["train-fer", *common, *missing, "--out", str(tmp_path / "gone"),
+                               "--arch", "dlib-resnet29"])  # fmt: skip
+    assert gone.exit_code == 1 and "nope.safetensors" in gone.output and "Traceback" not in gone.output

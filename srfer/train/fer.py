@@ -244,9 +244,11 @@ def start_from_imagenet(model: nn.Module, args: FerTrainArgs) -> dict[str, Any]:
     return {"imagenet_weights": source, "initialised_not_loaded": left}
 
 
-def share_trunk(model: nn.Module, args: FerTrainArgs) -> dict[str, Any]:
-    """`--shared-stages`: the stem and first stages from the face recogniser, frozen (after
-    `--pretrained`/`--init`, which fill the rest of the trunk)."""
+def shared_recogniser(args: FerTrainArgs) -> tuple[dlib_resnet.DlibResNet29, dict[str, Any]] | None:
+    """`--shared-stages`: the face recogniser whose stem and first stages the classifier shares
+    (none when resuming: the checkpoint has them), loaded before any data is read."""
+    if not args.shared_stages or args.resume:
+        return None
     from srfer.core.weights import Weights
     from srfer.infer.load import load_network
 
@@ -254,8 +256,16 @@ def share_trunk(model: nn.Module, args: FerTrainArgs) -> dict[str, Any]:
     backbone = getattr(source.network, "backbone", None)
     if not isinstance(backbone, dlib_resnet.DlibResNet29):
         raise SrferError(f"{source.source}: --share-trunk-with needs a dlib-resnet29 face embedder")
-    copied = model.share_trunk_(backbone)  # type: ignore[operator]
-    return {"face_recogniser": str(source.source), "stages": args.shared_stages, "tensors_copied": copied}
+    return backbone, {"face_recogniser": str(source.source), "stages": args.shared_stages}
+
+
+def share_trunk(
+    model: nn.Module, recogniser: tuple[dlib_resnet.DlibResNet29, dict[str, Any]]
+) -> dict[str, Any]:
+    """Copy the shared stages into `model` (after `--pretrained`/`--init`, which fill the rest
+    of the trunk); returns what the run records."""
+    backbone, meta = recogniser
+    return meta | {"tensors_copied": model.share_trunk_(backbone)}  # type: ignore[operator]
 
 
 def train_fer(args: FerTrainArgs) -> dict[str, Any]:
@@ -266,6 +276,7 @@ def train_fer(args: FerTrainArgs) -> dict[str, Any]:
         raise SrferError(str(exc)) from None
     check_targets(args)
     pretrained_start = check_pretrained_start(args)
+    recogniser = shared_recogniser(args)
     low_res = build_low_res(args, device)
     train_samples = load_fer(args.data, "train", args.ferplus, args.subset)
     val_samples = load_fer(args.data, "val", args.ferplus, args.subset)
@@ -276,7 +287,7 @@ def train_fer(args: FerTrainArgs) -> dict[str, Any]:
                        num_classes=len(train_samples.classes), shared_stages=args.shared_stages)  # fmt: skip
     recipe = FerRecipe(config, args.lr, loss, low_res, args.trunk_lr, args.mixup, args.seed, targets)
     pretrained = start_from_pretrained(recipe.model, args) if pretrained_start else None
-    shared = share_trunk(recipe.model, args) if args.shared_stages and not args.resume else None
+    shared = share_trunk(recipe.model, recogniser) if recogniser is not None else None
     weights = None
     if args.balanced:  # class-balanced sampling: each draw ∝ 1 / (its class's count)
         counts = torch.tensor(train_samples.class_counts(), dtype=torch.float64)
