@@ -25,6 +25,7 @@ from bench_sr import bench_devices, emit, timed
 from srfer.accel.deploy import switch_to_cpu_deploy
 from srfer.core.errors import SrferError
 from srfer.infer.load import load_classifier, load_embedder
+from srfer.models.dlib_resnet import INPUT_SIZE
 from srfer.models.fer import FerConfig, build_fer
 from srfer.models.multitask import SharedTrunk
 
@@ -36,7 +37,7 @@ def sharing_classifier(device: torch.device, classifier: Path | None, stages: in
     if classifier is not None:
         return load_classifier(classifier, device).network
     trained = load_embedder(None, device, deploy=False).network.backbone
-    model = build_fer(FerConfig(arch="dlib-resnet29", trunk_size=150, shared_stages=stages))
+    model = build_fer(FerConfig(arch="dlib-resnet29", trunk_size=INPUT_SIZE, shared_stages=stages))
     model.share_trunk_(trained)
     model = model.eval().to(device, memory_format=torch.channels_last)
     return switch_to_cpu_deploy(model) if device.type == "cpu" else model
@@ -73,7 +74,7 @@ def measure(device: torch.device, classifier: Path | None, stages: int) -> dict[
     for name, way in paths(device, classifier, stages).items():
         row = {}
         for batch in (1, 16):
-            chip = torch.rand(batch, 3, 150, 150, device=device)
+            chip = torch.rand(batch, 3, INPUT_SIZE, INPUT_SIZE, device=device)
             face = torch.rand(batch, 1, 48, 48, device=device)
 
             def infer(chip=chip, face=face, way=way):

@@ -151,9 +151,7 @@ class DlibResNet29(nn.Module):
 
     def fold_affines_(self) -> None:
         """Every affine moved into its convolution (`ConvAffine.fold_`): before fine-tuning."""
-        for module in self.modules():
-            if isinstance(module, ConvAffine):
-                module.fold_()
+        fold_affines_(self)
 
     def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Each width's output (32×35², 64×17², 128×8², 256×4² at 150 px): for perceptual losses."""
@@ -166,3 +164,10 @@ class DlibResNet29(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.down_out(self.feature_maps(x)[-1])
         return self.fc(x.mean((2, 3)))
+
+
+def fold_affines_(network: nn.Module) -> None:
+    """Every `ConvAffine` in `network` (a whole trunk or a part of one) folded (`ConvAffine.fold_`)."""
+    for module in network.modules():
+        if isinstance(module, ConvAffine):
+            module.fold_()

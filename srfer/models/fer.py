@@ -267,11 +267,10 @@ class DlibFer(nn.Module):
         theirs = [recogniser.stem, *recogniser.stages[: self.config.shared_stages]]
         copied = 0
         for own, source in zip(mine, theirs, strict=True):
-            own.load_state_dict(source.state_dict())
-            copied += len(source.state_dict())
-            for module in own.modules():
-                if isinstance(module, dlib_resnet.ConvAffine):
-                    module.fold_()
+            state = source.state_dict()
+            own.load_state_dict(state)
+            dlib_resnet.fold_affines_(own)
+            copied += len(state)
         return copied
 
     def pretrained_parameters(self) -> list[nn.Parameter]:

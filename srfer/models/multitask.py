@@ -8,9 +8,9 @@ same maps with its own stages and head. Freezing the shared part is the limit of
 the identity loss infinitely: the embedding is the recogniser's, bit for bit, so verification
 cannot move; only the expression branch learns.
 
-Shapes: (N, 3, H, W) faces in [0, 1] (the embedder's aligned chip; resized to 150) → the maps
-after stage N (64 × 17² after stage 2, 128 × 8² after stage 3) → (N, 128) unit embeddings
-and (N, classes) expression logits.
+Shapes: (N, 3, H, W) faces in [0, 1] (the embedder's aligned chip, resized to its 150 px
+`INPUT_SIZE`) → the maps after stage N (64 × 17² after stage 2, 128 × 8² after stage 3) →
+(N, 128) unit embeddings and (N, classes) expression logits.
 """
 
 from __future__ import annotations
@@ -28,10 +28,9 @@ class SharedTrunk(nn.Module):
 
     def __init__(self, embedder: nn.Module, classifier: nn.Module) -> None:
         super().__init__()
-        stages = getattr(getattr(classifier, "config", None), "shared_stages", 0)
-        if not isinstance(classifier, DlibFer) or not stages:
+        if not isinstance(classifier, DlibFer) or not classifier.config.shared_stages:
             raise ValueError("the expression classifier shares no stages with a recogniser")
-        self.prefix, self.identity = split_trunk(embedder, stages)
+        self.prefix, self.identity = split_trunk(embedder, classifier.config.shared_stages)
         if not same_maps(self.prefix, classifier):
             raise ValueError("the expression classifier's shared stages are not this embedder's")
         self.classifier = classifier

@@ -185,7 +185,7 @@ class FerTrainArgs(RunArgs):
         0,
         "dlib-resnet29: share the stem and the first N stages (1-4) with a face recogniser: copied from "
         "--share-trunk-with and frozen, so `predict` could run them once for both heads (the trunk "
-        "size is then the recogniser's, 150).",
+        "size is then the recogniser's input size).",
         min=0, max=4,
     )  # fmt: skip
     share_trunk_with: Path | None = option(
