@@ -43,8 +43,9 @@ def paths(device: torch.device, feature_sr: Path | None) -> dict[str, Callable[[
         "sr_x4": through(x4),
         "sr_x8": through(x8),
     }
-    if feature_sr is not None:
-        whole = load_feature_sr(embedder, feature_sr, device)
+    # the shipped feature SR where it was made for this embedder, unless a file is named
+    whole = load_feature_sr(embedder, feature_sr, device, explicit=feature_sr is not None)
+    if whole is not None:
         ways["feature_sr"] = lambda lr: whole(bicubic_resize(lr, crop))
     return ways
 
@@ -75,7 +76,9 @@ def measure(device: torch.device, size: int, feature_sr: Path | None) -> dict[st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=16, help="The probe size in px.")
-    parser.add_argument("--feature-sr-weights", type=Path, default=None)
+    parser.add_argument(
+        "--feature-sr-weights", type=Path, default=None, help="A feature SR file (default: the shipped one)."
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     report: dict[str, dict[str, float]] = {}
