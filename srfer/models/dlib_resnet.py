@@ -153,9 +153,20 @@ class DlibResNet29(nn.Module):
         """Every affine moved into its convolution (`ConvAffine.fold_`): before fine-tuning."""
         fold_affines_(self)
 
+    def stem_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised faces → the stem's pooled maps (32 × 35² at 150 px), what stage 1 takes."""
+        return F.max_pool2d(F.relu(self.stem(x)), 3, 2)
+
+    def run_stages(self, maps: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """`maps` through stages `start` to `stop` (0-based, end excluded): a trunk split at a
+        stage (a shared or feature-SR branch point) runs its two parts with this."""
+        for stage in self.stages[start:stop]:
+            maps = stage(maps)
+        return maps
+
     def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Each width's output (32×35², 64×17², 128×8², 256×4² at 150 px): for perceptual losses."""
-        maps, x = [], F.max_pool2d(F.relu(self.stem(x)), 3, 2)
+        maps, x = [], self.stem_maps(x)
         for stage in self.stages:
             x = stage(x)
             maps.append(x)

@@ -92,10 +92,7 @@ class _Prefix(nn.Module):
 
     def forward(self, x01: torch.Tensor) -> torch.Tensor:
         b = self.embedder.backbone
-        x = F.max_pool2d(F.relu(b.stem(self.embedder.prepare(x01))), 3, 2)
-        for stage in b.stages[: self.branch]:
-            x = stage(x)
-        return x
+        return b.run_stages(b.stem_maps(self.embedder.prepare(x01)), 0, self.branch)
 
 
 class _Rest(nn.Module):
@@ -105,8 +102,7 @@ class _Rest(nn.Module):
 
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
         b = self.backbone
-        for stage in b.stages[self.branch :]:
-            maps = stage(maps)
+        maps = b.run_stages(maps, self.branch)
         return F.normalize(b.fc(b.down_out(maps).mean((2, 3))).float(), dim=1)
 
 

@@ -242,16 +242,11 @@ class DlibFer(nn.Module):
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
-        maps = F.max_pool2d(F.relu(self.trunk.stem(self.normalise(x))), 3, 2)
-        for stage in self.trunk.stages[: self.config.shared_stages]:
-            maps = stage(maps)
-        return maps
+        return self.trunk.run_stages(self.trunk.stem_maps(self.normalise(x)), 0, self.config.shared_stages)
 
     def from_maps(self, maps: torch.Tensor) -> torch.Tensor:
         """Logits from the maps after the shared stages (the recogniser's, computed once)."""
-        for stage in self.trunk.stages[self.config.shared_stages :]:
-            maps = stage(maps)
-        return self.head(maps.mean((2, 3)))
+        return self.head(self.trunk.run_stages(maps, self.config.shared_stages).mean((2, 3)))
 
     def shared_modules(self) -> list[nn.Module]:
         """The stem and the first `shared_stages` stages (none when nothing is shared)."""
